@@ -1,0 +1,131 @@
+"""Gated recurrent unit, computed exactly as PyTorch's nn.GRU computes it.
+
+    r  = σ(W_ir x + b_ir + W_hr h + b_hr)              reset gate
+    z  = σ(W_iz x + b_iz + W_hz h + b_hz)              update gate: how much of the old state to keep
+    n  = tanh(W_in x + b_in + r ⊙ (W_hn h + b_hn))     candidate state
+    h' = (1 - z) ⊙ n + z ⊙ h
+
+Parameters keep PyTorch's layout and gate order (r, z, n). The packed weights scale the r and z rows by
+1/2 so that σ(x) = (1 + tanh(x / 2)) / 2 needs one tanh; b_hn stays apart because r multiplies it.
+
+Shapes: T timesteps, B streams, H hidden units.
+"""
+
+import numpy as np
+
+GATES = 3
+STATE = ("h",)
+
+
+def pack(w_ih, w_hh, b_ih, b_hh):
+    """Weights for the forward pass: w_ihT (in, 3H), w_hhT (H, 3H), bias (3H,) and b_hn (H,)."""
+    H = w_hh.shape[1]
+    scale = np.ones(3 * H, dtype=w_hh.dtype)
+    scale[: 2 * H] = 0.5
+    bias = b_ih.copy()
+    bias[: 2 * H] += b_hh[: 2 * H]
+    return {
+        "w_ihT": np.ascontiguousarray((w_ih * scale[:, None]).T),
+        "w_hhT": np.ascontiguousarray((w_hh * scale[:, None]).T),
+        "bias": bias * scale,
+        "b_hn": b_hh[2 * H :].copy(),
+    }
+
+
+def step(gates, h_prev, w_hhT, b_hn, h, hn, rec, tmp):
+    """One timestep, in place. gates (B, 3H): packed input projection in, activations (r, z, n) out.
+
+    h and hn (B, H) receive h' and W_hn h + b_hn; rec (B, 3H) and tmp (B, H) are scratch.
+    h may be h_prev: h_prev is last read when h is written.
+    """
+    H = h.shape[1]
+    np.matmul(h_prev, w_hhT, out=rec)
+    rz = gates[:, : 2 * H]
+    rz += rec[:, : 2 * H]
+    np.tanh(rz, out=rz)
+    rz *= 0.5
+    rz += 0.5
+    r, z, n = gates[:, :H], gates[:, H : 2 * H], gates[:, 2 * H :]
+    np.add(rec[:, 2 * H :], b_hn, out=hn)
+    np.multiply(r, hn, out=tmp)
+    n += tmp
+    np.tanh(n, out=n)
+    np.subtract(h_prev, n, out=h)
+    h *= z
+    h += n
+
+
+def advance(gates, state, packed, work, layer):
+    """One timestep for sampling: state (h,), (B, H), is updated in place."""
+    (h,) = state
+    B, H = h.shape
+    hn = work.get(f"gru{layer}.step_hn", (B, H), h.dtype)
+    rec = work.get(f"gru{layer}.step_rec", (B, GATES * H), h.dtype)
+    tmp = work.get(f"gru{layer}.step_tmp", (B, H), h.dtype)
+    step(gates, h, packed["w_hhT"], packed["b_hn"], h, hn, rec, tmp)
+    return h
+
+
+def forward(gates, state, packed, work, layer):
+    """Run the window; gates (T, B, 3H) holds the packed input projection and is overwritten.
+
+    Returns hs (T+1, B, H) with hs[0] the initial h, the final state (a copy) and the cache.
+    """
+    T, B, G = gates.shape
+    H = G // GATES
+    dtype = gates.dtype
+    hs = work.get(f"gru{layer}.hs", (T + 1, B, H), dtype)
+    hn = work.get(f"gru{layer}.hn", (T, B, H), dtype)
+    rec = work.get(f"gru{layer}.rec", (B, G), dtype)
+    tmp = work.get(f"gru{layer}.tmp", (B, H), dtype)
+    w_hhT, b_hn = packed["w_hhT"], packed["b_hn"]
+    (hs[0],) = state
+    for t in range(T):
+        step(gates[t], hs[t], w_hhT, b_hn, hs[t + 1], hn[t], rec, tmp)
+    return hs, (hs[T].copy(),), {"gates": gates, "hs": hs, "hn": hn}
+
+
+def backward(cache, dhs, w_hh, work, layer):
+    """Gradients of the input-side and recurrent-side pre-activations, each (T, B, 3H), order (r, z, n).
+
+    dhs (T, B, H) is the loss gradient of every output h_t. They differ only in the n block, where the
+    recurrent side is scaled by r. Nothing flows into the initial state.
+    """
+    gates, hs, hn = cache["gates"], cache["hs"], cache["hn"]
+    T, B, G = gates.shape
+    H = G // GATES
+    dtype = gates.dtype
+    r, z, n = (gates[:, :, k * H : (k + 1) * H] for k in range(3))  # (T, B, H) each
+
+    # Local derivatives for the whole window, stored in the gradient buffer; the loop multiplies by dh_t.
+    dx = work.get(f"gru{layer}.dx", (T, B, G), dtype)
+    d = dx.reshape(T, B, GATES, H)
+    d_r, d_z, d_n = d[:, :, 0], d[:, :, 1], d[:, :, 2]
+    np.multiply(n, n, out=d_n)
+    np.subtract(1, d_n, out=d_n)
+    np.subtract(1, z, out=d_r)  # d_r as scratch
+    d_n *= d_r  # ∂h'/∂n_pre = (1 - z) ⊙ tanh'(n)
+    np.subtract(1, z, out=d_z)
+    d_z *= z
+    np.subtract(hs[:-1], n, out=d_r)
+    d_z *= d_r  # ∂h'/∂z_pre = (h - n) ⊙ σ'(z)
+    np.subtract(1, r, out=d_r)
+    d_r *= r
+    d_r *= hn  # ∂n_pre/∂r_pre = (W_hn h + b_hn) ⊙ σ'(r); times ∂h'/∂n_pre in the loop
+
+    dh_side = work.get(f"gru{layer}.dh_side", (T, B, G), dtype)
+    dh = work.get(f"gru{layer}.dh", (B, H), dtype)
+    carry = work.zeros(f"gru{layer}.carry", (B, H), dtype)  # gradient reaching h_t from step t+1
+    tmp = work.get(f"gru{layer}.tmp", (B, H), dtype)
+    for t in reversed(range(T)):
+        np.add(dhs[t], carry, out=dh)
+        d[t, :, 1:] *= dh[:, None, :]  # z, n
+        d[t, :, 0] *= d[t, :, 2]  # r
+        e = dh_side[t].reshape(B, GATES, H)
+        e[:, :2] = d[t, :, :2]
+        np.multiply(d[t, :, 2], r[t], out=e[:, 2])
+        if t > 0:
+            np.matmul(dh_side[t], w_hh, out=carry)  # back through W_hh
+            np.multiply(dh, z[t], out=tmp)  # back through z ⊙ h
+            carry += tmp
+    return dx, dh_side

@@ -1,0 +1,137 @@
+"""Long short-term memory, computed exactly as PyTorch's nn.LSTM computes it.
+
+    i  = σ(W_ii x + b_ii + W_hi h + b_hi)        input gate: how much of the candidate to write
+    f  = σ(W_if x + b_if + W_hf h + b_hf)        forget gate: how much of the old memory to keep
+    g  = tanh(W_ig x + b_ig + W_hg h + b_hg)     candidate memory
+    o  = σ(W_io x + b_io + W_ho h + b_ho)        output gate: how much of the memory to show
+    c' = f ⊙ c + i ⊙ g                           memory (cell state)
+    h' = o ⊙ tanh(c')                            hidden state, the layer's output
+
+Parameters keep PyTorch's layout: rows of weight_ih / weight_hh / biases in gate order (i, f, g, o).
+
+Speed: the packed weights used by the forward pass put the gates in the order (i, f, o, g) and scale the
+i, f and o rows by 1/2. One tanh over all 4H pre-activations, then (1 + t) / 2 on the first 3H columns,
+gives the three sigmoids and the tanh at once, since σ(x) = (1 + tanh(x / 2)) / 2. The backward pass
+works in PyTorch's order on the true (unscaled) pre-activations, so gradients need no translation.
+
+Shapes: T timesteps, B streams, H hidden units; `in` is the layer's input size.
+"""
+
+import numpy as np
+
+GATES = 4
+STATE = ("h", "c")
+
+
+def pack(w_ih, w_hh, b_ih, b_hh):
+    """Weights for the forward pass: w_ihT (in, 4H), w_hhT (H, 4H), bias (4H,), in order (i, f, o, g)."""
+    H = w_hh.shape[1]
+    order = np.r_[0 : 2 * H, 3 * H : 4 * H, 2 * H : 3 * H]
+    scale = np.ones(4 * H, dtype=w_hh.dtype)
+    scale[: 3 * H] = 0.5
+    w_ihT = np.ascontiguousarray((w_ih[order] * scale[:, None]).T)
+    w_hhT = np.ascontiguousarray((w_hh[order] * scale[:, None]).T)
+    bias = (b_ih + b_hh)[order] * scale
+    return {"w_ihT": w_ihT, "w_hhT": w_hhT, "bias": bias}
+
+
+def step(gates, h_prev, c_prev, w_hhT, h, c, tanh_c, rec):
+    """One timestep, in place, for B streams at once; shared by the training forward pass and sampling.
+
+    gates (B, 4H): on entry the packed input projection of x, on exit the activations (i, f, o, g).
+    h, c, tanh_c (B, H) receive h', c' and tanh(c'); rec (B, 4H) is scratch.
+    """
+    H = h.shape[1]
+    np.matmul(h_prev, w_hhT, out=rec)
+    gates += rec
+    np.tanh(gates, out=gates)
+    ifo = gates[:, : 3 * H]
+    ifo *= 0.5
+    ifo += 0.5
+    i, f, o, g = gates[:, :H], gates[:, H : 2 * H], gates[:, 2 * H : 3 * H], gates[:, 3 * H :]
+    np.multiply(f, c_prev, out=c)
+    np.multiply(i, g, out=tanh_c)  # tanh_c doubles as scratch for i ⊙ g
+    c += tanh_c
+    np.tanh(c, out=tanh_c)
+    np.multiply(o, tanh_c, out=h)
+
+
+def advance(gates, state, packed, work, layer):
+    """One timestep for sampling: state (h, c), each (B, H), is updated in place."""
+    h, c = state
+    B, H = h.shape
+    tanh_c = work.get(f"lstm{layer}.step_tanh_c", (B, H), h.dtype)
+    rec = work.get(f"lstm{layer}.step_rec", (B, GATES * H), h.dtype)
+    step(gates, h, c, packed["w_hhT"], h, c, tanh_c, rec)  # h_prev is read before h is written
+    return h
+
+
+def forward(gates, state, packed, work, layer):
+    """Run the window. gates (T, B, 4H) holds the packed input projection and is overwritten.
+
+    Returns hs (T+1, B, H) with hs[0] the initial h, the final state (copies, safe to carry into the
+    next window) and the cache for backward.
+    """
+    T, B, G = gates.shape
+    H = G // GATES
+    dtype = gates.dtype
+    hs = work.get(f"lstm{layer}.hs", (T + 1, B, H), dtype)
+    cs = work.get(f"lstm{layer}.cs", (T + 1, B, H), dtype)
+    tanh_c = work.get(f"lstm{layer}.tanh_c", (T, B, H), dtype)
+    rec = work.get(f"lstm{layer}.rec", (B, G), dtype)
+    w_hhT = packed["w_hhT"]
+    hs[0], cs[0] = state
+    for t in range(T):
+        step(gates[t], hs[t], cs[t], w_hhT, hs[t + 1], cs[t + 1], tanh_c[t], rec)
+    cache = {"gates": gates, "cs": cs, "tanh_c": tanh_c}
+    return hs, (hs[T].copy(), cs[T].copy()), cache
+
+
+def backward(cache, dhs, w_hh, work, layer):
+    """Gradients of the pre-activations, given dhs (T, B, H), the loss gradient of every output h_t.
+
+    Returns (dx, dh): both (T, B, 4H) in PyTorch's gate order, for the input-side and recurrent-side
+    pre-activations. In an LSTM both sides enter the gates the same way, so they are one array.
+    Nothing flows into the initial state: truncated backpropagation through time.
+    """
+    gates, cs, tanh_c = cache["gates"], cache["cs"], cache["tanh_c"]
+    T, B, G = gates.shape
+    H = G // GATES
+    dtype = gates.dtype
+    i, f, o, g = (gates[:, :, k * H : (k + 1) * H] for k in range(4))  # (T, B, H) each
+
+    # Local derivatives for the whole window at once, written straight into the gradient buffer in
+    # PyTorch order; the time loop below then only multiplies them by dc_t or dh_t.
+    dgates = work.get(f"lstm{layer}.dgates", (T, B, G), dtype)
+    d = dgates.reshape(T, B, GATES, H)
+    d_i, d_f, d_g, d_o = d[:, :, 0], d[:, :, 1], d[:, :, 2], d[:, :, 3]
+    np.subtract(1, i, out=d_i)
+    d_i *= i
+    d_i *= g  # ∂c/∂i_pre = g ⊙ σ'(i)
+    np.subtract(1, f, out=d_f)
+    d_f *= f
+    d_f *= cs[:-1]  # ∂c/∂f_pre = c_prev ⊙ σ'(f)
+    np.multiply(g, g, out=d_g)
+    np.subtract(1, d_g, out=d_g)
+    d_g *= i  # ∂c/∂g_pre = i ⊙ tanh'(g)
+    np.subtract(1, o, out=d_o)
+    d_o *= o
+    d_o *= tanh_c  # ∂h/∂o_pre = tanh(c) ⊙ σ'(o)
+    dc_dh = work.get(f"lstm{layer}.dc_dh", (T, B, H), dtype)
+    np.multiply(tanh_c, tanh_c, out=dc_dh)
+    np.subtract(1, dc_dh, out=dc_dh)
+    dc_dh *= o  # ∂h/∂c = o ⊙ tanh'(c)
+
+    dh = work.get(f"lstm{layer}.dh", (B, H), dtype)
+    dc = work.zeros(f"lstm{layer}.dc", (B, H), dtype)  # holds f_{t+1} ⊙ dc_{t+1} on entry to step t
+    carry = work.zeros(f"lstm{layer}.carry", (B, H), dtype)  # gradient reaching h_t from step t+1
+    for t in reversed(range(T)):
+        np.add(dhs[t], carry, out=dh)
+        np.multiply(dh, dc_dh[t], out=carry)  # carry as scratch
+        dc += carry
+        d[t, :, 3] *= dh  # o
+        d[t, :, :3] *= dc[:, None, :]  # i, f, g
+        if t > 0:
+            np.matmul(dgates[t], w_hh, out=carry)  # (B, 4H) @ (4H, H): back through W_hh
+            dc *= f[t]
+    return dgates, dgates

@@ -1,0 +1,29 @@
+"""Preallocated arrays, reused from window to window so the hot loops allocate nothing after the first call."""
+
+import numpy as np
+
+
+class Workspace:
+    """Named scratch arrays. `get` returns the array stored under a name, allocating it again only when the
+    shape or dtype changes. Anything a function returns that lives here (a cache, gradients, logits) stays
+    valid until the next call that uses the same workspace."""
+
+    def __init__(self):
+        self._arrays = {}
+
+    def get(self, name, shape, dtype):
+        """An array of that shape and dtype with undefined contents."""
+        shape = tuple(shape)
+        a = self._arrays.get(name)
+        if a is None or a.shape != shape or a.dtype != dtype:
+            a = self._arrays[name] = np.empty(shape, dtype)
+        return a
+
+    def zeros(self, name, shape, dtype):
+        """Like `get`, filled with zeros."""
+        a = self.get(name, shape, dtype)
+        a.fill(0)
+        return a
+
+    def nbytes(self):
+        return sum(a.nbytes for a in self._arrays.values())

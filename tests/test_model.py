@@ -1,0 +1,209 @@
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import naive
+from charlstm import model
+from charlstm.cells import CELLS
+from charlstm.workspace import Workspace
+from gradcheck import numeric_grad, relative_error
+
+CELL_NAMES = sorted(CELLS)
+
+
+def make(cell, V, H, L, B, seed=0, dtype=np.float64, scale=2.0):
+    """Parameters a little wider than the default init, random initial state, so every nonlinearity bends."""
+    rng = np.random.default_rng(seed)
+    spec = model.Spec(cell, V, H, L)
+    params = {k: (v * scale).astype(dtype) for k, v in model.init_params(spec, rng, np.float64).items()}
+    state = tuple(rng.normal(size=s.shape).astype(dtype) for s in model.zero_state(spec, B))
+    return spec, params, state, rng
+
+
+@pytest.mark.parametrize("cell", CELL_NAMES)
+@pytest.mark.parametrize("V, L, B, T", [(5, 1, 1, 1), (7, 1, 3, 7), (11, 2, 1, 7), (6, 2, 3, 1),
+                                        (9, 3, 3, 7), (8, 3, 1, 1)])
+def test_gradients_match_finite_differences(cell, V, L, B, T):
+    spec, params, state, rng = make(cell, V, 3, L, B, seed=V + L + B + T)
+    x, y = rng.integers(0, V, (T, B)), rng.integers(0, V, (T, B))
+    _, _, cache = model.forward(params, x, y, state)
+    grads = model.backward(params, cache)
+    assert grads.keys() == params.keys()
+
+    def loss():
+        return model.forward(params, x, y, state)[0]
+
+    for name in params:
+        assert grads[name].shape == params[name].shape
+        err = relative_error(grads[name], numeric_grad(loss, params[name]))
+        assert err < 1e-6, (name, err)
+
+
+@pytest.mark.parametrize("cell", CELL_NAMES)
+def test_masked_loss_gradients_match_finite_differences(cell):
+    spec, params, state, rng = make(cell, 6, 3, 2, 3, seed=4)
+    x, y = rng.integers(0, 6, (5, 3)), rng.integers(0, 6, (5, 3))
+    mask = (rng.random((5, 3)) < 0.6).astype(np.float64)
+    _, _, cache = model.forward(params, x, y, state, mask=mask)
+    grads = model.backward(params, cache)
+    for name in params:
+        num = numeric_grad(lambda: model.forward(params, x, y, state, mask=mask)[0], params[name])
+        assert relative_error(grads[name], num) < 1e-6, name
+
+
+@pytest.mark.parametrize("cell", CELL_NAMES)
+def test_mask_ignores_padded_targets(cell):
+    spec, params, state, rng = make(cell, 6, 4, 2, 2)
+    x, y = rng.integers(0, 6, (5, 2)), rng.integers(0, 6, (5, 2))
+    mask = np.ones((5, 2))
+    mask[3:, 1] = 0
+    y2 = y.copy()
+    y2[3:, 1] = (y2[3:, 1] + 1) % 6  # change only padded targets
+    a = model.forward(params, x, y, state, mask=mask)[0]
+    b = model.forward(params, x, y2, state, mask=mask)[0]
+    assert a == b
+    logits, _ = naive.run(cell, params, x, state)
+    assert a == pytest.approx(naive.loss(logits, y, mask), rel=1e-12)
+
+
+@pytest.mark.parametrize("cell", CELL_NAMES)
+def test_one_step_against_equations_written_out(cell):
+    """T=1, L=1: the loss and new state against the cell's equations, spelled out here once more."""
+    spec, params, state, rng = make(cell, 5, 4, 1, 2)
+    x, y = rng.integers(0, 5, (1, 2)), rng.integers(0, 5, (1, 2))
+    loss, final, _ = model.forward(params, x, y, state)
+
+    p = {k.split(".", 1)[1]: v for k, v in params.items()}
+    sig = lambda a: 1 / (1 + np.exp(-a))  # noqa: E731
+    xv = np.eye(5)[x[0]]  # (B, V)
+    h = state[0][0]
+    pre_x = xv @ p["weight_ih_l0"].T + p["bias_ih_l0"]
+    pre_h = h @ p["weight_hh_l0"].T + p["bias_hh_l0"]
+    if cell == "lstm":
+        c = state[1][0]
+        i, f, g, o = np.split(pre_x + pre_h, 4, axis=1)
+        c_new = sig(f) * c + sig(i) * np.tanh(g)
+        h_new = sig(o) * np.tanh(c_new)
+        np.testing.assert_allclose(final[1][0], c_new, rtol=1e-12, atol=1e-12)
+    elif cell == "gru":
+        rx, zx, nx = np.split(pre_x, 3, axis=1)
+        rh, zh, nh = np.split(pre_h, 3, axis=1)
+        r, z = sig(rx + rh), sig(zx + zh)
+        h_new = (1 - z) * np.tanh(nx + r * nh) + z * h
+    else:
+        h_new = np.tanh(pre_x + pre_h)
+    np.testing.assert_allclose(final[0][0], h_new, rtol=1e-12, atol=1e-12)
+    logits = h_new @ params["decoder.weight"].T + params["decoder.bias"]
+    logp = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
+    assert loss == pytest.approx(-logp[np.arange(2), y[0]].mean(), rel=1e-12)
+
+
+@pytest.mark.parametrize("cell", CELL_NAMES)
+def test_one_window_equals_two_windows_with_carried_state(cell):
+    spec, params, state, rng = make(cell, 7, 5, 2, 3)
+    x, y = rng.integers(0, 7, (10, 3)), rng.integers(0, 7, (10, 3))
+    work = Workspace()
+    whole, final, _ = model.forward(params, x, y, state, work)
+    first, carried, _ = model.forward(params, x[:5], y[:5], state, work)
+    second, final2, _ = model.forward(params, x[5:], y[5:], carried, work)
+    assert (first + second) / 2 == pytest.approx(whole, rel=1e-13)
+    for a, b in zip(final, final2):
+        np.testing.assert_allclose(a, b, rtol=1e-13, atol=1e-14)
+
+
+@pytest.mark.parametrize("cell", CELL_NAMES)
+def test_float32_agrees_with_float64(cell):
+    spec, p64, s64, rng = make(cell, 11, 16, 2, 4, scale=1.0)
+    x, y = rng.integers(0, 11, (9, 4)), rng.integers(0, 11, (9, 4))
+    p32 = {k: v.astype(np.float32) for k, v in p64.items()}
+    s32 = tuple(s.astype(np.float32) for s in s64)
+    l64, f64, c64 = model.forward(p64, x, y, s64)
+    g64 = model.backward(p64, c64)
+    l32, f32, c32 = model.forward(p32, x, y, s32)
+    g32 = model.backward(p32, c32)
+    assert l32 == pytest.approx(l64, rel=1e-5)
+    for a, b in zip(f32, f64):
+        assert a.dtype == np.float32
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+    for name in p64:
+        assert g32[name].dtype == np.float32, name
+        np.testing.assert_allclose(g32[name], g64[name], rtol=1e-3, atol=1e-5 * np.abs(g64[name]).max())
+
+
+@settings(max_examples=40, deadline=None)
+@given(cell=st.sampled_from(CELL_NAMES), V=st.integers(2, 12), H=st.integers(1, 9), L=st.integers(1, 3),
+       T=st.integers(1, 9), B=st.integers(1, 5), seed=st.integers(0, 2**16))
+def test_fast_forward_matches_naive_over_shapes(cell, V, H, L, T, B, seed):
+    spec, params, state, rng = make(cell, V, H, L, B, seed=seed)
+    x, y = rng.integers(0, V, (T, B)), rng.integers(0, V, (T, B))
+    loss, final, cache = model.forward(params, x, y, state)
+    logits, naive_final = naive.run(cell, params, x, state)
+    assert loss == pytest.approx(naive.loss(logits, y), rel=1e-10)
+    for a, b in zip(final, naive_final):
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
+    grads = model.backward(params, cache)
+    for name, g in grads.items():
+        assert g.shape == params[name].shape and np.all(np.isfinite(g))
+
+
+@settings(max_examples=15, deadline=None)
+@given(cell=st.sampled_from(CELL_NAMES), V=st.integers(2, 8), H=st.integers(1, 6), L=st.integers(1, 3),
+       T=st.integers(1, 5), B=st.integers(1, 4), seed=st.integers(0, 2**16))
+def test_gradient_check_over_shapes(cell, V, H, L, T, B, seed):
+    spec, params, state, rng = make(cell, V, H, L, B, seed=seed)
+    x, y = rng.integers(0, V, (T, B)), rng.integers(0, V, (T, B))
+    grads = model.backward(params, model.forward(params, x, y, state)[2])
+    name = sorted(params)[seed % len(params)]  # one parameter per example keeps this quick
+    num = numeric_grad(lambda: model.forward(params, x, y, state)[0], params[name])
+    assert relative_error(grads[name], num) < 1e-6, name
+
+
+@pytest.mark.parametrize("cell", CELL_NAMES)
+def test_single_step_reproduces_the_window(cell):
+    spec, params, state, rng = make(cell, 8, 6, 2, 3)
+    x = rng.integers(0, 8, (6, 3))
+    logits, final = naive.run(cell, params, x, state)
+    packed = model.pack(params)
+    stepped = tuple(s.copy() for s in state)
+    work = Workspace()
+    for t in range(6):
+        out = model.step(packed, x[t], stepped, work)
+        np.testing.assert_allclose(out, logits[t], rtol=1e-10, atol=1e-12)
+    for a, b in zip(stepped, final):
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
+
+
+def test_parameters_are_named_and_shaped_like_pytorch():
+    spec = model.Spec("lstm", 65, 32, 2)
+    params = model.init_params(spec, np.random.default_rng(0))
+    assert {k: v.shape for k, v in params.items()} == {
+        "lstm.weight_ih_l0": (128, 65), "lstm.weight_hh_l0": (128, 32),
+        "lstm.bias_ih_l0": (128,), "lstm.bias_hh_l0": (128,),
+        "lstm.weight_ih_l1": (128, 32), "lstm.weight_hh_l1": (128, 32),
+        "lstm.bias_ih_l1": (128,), "lstm.bias_hh_l1": (128,),
+        "decoder.weight": (65, 32), "decoder.bias": (65,),
+    }
+    assert all(v.dtype == np.float32 for v in params.values())
+    assert model.spec_of(params) == spec
+    bound = 1 / np.sqrt(32)
+    assert all(np.abs(v).max() <= bound for v in params.values())
+
+
+def test_forget_bias_sets_the_total_forget_gate_bias():
+    spec = model.Spec("lstm", 5, 4, 2)
+    params = model.init_params(spec, np.random.default_rng(0), forget_bias=1.0)
+    for k in range(2):
+        total = params[f"lstm.bias_ih_l{k}"] + params[f"lstm.bias_hh_l{k}"]
+        np.testing.assert_array_equal(total[4:8], 1.0)
+        assert not np.allclose(total[:4], 1.0)
+
+
+def test_workspace_is_reused_across_windows():
+    spec, params, state, rng = make("lstm", 6, 4, 2, 2, dtype=np.float32)
+    x, y = rng.integers(0, 6, (5, 2)), rng.integers(0, 6, (5, 2))
+    work = Workspace()
+    model.backward(params, model.forward(params, x, y, state, work)[2], work)
+    arrays = {k: id(v) for k, v in work._arrays.items()}
+    model.backward(params, model.forward(params, x, y, state, work)[2], work)
+    assert {k: id(v) for k, v in work._arrays.items()} == arrays
