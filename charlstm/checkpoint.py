@@ -1,0 +1,206 @@
+"""Checkpoints: self-describing .npz files, written atomically, read without pickle and verified.
+
+Layout (every entry a plain array; `numpy.load(path, allow_pickle=False)` reads it):
+    lstm.weight_ih_l0 ... decoder.bias      the model, named as a PyTorch state_dict
+    optim.<slot>.<param>                    optimizer state, e.g. optim.exp_avg.decoder.bias
+    state.h, state.c                        the carried recurrent state, (L, B, H)
+    meta                                    UTF-8 JSON bytes: format and version, vocabulary, config, step,
+                                            epoch, data position, metrics, RNG state
+    sha256                                  hex digest over every other entry's name, dtype, shape and bytes
+
+Writing goes to a temporary file in the same directory, which is flushed, fsynced and renamed over the
+final name, so a crash at any moment leaves either the old checkpoint or the new one, never a mixture.
+"""
+
+import hashlib
+import json
+import os
+import pathlib
+import zipfile
+
+import numpy as np
+
+from . import config as config_mod
+from .data import Vocab
+from .errors import CharlstmError, CheckpointError, ConfigError, DataError
+from .cells import CELLS
+from .model import Spec, param_shapes
+
+FORMAT = "charlstm-checkpoint"
+VERSION = 1
+MAX_META_BYTES = 16 << 20  # a vocabulary of every Unicode character would still fit
+TMP_SUFFIX = ".tmp"
+
+
+class CheckpointWriteError(CheckpointError):
+    """The file system refused a checkpoint; the previous file under that name is untouched."""
+
+
+def digest(arrays):
+    """SHA-256 over the entries' names, dtypes, shapes and C-order bytes, in name order."""
+    h = hashlib.sha256()
+    for name in sorted(arrays):
+        a = np.ascontiguousarray(arrays[name])
+        h.update(name.encode("utf-8") + b"\0" + a.dtype.str.encode() + b"\0" + repr(a.shape).encode() + b"\0")
+        h.update(a.data if a.size else b"")
+    return h.hexdigest()
+
+
+def tmp_name(path):
+    return path.with_name(f".{path.name}.{os.getpid()}{TMP_SUFFIX}")
+
+
+def write(path, arrays, meta):
+    """Write arrays and meta to path atomically. Raises CheckpointWriteError if the disk refuses."""
+    path = pathlib.Path(path)
+    entries = dict(arrays)
+    entries["meta"] = np.frombuffer(json.dumps(meta, ensure_ascii=False, sort_keys=True).encode("utf-8"), np.uint8)
+    entries["sha256"] = np.frombuffer(digest(entries).encode("ascii"), np.uint8)
+    tmp = tmp_name(path)
+    try:
+        with open(tmp, "wb") as fh:
+            np.savez(fh, **entries)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+        _fsync_dir(path.parent)
+    except OSError as e:
+        _remove_quietly(tmp)
+        raise CheckpointWriteError(f"could not write {path}: {e.strerror or e}") from None
+    except BaseException:
+        _remove_quietly(tmp)
+        raise
+
+
+def _fsync_dir(directory):
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _remove_quietly(path):
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+
+
+def read(path):
+    """-> (arrays without meta and sha256, meta dict), verified against the recorded digest."""
+    path = pathlib.Path(path)
+    if not path.exists():
+        raise CheckpointError(f"no checkpoint at {path}")
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            if not isinstance(archive, np.lib.npyio.NpzFile):
+                raise CheckpointError(f"{path} is a single array, not a charlstm checkpoint")
+            entries = {name: archive[name] for name in archive.files}
+    except CharlstmError:
+        raise
+    except (zipfile.BadZipFile, EOFError) as e:
+        raise CheckpointError(f"{path} is corrupt or truncated ({_reason(e)})") from None
+    except ValueError as e:
+        if "pickle" in str(e):
+            raise CheckpointError(f"{path} holds pickled objects, which charlstm never loads") from None
+        raise CheckpointError(f"{path} is not a readable checkpoint ({_reason(e)})") from None
+    except MemoryError:
+        raise CheckpointError(f"{path} declares arrays too large to load") from None
+    except Exception as e:  # zlib.error, OSError, struct.error...: any damage is the same to the user
+        raise CheckpointError(f"{path} is corrupt or unreadable ({_reason(e)})") from None
+
+    if "meta" not in entries or "sha256" not in entries:
+        raise CheckpointError(f"{path} is not a charlstm checkpoint (no meta or sha256 entry)")
+    recorded = entries.pop("sha256")
+    if recorded.dtype != np.uint8 or recorded.ndim != 1:
+        raise CheckpointError(f"{path}: its sha256 entry is malformed")
+    if recorded.tobytes() != digest(entries).encode("ascii"):
+        raise CheckpointError(f"{path} is corrupt: its contents do not match the SHA-256 recorded in it")
+    meta_bytes = entries.pop("meta")
+    if meta_bytes.dtype != np.uint8 or meta_bytes.ndim != 1:
+        raise CheckpointError(f"{path}: meta must be a 1-D array of UTF-8 bytes")
+    if meta_bytes.size > MAX_META_BYTES:
+        raise CheckpointError(f"{path}: meta is {meta_bytes.size} bytes, more than the {MAX_META_BYTES} allowed")
+    try:
+        meta = json.loads(meta_bytes.tobytes().decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as e:
+        raise CheckpointError(f"{path}: meta is not UTF-8 JSON ({_reason(e)})") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise CheckpointError(f"{path} is not a charlstm checkpoint (meta names no format {FORMAT!r})")
+    if meta.get("version") != VERSION:
+        raise CheckpointError(f"{path} has checkpoint format version {meta.get('version')!r}; "
+                              f"this charlstm reads version {VERSION}")
+    return entries, meta
+
+
+def _reason(e):
+    text = str(e).strip().splitlines()
+    return text[0][:200] if text else type(e).__name__
+
+
+class Checkpoint:
+    """A verified checkpoint: params, vocab, config and the rest of the training state."""
+
+    def __init__(self, path, entries, meta):
+        self.path = pathlib.Path(path)
+        self.meta = meta
+        try:
+            self.vocab = Vocab(meta["vocab"])
+        except (KeyError, TypeError):
+            raise CheckpointError(f"{path}: meta holds no vocabulary list") from None
+        except DataError as e:
+            raise CheckpointError(f"{path}: bad vocabulary: {e}") from None
+        try:
+            self.config = config_mod.from_dict(meta["config"])
+        except KeyError:
+            raise CheckpointError(f"{path}: meta holds no config") from None
+        except ConfigError as e:
+            raise CheckpointError(f"{path}: bad config: {e}") from None
+        m = self.config.model
+        self.spec = Spec(m.cell, len(self.vocab), m.hidden, m.layers)
+        shapes = param_shapes(self.spec)
+        self.params = {}
+        for name, shape in shapes.items():
+            a = entries.get(name)
+            if a is None:
+                raise CheckpointError(f"{path}: missing array {name}")
+            if a.shape != shape:
+                raise CheckpointError(f"{path}: {name} has shape {a.shape}, expected {shape} for this config")
+            if a.dtype not in (np.float32, np.float64):
+                raise CheckpointError(f"{path}: {name} has dtype {a.dtype}, expected float32 or float64")
+            if not np.all(np.isfinite(a)):
+                raise CheckpointError(f"{path}: {name} holds NaN or infinite values")
+            self.params[name] = a
+        self.optim = {k[len("optim."):]: a for k, a in entries.items() if k.startswith("optim.")}
+        names = [f"state.{n}" for n in CELLS[m.cell].STATE]
+        self.state = tuple(entries[n] for n in names) if all(n in entries for n in names) else None
+        unknown = set(entries) - set(shapes) - {k for k in entries if k.startswith(("optim.", "state."))}
+        if unknown:
+            raise CheckpointError(f"{path}: unexpected arrays {', '.join(sorted(unknown)[:5])}")
+
+    @property
+    def step(self):
+        return int(self.meta.get("step", 0))
+
+
+def load(path):
+    """Read and verify a checkpoint file, or a run directory's best.npz (else latest.npz)."""
+    path = resolve(path)
+    entries, meta = read(path)
+    return Checkpoint(path, entries, meta)
+
+
+def resolve(path):
+    path = pathlib.Path(path)
+    if path.is_dir():
+        for name in ("best.npz", "latest.npz"):
+            if (path / name).exists():
+                return path / name
+        raise CheckpointError(f"run directory {path} holds no best.npz or latest.npz")
+    return path

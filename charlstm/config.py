@@ -1,0 +1,254 @@
+"""Typed configuration: dataclass defaults < a YAML file < command-line overrides.
+
+Every key has a type and a comment; a YAML file or an override naming an unknown key, or giving a value
+of the wrong type or outside its choices, is a ConfigError that names the key and what is valid.
+"""
+
+import dataclasses
+import re
+from dataclasses import dataclass, field
+from typing import Optional, Tuple
+
+import yaml
+
+from .errors import ConfigError
+
+
+def _choice(default, choices, doc):
+    return field(default=default, metadata={"choices": choices, "doc": doc})
+
+
+def _doc(default, doc):
+    return field(default=default, metadata={"doc": doc})
+
+
+@dataclass
+class ModelConfig:
+    cell: str = _choice("lstm", ("lstm", "gru", "rnn"), "recurrent cell")
+    hidden: int = _doc(256, "H, hidden units per layer")
+    layers: int = _doc(2, "L, stacked recurrent layers")
+    forget_bias: Optional[float] = _doc(None, "initial forget-gate bias (GRU: update gate); null keeps PyTorch's init")
+    dropout: float = _doc(0.0, "dropout on the outputs of every layer but the last, as nn.LSTM(dropout=p)")
+    decoder_dropout: float = _doc(0.0, "dropout on the last layer's output, before the decoder")
+
+
+@dataclass
+class DataConfig:
+    mode: str = _choice("stream", ("stream", "lines"),
+                        "stream: B contiguous streams with the state carried; lines: each line its own sequence")
+    batch: int = _doc(32, "B, parallel streams (or lines) per step")
+    window: int = _doc(64, "T, characters per stream per step (truncated-BPTT length)")
+    val_fraction: float = _doc(0.05, "the last fraction of the text held out for validation (ignored with --val)")
+    val_streams: int = _doc(8, "validation runs the held-out text as this many contiguous streams")
+    random_offset: bool = _doc(True, "start each epoch at a random offset below T, so windows vary")
+    encoding: str = _doc("utf-8", "text encoding of the corpus files")
+    errors: str = _choice("strict", ("strict", "replace"), "invalid bytes: strict stops with an error, replace uses U+FFFD")
+
+
+@dataclass
+class OptimConfig:
+    name: str = _choice("adam", ("sgd", "rmsprop", "adam", "adamw"), "optimizer, defined as in PyTorch")
+    lr: float = _doc(2e-3, "learning rate")
+    betas: Tuple[float, float] = _doc((0.9, 0.999), "Adam/AdamW moment decay rates")
+    eps: float = _doc(1e-8, "Adam/AdamW/RMSProp denominator guard")
+    weight_decay: float = _doc(0.0, "L2 penalty (AdamW: decoupled decay)")
+    momentum: float = _doc(0.0, "SGD/RMSProp momentum")
+    nesterov: bool = _doc(False, "SGD Nesterov momentum")
+    alpha: float = _doc(0.99, "RMSProp squared-gradient decay")
+    centered: bool = _doc(False, "RMSProp: normalise by the gradient's variance instead of its second moment")
+    clip: float = _doc(5.0, "clip the global gradient norm to this; 0 turns clipping off")
+    schedule: str = _choice("constant", ("constant", "step", "cosine"), "learning-rate schedule")
+    decay_every: int = _doc(10, "step schedule: epochs between decays")
+    decay_rate: float = _doc(0.5, "step schedule: factor per decay")
+    warmup: int = _doc(0, "cosine schedule: steps of linear warmup")
+    min_lr: float = _doc(0.0, "cosine schedule: learning rate at the last step")
+
+
+@dataclass
+class TrainConfig:
+    steps: int = _doc(10000, "total optimizer steps of the run (a resumed run stops at the same step)")
+    time_budget: Optional[str] = _doc(None, "stop cleanly, saving, after this much wall time, e.g. 10m")
+    seed: int = _doc(1234, "seeds initialisation, epoch offsets and dropout; same seed and config, same run")
+    log_every: int = _doc(50, "steps between lines in metrics.jsonl")
+    eval_every: int = _doc(500, "steps between validation passes (and best.npz updates)")
+    save_every: int = _doc(500, "steps between writes of latest.npz")
+    val_max_chars: int = _doc(0, "validate on at most this many held-out characters; 0 means all")
+    cloze: Optional[str] = _doc(None, "a PROMPT<TAB>ANSWER file scored by greedy blank filling at every validation")
+    on_save_error: str = _choice("stop", ("stop", "continue"), "when a checkpoint cannot be written")
+
+
+@dataclass
+class Config:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+
+SECTIONS = {f.name: f.type for f in dataclasses.fields(Config)}
+
+
+def _coerce(key, value, f):
+    """value converted to field f's type, or a ConfigError naming the key."""
+    kind, choices = f.type, f.metadata.get("choices")
+    if value is None:
+        if kind in OPTIONAL:
+            return None
+        raise ConfigError(f"{key} cannot be null")
+    kind = OPTIONAL.get(kind, kind)
+    if kind == Tuple[float, float]:
+        if isinstance(value, (list, tuple)) and len(value) == 2:
+            return tuple(_scalar(key, v, float, None) for v in value)
+        raise ConfigError(f"{key} must be a pair of numbers such as [0.9, 0.999], not {value!r}")
+    return _scalar(key, value, kind, choices)
+
+
+OPTIONAL = {Optional[float]: float, Optional[str]: str, Optional[int]: int}
+TYPE_NAMES = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
+
+
+def _scalar(key, value, kind, choices):
+    if isinstance(value, bool):
+        ok = kind is bool
+    elif kind is float and isinstance(value, str):  # YAML 1.1 reads 3e-3 (no dot) as a string
+        try:
+            return float(value)
+        except ValueError:
+            ok = False
+    elif kind is float:
+        ok = isinstance(value, (int, float))
+    elif kind is str and isinstance(value, (int, float)) and not choices:
+        value, ok = str(value), True
+    else:
+        ok = isinstance(value, kind)
+    if not ok:
+        raise ConfigError(f"{key} must be {TYPE_NAMES[kind]}, not {value!r}")
+    if choices and value not in choices:
+        raise ConfigError(f"{key} must be one of {', '.join(choices)}, not {value!r}")
+    return float(value) if kind is float else value
+
+
+def _field(section, key):
+    cls = SECTIONS.get(section)
+    if cls is None:
+        raise ConfigError(f"unknown config section {section!r}; valid sections: {', '.join(SECTIONS)}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    if key not in fields:
+        raise ConfigError(f"unknown config key {section}.{key}; valid keys in {section}: {', '.join(fields)}")
+    return fields[key]
+
+
+def update(config, mapping, source="config"):
+    """Apply a nested mapping {section: {key: value}} to config, checking every key and type."""
+    if not isinstance(mapping, dict):
+        raise ConfigError(f"{source} must be a mapping of sections ({', '.join(SECTIONS)})")
+    for section, values in mapping.items():
+        if section not in SECTIONS:
+            raise ConfigError(f"unknown config section {section!r} in {source}; valid sections: {', '.join(SECTIONS)}")
+        if values is None:
+            continue
+        if not isinstance(values, dict):
+            raise ConfigError(f"section {section} in {source} must be a mapping of keys to values")
+        for key, value in values.items():
+            f = _field(section, key)
+            setattr(getattr(config, section), key, _coerce(f"{section}.{key}", value, f))
+    validate(config)
+    return config
+
+
+def load(path=None, overrides=()):
+    """Defaults, then the YAML file at path (if any), then overrides: a list of "section.key=value"."""
+    config = Config()
+    if path is not None:
+        try:
+            with open(path, encoding="utf-8") as fh:
+                mapping = yaml.safe_load(fh)
+        except OSError as e:
+            raise ConfigError(f"cannot read config {path}: {e.strerror}") from None
+        except yaml.YAMLError as e:
+            raise ConfigError(f"config {path} is not valid YAML: {str(e).splitlines()[0]}") from None
+        update(config, mapping or {}, source=str(path))
+    return update(config, parse_overrides(overrides), source="--set")
+
+
+def parse_overrides(overrides):
+    """["optim.lr=3e-3", ...] -> {"optim": {"lr": 0.003}}; values are read as YAML scalars or lists."""
+    mapping = {}
+    for item in overrides:
+        match = re.fullmatch(r"\s*(\w+)\.(\w+)\s*=(.*)", item, flags=re.S)
+        if not match:
+            raise ConfigError(f"--set takes section.key=value, not {item!r}")
+        section, key, text = match.groups()
+        try:
+            value = yaml.safe_load(text) if text.strip() else None
+        except yaml.YAMLError:
+            value = text.strip()
+        mapping.setdefault(section, {})[key] = value
+    return mapping
+
+
+def validate(config):
+    """Checks that span more than one value's type."""
+    m, d, o, t = config.model, config.data, config.optim, config.train
+    positive = {"model.hidden": m.hidden, "model.layers": m.layers, "data.batch": d.batch,
+                "data.window": d.window, "data.val_streams": d.val_streams, "train.log_every": t.log_every,
+                "train.eval_every": t.eval_every, "train.save_every": t.save_every,
+                "optim.decay_every": o.decay_every}
+    for key, value in positive.items():
+        if value < 1:
+            raise ConfigError(f"{key} must be at least 1, not {value}")
+    if t.steps < 0 or t.val_max_chars < 0 or o.warmup < 0:
+        raise ConfigError("train.steps, train.val_max_chars and optim.warmup cannot be negative")
+    for key, value in {"model.dropout": m.dropout, "model.decoder_dropout": m.decoder_dropout}.items():
+        if not 0.0 <= value < 1.0:
+            raise ConfigError(f"{key} must be in [0, 1), not {value}")
+    if not 0.0 <= d.val_fraction < 1.0:
+        raise ConfigError(f"data.val_fraction must be in [0, 1), not {d.val_fraction}")
+    if o.lr <= 0 or o.eps <= 0 or o.clip < 0 or o.weight_decay < 0 or o.min_lr < 0:
+        raise ConfigError("optim.lr and optim.eps must be positive; clip, weight_decay and min_lr not negative")
+    if not all(0.0 <= b < 1.0 for b in o.betas) or not 0.0 <= o.alpha < 1.0 or not 0.0 <= o.momentum < 1.0:
+        raise ConfigError("optim.betas, optim.alpha and optim.momentum must lie in [0, 1)")
+    if o.nesterov and o.momentum == 0:
+        raise ConfigError("optim.nesterov needs optim.momentum > 0")
+    if m.forget_bias is not None and m.cell == "rnn":
+        raise ConfigError("model.forget_bias needs a gated cell (lstm or gru); a vanilla rnn has no forget gate")
+    if t.time_budget is not None:
+        parse_duration(t.time_budget)
+
+
+def parse_duration(text):
+    """'90s', '10m', '1h30m', '1.5h' or a plain number of seconds -> seconds (float)."""
+    text = str(text).strip()
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    parts = re.fullmatch(r"(?:(\d+(?:\.\d+)?)h)?\s*(?:(\d+(?:\.\d+)?)m)?\s*(?:(\d+(?:\.\d+)?)s)?", text)
+    if not text or not parts or not any(parts.groups()):
+        raise ConfigError(f"time budget must look like 90s, 10m, 1h30m or a number of seconds, not {text!r}")
+    h, m, s = (float(g) if g else 0.0 for g in parts.groups())
+    return h * 3600 + m * 60 + s
+
+
+def to_dict(config):
+    d = dataclasses.asdict(config)
+    d["optim"]["betas"] = list(d["optim"]["betas"])
+    return d
+
+
+def from_dict(mapping):
+    return update(Config(), mapping, source="checkpoint")
+
+
+def dump(config):
+    """The config as commented YAML, every key with its meaning: what train saves as RUN_DIR/config.yaml."""
+    lines = []
+    for section in SECTIONS:
+        lines.append(f"{section}:")
+        for f in dataclasses.fields(SECTIONS[section]):
+            value = getattr(getattr(config, section), f.name)
+            value = list(value) if isinstance(value, tuple) else value
+            text = yaml.safe_dump(value, default_flow_style=True).strip()
+            text = text[: -len("...")].strip() if text.endswith("...") else text
+            lines.append(f"  {f.name}: {text}  # {f.metadata['doc']}")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,466 @@
+"""The training loop: truncated BPTT over a corpus, validation, checkpoints, resume, clean stops.
+
+A run lives in one directory:
+    config.yaml     the effective configuration, with a comment on every key
+    metrics.jsonl   one JSON object per log interval and per validation
+    latest.npz      the whole training state, every train.save_every steps and at the end
+    best.npz        the same, at the lowest validation loss so far
+    .lock           held (flock) while a process trains here; released by the kernel if it dies
+
+Determinism: the same config and seed give the same run bit for bit, and a run stopped at any step and
+resumed reaches the same weights as one that never stopped. Everything random is drawn from generators
+seeded by train.seed, and everything a resumed run needs (weights, optimizer moments, carried state,
+data position, RNG state) is in latest.npz.
+"""
+
+import copy
+import dataclasses
+import hashlib
+import json
+import math
+import os
+import pathlib
+import signal
+import sys
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import checkpoint, evaluate, model
+from . import config as config_mod
+from .cells import CELLS
+from .data import StreamBatches, load_corpus, split_streams
+from .errors import CharlstmError, CheckpointError, ConfigError, TrainingError
+from .optim import Optimizer, clip_by_global_norm, learning_rate
+from .workspace import Workspace
+
+try:
+    import fcntl
+except ImportError:  # not on Windows: runs there are simply not locked
+    fcntl = None
+
+
+class Interrupted(CharlstmError):
+    """Training stopped on SIGINT or SIGTERM after saving; carries the exit status (130 or 143)."""
+
+    def __init__(self, message, exit_code):
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+# ------------------------------------------------------------------------------------------ run folder
+
+
+class RunLock:
+    """An exclusive flock on RUN_DIR/.lock. The kernel drops it when the holder dies, so a crashed run
+    never blocks the next one; a live one makes a second `charlstm train` on the same directory fail."""
+
+    def __init__(self, directory):
+        self.path = pathlib.Path(directory) / ".lock"
+        self.fh = None
+
+    def __enter__(self):
+        if fcntl is None:
+            return self
+        self.fh = open(self.path, "a+")
+        try:
+            fcntl.flock(self.fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self.fh.seek(0)
+            holder = self.fh.read().strip() or "unknown"
+            self.fh.close()
+            raise CharlstmError(f"run directory {self.path.parent} is in use by another charlstm train "
+                                f"(pid {holder}); wait for it or choose another --out") from None
+        self.fh.seek(0)
+        self.fh.truncate()
+        self.fh.write(f"{os.getpid()}\n")
+        self.fh.flush()
+        return self
+
+    def __exit__(self, *exc):
+        if self.fh is not None:
+            self.fh.close()  # closing releases the lock; the file stays, harmlessly
+
+
+def remove_stale_temporaries(directory):
+    """Temporary checkpoint files left by a process that died while writing (we hold the lock, so none
+    of them can be in use)."""
+    for p in pathlib.Path(directory).glob(f".*{checkpoint.TMP_SUFFIX}"):
+        try:
+            p.unlink()
+        except OSError:
+            pass
+
+
+def default_run_dir(sources, root="runs"):
+    """runs/<name of the first corpus file>, numbered -2, -3 ... if that already holds a run."""
+    first = sources[0] if sources else "stdin"
+    name = "stdin" if first == "-" else pathlib.Path(first).stem or "run"
+    base = pathlib.Path(root) / name
+    candidate, n = base, 1
+    while (candidate / "latest.npz").exists() or (candidate / "best.npz").exists():
+        n += 1
+        candidate = base.with_name(f"{name}-{n}")
+    return candidate
+
+
+# ---------------------------------------------------------------------------------------------- state
+
+
+@dataclass
+class Progress:
+    """Where the run is: the next window to train is window `window` of epoch `epoch`."""
+
+    step: int = 0
+    epoch: int = 0
+    window: int = 0
+    best_val: float = math.inf
+    best_step: int = -1
+    elapsed: float = 0.0  # seconds of training over all sessions of this run
+    last_val: float = math.nan
+
+
+def corpus_fingerprint(corpus):
+    h = hashlib.sha256()
+    h.update(np.ascontiguousarray(corpus.train).tobytes())
+    h.update(b"|")
+    h.update(np.ascontiguousarray(corpus.val).tobytes())
+    return h.hexdigest()
+
+
+def save(path, params, opt, state, cfg, vocab, progress, corpus_info):
+    cell = CELLS[cfg.model.cell]
+    arrays = dict(params)
+    arrays.update({f"optim.{k}": a for k, a in opt.state_arrays().items()})
+    arrays.update({f"state.{name}": s for name, s in zip(cell.STATE, state)})
+    meta = {
+        "format": checkpoint.FORMAT,
+        "version": checkpoint.VERSION,
+        "vocab": vocab.chars,
+        "config": config_mod.to_dict(cfg),
+        "step": progress.step,
+        "epoch": progress.epoch,
+        "window": progress.window,
+        "optimizer_step": opt.step_count,
+        "best_val": None if math.isinf(progress.best_val) else progress.best_val,
+        "best_step": progress.best_step,
+        "last_val": None if math.isnan(progress.last_val) else progress.last_val,
+        "elapsed": progress.elapsed,
+        "corpus": corpus_info,
+    }
+    checkpoint.write(path, arrays, meta)
+
+
+# ------------------------------------------------------------------------------------------- training
+
+
+class Trainer:
+    """Everything one training session holds; `run` drives it."""
+
+    def __init__(self, cfg, sources, out_dir, val_source=None, resume=False, quiet=False, force=False,
+                 stderr=None):
+        self.cfg = cfg
+        self.out = pathlib.Path(out_dir)
+        self.quiet = quiet
+        self.stderr = stderr or sys.stderr
+        self.resume = resume
+        self.sources = list(sources)
+        self.val_source = val_source
+        self.force = force
+        self.stop_signal = None
+
+    # -- messages --------------------------------------------------------------------------------------
+
+    def say(self, text):
+        if self.quiet:
+            return
+        if self.bar is not None:
+            self.bar.write(text, file=self.stderr)
+        else:
+            print(text, file=self.stderr, flush=True)
+
+    # -- setup -----------------------------------------------------------------------------------------
+
+    def _setup(self):
+        cfg = self.cfg
+        ckpt = None
+        if self.resume:
+            ckpt = checkpoint.load(self.out / "latest.npz")
+            corpus_meta = ckpt.meta.get("corpus") or {}
+            if not self.sources:
+                self.sources = corpus_meta.get("files") or []
+                if not self.sources or "-" in self.sources:
+                    raise CharlstmError(f"{self.out} was trained on stdin; give the corpus again to resume")
+                self.val_source = corpus_meta.get("val_file")
+        self.corpus = load_corpus(self.sources, cfg.data, self.val_source)
+        fingerprint = corpus_fingerprint(self.corpus)
+        if ckpt is not None:
+            if ckpt.vocab.chars != self.corpus.vocab.chars or corpus_meta.get("sha256") != fingerprint:
+                raise CharlstmError(f"the corpus differs from the one {self.out} was trained on "
+                                    f"({', '.join(corpus_meta.get('files') or ['?'])}); resume needs the same text")
+        self.corpus_info = {"files": self.corpus.files, "val_file": self.val_source, "sha256": fingerprint,
+                            "train_chars": int(len(self.corpus.train)), "val_chars": int(len(self.corpus.val))}
+        self.batches = StreamBatches(self.corpus.train, cfg.data.batch, cfg.data.window, cfg.train.seed,
+                                     cfg.data.random_offset)
+        self.spec = model.Spec(cfg.model.cell, len(self.corpus.vocab), cfg.model.hidden, cfg.model.layers)
+        if ckpt is None:
+            rng = np.random.default_rng([cfg.train.seed, 0])
+            self.params = model.init_params(self.spec, rng, np.float32, cfg.model.forget_bias)
+            self.opt = Optimizer(cfg.optim, self.params)
+            self.state = model.zero_state(self.spec, cfg.data.batch)
+            self.progress = Progress()
+        else:
+            self.params = {k: np.array(v, np.float32) for k, v in ckpt.params.items()}
+            self.opt = Optimizer(cfg.optim, self.params)
+            try:
+                self.opt.load_state_arrays(ckpt.optim, int(ckpt.meta["optimizer_step"]))
+                self.state = tuple(np.array(s, np.float32) for s in ckpt.state)
+                m = ckpt.meta
+                self.progress = Progress(step=int(m["step"]), epoch=int(m["epoch"]), window=int(m["window"]),
+                                         best_val=math.inf if m.get("best_val") is None else m["best_val"],
+                                         best_step=int(m.get("best_step", -1)), elapsed=float(m["elapsed"]),
+                                         last_val=math.nan if m.get("last_val") is None else m["last_val"])
+            except (KeyError, TypeError, ValueError) as e:
+                raise CheckpointError(f"{ckpt.path} lacks the training state needed to resume ({e})") from None
+        self.val_streams = split_streams(self._val_ids(), cfg.data.val_streams)
+
+    def _val_ids(self):
+        limit = self.cfg.train.val_max_chars
+        return self.corpus.val[:limit] if limit else self.corpus.val
+
+    # -- the loop --------------------------------------------------------------------------------------
+
+    def run(self):
+        self.bar = None
+        self.out.mkdir(parents=True, exist_ok=True)
+        with RunLock(self.out):
+            remove_stale_temporaries(self.out)
+            if not self.resume and not self.force and (self.out / "latest.npz").exists():
+                raise CharlstmError(f"{self.out} already holds a run; resume it with --resume {self.out}, "
+                                    f"or choose another --out (--force starts over and overwrites it)")
+            self._setup()
+            (self.out / "config.yaml").write_text(config_mod.dump(self.cfg), encoding="utf-8")
+            self._trim_metrics()
+            with _signals(self):
+                return self._loop()
+
+    def _loop(self):
+        cfg, p = self.cfg, self.progress
+        total = cfg.train.steps
+        budget = config_mod.parse_duration(cfg.train.time_budget) if cfg.train.time_budget else None
+        work = Workspace()
+        self.val_work = Workspace()
+        chars_per_step = cfg.data.batch * cfg.data.window
+        session_start = time.monotonic()
+        elapsed_before = p.elapsed
+        interval_loss, interval_steps, interval_start, interval_norm = 0.0, 0, time.monotonic(), 0.0
+        steps_this_session = 0
+        self.bar = _progress_bar(total, p.step, self.quiet, self.stderr)
+        self.say(f"training {self.spec.cell} H={self.spec.hidden} L={self.spec.layers} V={self.spec.vocab} "
+                 f"on {len(self.corpus.train):,} characters ({self.batches.windows_per_epoch:,} windows of "
+                 f"{cfg.data.batch}x{cfg.data.window} per epoch), {len(self.corpus.val):,} held out; "
+                 f"run directory {self.out}")
+        stopped_by = None
+        try:
+            while p.step < total:
+                if self.stop_signal is not None:
+                    stopped_by = "signal"
+                    break
+                if budget is not None and time.monotonic() - session_start >= budget:
+                    stopped_by = "time"
+                    break
+                if p.window >= self.batches.windows_per_epoch:
+                    p.epoch, p.window = p.epoch + 1, 0
+                if self.batches.starts_sequence(p.window):
+                    self.state = model.zero_state(self.spec, cfg.data.batch)
+                x, y, mask = self.batches.window(p.epoch, p.window)
+                loss, next_state, cache = model.forward(self.params, x, y, self.state, work, mask)
+                if not math.isfinite(loss):
+                    self._diverged(f"the training loss became {loss}")
+                grads = model.backward(self.params, cache, work)
+                norm = clip_by_global_norm(grads, cfg.optim.clip)
+                if not math.isfinite(norm):
+                    self._diverged(f"the gradient norm became {norm}")
+                lr = learning_rate(cfg.optim, p.step, p.epoch, total)
+                self.opt.update(self.params, grads, lr)
+                self.state = next_state
+                p.step += 1
+                p.window += 1
+                steps_this_session += 1
+                p.elapsed = elapsed_before + time.monotonic() - session_start
+                interval_loss += loss
+                interval_norm += norm
+                interval_steps += 1
+
+                if p.step % cfg.train.log_every == 0 or p.step == total:
+                    now = time.monotonic()
+                    speed = interval_steps * chars_per_step / max(now - interval_start, 1e-9)
+                    self._log({"step": p.step, "epoch": round(p.epoch + p.window / self.batches.windows_per_epoch, 4),
+                               "train_loss": interval_loss / interval_steps, "lr": lr,
+                               "grad_norm": interval_norm / interval_steps, "chars_per_s": round(speed),
+                               "elapsed": round(p.elapsed, 2)})
+                    self._bar_update(interval_loss / interval_steps, speed)
+                    interval_loss, interval_steps, interval_norm, interval_start = 0.0, 0, 0.0, now
+                elif self.bar is not None:
+                    self.bar.update(p.step - self.bar.n)
+                if p.step % cfg.train.eval_every == 0:
+                    self._validate()
+                if p.step % cfg.train.save_every == 0:
+                    self._save("latest.npz")
+        finally:
+            if self.bar is not None:
+                self.bar.close()
+                self.bar = None
+
+        if steps_this_session and p.step % cfg.train.eval_every != 0:
+            self._validate()
+        if steps_this_session or not (self.out / "latest.npz").exists():
+            self._save("latest.npz")
+        summary = self._summary(stopped_by, session_start, steps_this_session)
+        if stopped_by == "signal":
+            code = 130 if self.stop_signal == signal.SIGINT else 143
+            name = "interrupted" if code == 130 else "terminated"
+            raise Interrupted(f"{name} at step {p.step}; saved {self.out / 'latest.npz'} "
+                              f"(continue with: charlstm train --resume {self.out})", code)
+        return summary
+
+    def _diverged(self, what):
+        saved = self.out / "latest.npz"
+        keep = f"the last good checkpoint is {saved}" if saved.exists() else "no checkpoint had been saved yet"
+        raise TrainingError(f"{what} at step {self.progress.step + 1}; training stopped and {keep} "
+                            f"(try a lower optim.lr or optim.clip)")
+
+    def _validate(self):
+        p = self.progress
+        if not self.val_streams:
+            return
+        total, count = evaluate.score(self.params, self.val_streams, self.cfg.data.window, self.val_work)
+        val = total / count
+        p.last_val = val
+        record = {"step": p.step, "val_loss": val, "val_bpc": val / math.log(2), "elapsed": round(p.elapsed, 2)}
+        improved = val < p.best_val
+        if improved:
+            p.best_val, p.best_step = val, p.step
+        self._log(record)
+        if self.bar is not None:
+            self.bar.set_postfix_str(self._postfix(), refresh=True)
+        else:
+            self.say(f"step {p.step}/{self.cfg.train.steps}  val {val:.4f} nats/char ({val / math.log(2):.3f} bpc)"
+                     + ("  best" if improved else ""))
+        if improved:
+            self._save("best.npz")
+
+    def _save(self, name):
+        path = self.out / name
+        try:
+            save(path, self.params, self.opt, self.state, self.cfg, self.corpus.vocab, self.progress,
+                 self.corpus_info)
+        except checkpoint.CheckpointWriteError as e:
+            previous = "the previous one is intact" if path.exists() else "there is no previous one"
+            if self.cfg.train.on_save_error == "stop":
+                raise TrainingError(f"{e}; {previous}; training stopped") from None
+            self.say(f"warning: {e}; {previous}; training goes on (train.on_save_error=continue)")
+
+    def _log(self, record):
+        with open(self.out / "metrics.jsonl", "a", encoding="utf-8") as fh:
+            fh.write(json.dumps(record) + "\n")
+
+    def _trim_metrics(self):
+        """On resume, drop metric lines written after the checkpoint we continue from."""
+        path = self.out / "metrics.jsonl"
+        if not path.exists():
+            return
+        if not self.resume:
+            path.unlink()
+            return
+        kept = []
+        for line in path.read_text(encoding="utf-8").splitlines():
+            try:
+                if json.loads(line)["step"] <= self.progress.step:
+                    kept.append(line)
+            except (ValueError, KeyError, TypeError):
+                continue
+        path.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
+
+    def _postfix(self):
+        p = self.progress
+        val = f"{p.last_val:.3f}" if math.isfinite(p.last_val) else "-"
+        bpc = f"{p.last_val / math.log(2):.3f}" if math.isfinite(p.last_val) else "-"
+        return f"loss {self._last_loss:.3f} val {val} bpc {bpc} {self._last_speed:,.0f} chars/s"
+
+    _last_loss, _last_speed = math.nan, 0.0
+
+    def _bar_update(self, loss, speed):
+        self._last_loss, self._last_speed = loss, speed
+        if self.bar is not None:
+            self.bar.set_postfix_str(self._postfix(), refresh=False)
+            self.bar.update(self.progress.step - self.bar.n)
+
+    def _summary(self, stopped_by, session_start, steps):
+        p, cfg = self.progress, self.cfg
+        seconds = time.monotonic() - session_start
+        speed = steps * cfg.data.batch * cfg.data.window / seconds if seconds > 0 else 0.0
+        reason = {"time": "time budget reached", "signal": "stopped by signal"}.get(stopped_by, "done")
+        summary = {"steps": p.step, "epoch": p.epoch + p.window / self.batches.windows_per_epoch,
+                   "session_steps": steps, "session_seconds": seconds, "chars_per_s": speed,
+                   "val_loss": p.last_val, "best_val": p.best_val, "best_step": p.best_step,
+                   "run_dir": str(self.out), "reason": reason}
+        val = (f"val {p.last_val:.4f} nats/char ({p.last_val / math.log(2):.3f} bpc), best {p.best_val:.4f} at "
+               f"step {p.best_step}" if math.isfinite(p.last_val) else "no validation text")
+        self.say(f"{reason}: step {p.step} (epoch {summary['epoch']:.2f}), {steps} steps in {_hms(seconds)} at "
+                 f"{speed:,.0f} chars/s; {val}; saved in {self.out}")
+        return summary
+
+
+def _hms(seconds):
+    m, s = divmod(int(round(seconds)), 60)
+    h, m = divmod(m, 60)
+    return f"{h}h{m:02d}m{s:02d}s" if h else f"{m}m{s:02d}s"
+
+
+def _progress_bar(total, initial, quiet, stream):
+    if quiet or not (hasattr(stream, "isatty") and stream.isatty()):
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, initial=initial, file=stream, unit="step", dynamic_ncols=True, smoothing=0.1,
+                bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}{postfix}]")
+
+
+class _signals:
+    """SIGINT and SIGTERM ask the loop to stop after the current step; a second SIGINT aborts at once
+    (checkpoint writes are atomic, so that too loses nothing already saved)."""
+
+    def __init__(self, trainer):
+        self.trainer = trainer
+
+    def __enter__(self):
+        self.previous = {}
+
+        def handler(signum, frame):
+            if self.trainer.stop_signal is not None and signum == signal.SIGINT:
+                raise KeyboardInterrupt
+            self.trainer.stop_signal = signum
+
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                self.previous[sig] = signal.signal(sig, handler)
+            except ValueError:  # not the main thread: leave signals alone
+                pass
+        return self
+
+    def __exit__(self, *exc):
+        for sig, old in self.previous.items():
+            signal.signal(sig, old)
+
+
+def resume_config(run_dir, overrides):
+    """The config of the run in run_dir with overrides applied; only train.* and optim.* may change."""
+    saved = checkpoint.load(pathlib.Path(run_dir) / "latest.npz").config
+    cfg = config_mod.update(copy.deepcopy(saved), overrides, source="--set")
+    for section in ("model", "data"):
+        for key, value in dataclasses.asdict(getattr(cfg, section)).items():
+            if value != getattr(getattr(saved, section), key):
+                raise ConfigError(f"{section}.{key} cannot change when resuming; only train.* and optim.* can")
+    return cfg
