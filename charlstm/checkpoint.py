@@ -98,9 +98,10 @@ def read(path):
     if not path.exists():
         raise CheckpointError(f"no checkpoint at {path}")
     try:
-        with np.load(path, allow_pickle=False) as archive:
-            if not isinstance(archive, np.lib.npyio.NpzFile):
-                raise CheckpointError(f"{path} is a single array, not a charlstm checkpoint")
+        archive = np.load(path, allow_pickle=False)
+        if not isinstance(archive, np.lib.npyio.NpzFile):
+            raise CheckpointError(f"{path} is a single array, not a charlstm checkpoint")
+        with archive:
             entries = {name: archive[name] for name in archive.files}
     except CharlstmError:
         raise
@@ -150,10 +151,13 @@ class Checkpoint:
     def __init__(self, path, entries, meta):
         self.path = pathlib.Path(path)
         self.meta = meta
+        vocab = meta.get("vocab")
+        if vocab is None:
+            raise CheckpointError(f"{path}: meta holds no vocabulary")
+        if not isinstance(vocab, list) or not all(isinstance(c, str) for c in vocab):
+            raise CheckpointError(f"{path}: bad vocabulary: it must be a list of characters")
         try:
-            self.vocab = Vocab(meta["vocab"])
-        except (KeyError, TypeError):
-            raise CheckpointError(f"{path}: meta holds no vocabulary list") from None
+            self.vocab = Vocab(vocab)
         except DataError as e:
             raise CheckpointError(f"{path}: bad vocabulary: {e}") from None
         try:

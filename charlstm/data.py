@@ -102,10 +102,14 @@ class Vocab:
 
     def __init__(self, chars):
         self.chars = list(chars)
+        if not all(isinstance(c, str) and len(c) == 1 for c in self.chars):
+            raise DataError("a vocabulary must be single characters")
+        if len(set(self.chars)) != len(self.chars):
+            raise DataError("a vocabulary must not repeat a character")
+        if not self.chars:
+            raise DataError("a vocabulary needs at least one character")
         self.codes = np.array([ord(c) for c in self.chars], dtype=np.uint32)
         self.index = {c: i for i, c in enumerate(self.chars)}
-        if len(self.index) != len(self.chars) or not all(len(c) == 1 for c in self.chars):
-            raise DataError("a vocabulary must be distinct single characters")
         if np.any(np.diff(self.codes.astype(np.int64)) <= 0):
             raise DataError("a vocabulary must be sorted by code point")
 
@@ -226,6 +230,6 @@ class StreamBatches:
 
 def split_streams(ids, n_streams, min_len=2):
     """Cut ids into at most n_streams contiguous pieces of near-equal length (each at least min_len)."""
-    n = max(1, min(n_streams, len(ids) // min_len))
+    n = min(n_streams, len(ids) // min_len)
     bounds = np.linspace(0, len(ids), n + 1).astype(int)
     return [ids[a:b] for a, b in zip(bounds[:-1], bounds[1:])]

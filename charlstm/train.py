@@ -336,6 +336,8 @@ class Trainer:
         if not self.val_streams:
             return
         total, count = evaluate.score(self.params, self.val_streams, self.cfg.data.window, self.val_work)
+        if count == 0:
+            return
         val = total / count
         p.last_val = val
         record = {"step": p.step, "val_loss": val, "val_bpc": val / math.log(2), "elapsed": round(p.elapsed, 2)}

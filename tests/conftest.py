@@ -1,0 +1,67 @@
+import os
+import pathlib
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+CONFIGS = ROOT / "configs"
+WORDS = ("the quick brown fox jumps over a lazy dog while seven wise owls watch from an old oak tree "
+         "and every morning a small bird sings near the river bank").split()
+
+
+def make_text(n_words=4000, seed=0):
+    """Deterministic pseudo-English, a few tens of kilobytes: enough for tiny models to learn from."""
+    rng = np.random.default_rng(seed)
+    words = rng.choice(WORDS, size=n_words)
+    lines = [" ".join(words[i : i + 12]).capitalize() + ".\n" for i in range(0, n_words, 12)]
+    return "".join(lines)
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cwd(tmp_path, monkeypatch):
+    """Every test runs in its own empty directory, so runs/ and outputs never collide."""
+    monkeypatch.chdir(tmp_path)
+
+
+@pytest.fixture
+def corpus(tmp_path):
+    path = tmp_path / "corpus.txt"
+    path.write_text(make_text(), encoding="utf-8")
+    return path
+
+
+def run_cli(*args, input=None, timeout=120, env=None):
+    """charlstm in a real subprocess: (returncode, stdout, stderr) as text."""
+    full_env = dict(os.environ, **(env or {}))
+    full_env.pop("CHARLSTM_DEBUG", None)
+    proc = subprocess.run([sys.executable, "-m", "charlstm", *map(str, args)], input=input, capture_output=True,
+                          text=True, timeout=timeout, env=full_env)
+    return proc.returncode, proc.stdout, proc.stderr
+
+
+@pytest.fixture
+def cli(capsys, monkeypatch):
+    """charlstm in this process, through the same entry point as the console script:
+    cli("train", ...) -> (exit status, stdout, stderr)."""
+    from charlstm.cli import main
+
+    def invoke(*args, stdin=None):
+        monkeypatch.setattr(sys, "argv", ["charlstm", *map(str, args)])
+        if stdin is not None:
+            import io
+
+            fake = io.TextIOWrapper(io.BytesIO(stdin.encode("utf-8")), encoding="utf-8")
+            monkeypatch.setattr(sys, "stdin", fake)
+        capsys.readouterr()
+        try:
+            main()
+            code = 0
+        except SystemExit as e:
+            code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return invoke

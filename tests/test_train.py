@@ -1,0 +1,270 @@
+"""`charlstm train`: the run directory, determinism, resume, stops and failures."""
+
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from charlstm import checkpoint, model
+from charlstm.train import RunLock
+from conftest import CONFIGS, make_text
+
+TINY = CONFIGS / "tiny.yaml"
+
+
+def weights(run_dir, name="latest.npz"):
+    """Every array of a checkpoint except meta: model, optimizer and carried state."""
+    entries, meta = checkpoint.read(run_dir / name)
+    return entries, meta
+
+
+def assert_same_training_state(a, b):
+    ea, ma = weights(a)
+    eb, mb = weights(b)
+    assert sorted(ea) == sorted(eb)
+    for name in ea:
+        np.testing.assert_array_equal(ea[name], eb[name], err_msg=name)
+    assert (ma["step"], ma["epoch"], ma["window"]) == (mb["step"], mb["epoch"], mb["window"])
+
+
+def test_train_writes_a_run_directory(cli, corpus, tmp_path):
+    code, out, err = cli("train", corpus, "--config", TINY, "--out", tmp_path / "run")
+    assert code == 0, err
+    run = tmp_path / "run"
+    assert {"config.yaml", "metrics.jsonl", "latest.npz", "best.npz"} <= {p.name for p in run.iterdir()}
+    assert out == ""  # data only on stdout; train prints none
+    assert "done: step 40" in err
+    lines = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    train_lines = [r for r in lines if "train_loss" in r]
+    val_lines = [r for r in lines if "val_loss" in r]
+    assert [r["step"] for r in train_lines] == list(range(5, 41, 5))
+    assert {"step", "epoch", "train_loss", "lr", "grad_norm", "chars_per_s", "elapsed"} <= set(train_lines[0])
+    assert [r["step"] for r in val_lines] == [20, 40]
+    assert {"val_loss", "val_bpc"} <= set(val_lines[0])
+    assert train_lines[-1]["train_loss"] < train_lines[0]["train_loss"]  # it learns
+    ckpt = checkpoint.load(run)
+    assert ckpt.path.name == "best.npz"
+    assert ckpt.vocab.chars == sorted(set(corpus.read_text()))
+    assert ckpt.config.model.hidden == 16
+    assert "hidden: 16" in (run / "config.yaml").read_text()
+
+
+def test_checkpoint_loads_with_plain_numpy_and_pytorch_names(cli, corpus, tmp_path):
+    cli("train", corpus, "--config", TINY, "--out", tmp_path / "run", "-q")
+    with np.load(tmp_path / "run" / "latest.npz", allow_pickle=False) as z:
+        names = set(z.files)
+        meta = json.loads(z["meta"].tobytes().decode("utf-8"))
+    assert {"lstm.weight_ih_l0", "lstm.weight_hh_l0", "lstm.bias_ih_l0", "lstm.bias_hh_l0",
+            "decoder.weight", "decoder.bias", "state.h", "state.c", "meta", "sha256"} <= names
+    assert any(n.startswith("optim.exp_avg.") for n in names)
+    assert meta["format"] == "charlstm-checkpoint" and meta["version"] == 1
+    assert meta["step"] == 40 and isinstance(meta["vocab"], list)
+
+
+def test_same_seed_same_run_bit_for_bit(cli, corpus, tmp_path):
+    for name in ("a", "b"):
+        assert cli("train", corpus, "--config", TINY, "--out", tmp_path / name, "-q")[0] == 0
+    assert_same_training_state(tmp_path / "a", tmp_path / "b")
+    code, _, _ = cli("train", corpus, "--config", TINY, "--out", tmp_path / "c", "-q", "--seed", "7")
+    assert code == 0
+    a, _ = weights(tmp_path / "a")
+    c, _ = weights(tmp_path / "c")
+    assert not np.array_equal(a["decoder.weight"], c["decoder.weight"])
+
+
+@pytest.mark.parametrize("stop", [7, 20, 33])
+def test_resume_is_bit_identical_to_an_uninterrupted_run(cli, corpus, tmp_path, stop):
+    # random offsets and several epochs: the corpus is cut so that an epoch is about 10 windows
+    text = make_text(90)
+    corpus.write_text(text)
+    opts = ["--config", TINY, "-q", "--set", "data.window=8", "--set", "data.batch=5"]
+    assert cli("train", corpus, *opts, "--out", tmp_path / "straight")[0] == 0
+    assert cli("train", corpus, *opts, "--out", tmp_path / "split", "--steps", stop)[0] == 0
+    assert weights(tmp_path / "split")[1]["step"] == stop
+    code, _, err = cli("train", "--resume", tmp_path / "split", "--steps", 40, "-q")
+    assert code == 0, err
+    assert weights(tmp_path / "split")[1]["epoch"] >= 1
+    assert_same_training_state(tmp_path / "straight", tmp_path / "split")
+
+
+def test_resume_continues_the_metrics_without_duplicates(cli, corpus, tmp_path):
+    run = tmp_path / "run"
+    cli("train", corpus, "--config", TINY, "--out", run, "-q", "--steps", 20)
+    # a line from a session that died after the last checkpoint
+    with open(run / "metrics.jsonl", "a") as fh:
+        fh.write(json.dumps({"step": 25, "train_loss": 1.0}) + "\n")
+    assert cli("train", "--resume", run, "-q", "--steps", 40)[0] == 0
+    steps = [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines()
+             if "train_loss" in line]
+    assert steps == list(range(5, 41, 5))
+
+
+def test_refuses_to_overwrite_a_run_unless_forced(cli, corpus, tmp_path):
+    run = tmp_path / "run"
+    cli("train", corpus, "--config", TINY, "--out", run, "-q", "--steps", 10)
+    before = (run / "latest.npz").read_bytes()
+    code, _, err = cli("train", corpus, "--config", TINY, "--out", run, "-q")
+    assert code == 1 and "already holds a run" in err and "--resume" in err
+    assert (run / "latest.npz").read_bytes() == before
+    assert cli("train", corpus, "--config", TINY, "--out", run, "-q", "--force")[0] == 0
+    assert weights(run)[1]["step"] == 40
+
+
+def test_default_run_directory_is_numbered(cli, corpus, tmp_path):
+    cli("train", corpus, "--config", TINY, "-q", "--steps", 5)
+    cli("train", corpus, "--config", TINY, "-q", "--steps", 5)
+    assert (tmp_path / "runs" / "corpus" / "latest.npz").exists()
+    assert (tmp_path / "runs" / "corpus-2" / "latest.npz").exists()
+
+
+def test_resume_refuses_model_changes_and_other_text(cli, corpus, tmp_path):
+    run = tmp_path / "run"
+    cli("train", corpus, "--config", TINY, "--out", run, "-q", "--steps", 10)
+    code, _, err = cli("train", "--resume", run, "--set", "model.hidden=32")
+    assert code == 1 and "model.hidden cannot change when resuming" in err
+    other = tmp_path / "other.txt"
+    other.write_text(make_text(seed=5))
+    code, _, err = cli("train", other, "--resume", run)
+    assert code == 1 and "corpus differs" in err
+    code, _, err = cli("train", "--resume", run, "--set", "optim.lr=0.001", "--steps", 20, "-q")
+    assert code == 0, err
+    assert checkpoint.load(run / "latest.npz").config.optim.lr == 0.001
+
+
+def test_time_budget_stops_cleanly_and_saves(cli, corpus, tmp_path):
+    code, _, err = cli("train", corpus, "--config", TINY, "--out", tmp_path / "run", "--steps", 10**7,
+                       "--time-budget", "1s")
+    assert code == 0, err
+    assert "time budget reached" in err
+    step = weights(tmp_path / "run")[1]["step"]
+    assert 0 < step < 10**7
+
+
+def test_validation_file_and_stdin_corpus(cli, corpus, tmp_path):
+    val = tmp_path / "val.txt"
+    val.write_text(make_text(300, seed=9))
+    code, _, err = cli("train", corpus, "--val", val, "--config", TINY, "--out", tmp_path / "a", "-q")
+    assert code == 0, err
+    meta = weights(tmp_path / "a")[1]
+    assert meta["corpus"]["val_chars"] == len(val.read_text())
+    assert meta["corpus"]["train_chars"] == len(corpus.read_text())
+    code, _, err = cli("train", "-", "--config", TINY, "--out", tmp_path / "b", "-q", stdin=corpus.read_text())
+    assert code == 0, err
+    assert weights(tmp_path / "b")[1]["corpus"]["train_chars"] == int(len(corpus.read_text()) * 0.9 + 0.5)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--set", "optim.lrr=1"], "unknown config key optim.lrr; valid keys in optim: name, lr"),
+    (["--set", "model.cell=lstmm"], "model.cell must be one of lstm, gru, rnn"),
+    (["--set", "data.batch=many"], "data.batch must be an integer"),
+    (["--time-budget", "soon"], "time budget must look like"),
+    (["--set", "nonsense"], "--set takes section.key=value"),
+])
+def test_bad_settings_are_one_line_errors(cli, corpus, args, message):
+    code, out, err = cli("train", corpus, "--config", TINY, *args)
+    assert code == 1
+    assert message in err and err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_bad_corpora_are_one_line_errors(cli, tmp_path):
+    (tmp_path / "empty.txt").write_text("")
+    (tmp_path / "short.txt").write_text("abc" * 10)
+    (tmp_path / "bad.txt").write_bytes(b"fine\nstill fine\nbad \xff here\n")
+    for path, message in [("missing.txt", "no such file: missing.txt"), ("empty.txt", "corpus is empty"),
+                          ("short.txt", "the training text has 27 characters; batch 4 x window 16 needs at least 83"),
+                          ("bad.txt", "bad.txt: invalid utf-8 byte 0xff at byte offset 20 (line 3)")]:
+        code, _, err = cli("train", tmp_path / path if path != "missing.txt" else path, "--config", TINY)
+        assert code == 1, path
+        assert message in err and err.count("\n") == 1, err
+    code, _, err = cli("train", tmp_path / "bad.txt", "--errors", "replace", "--config", TINY,
+                       "--set", "data.batch=1", "--set", "data.window=4", "--set", "data.val_fraction=0", "-q")
+    assert code == 0, err
+
+
+def test_nan_loss_stops_with_a_message_and_keeps_the_last_good_checkpoint(cli, corpus, tmp_path, monkeypatch):
+    real_forward = model.forward
+    calls = {"n": 0}
+
+    def failing_forward(params, x, y, state, work=None, mask=None):
+        loss, state, cache = real_forward(params, x, y, state, work, mask)
+        if x.shape[1] == 4:  # training windows only (validation runs 2 streams)
+            calls["n"] += 1
+            if calls["n"] == 15:
+                loss = float("nan")
+        return loss, state, cache
+
+    monkeypatch.setattr(model, "forward", failing_forward)
+    run = tmp_path / "run"
+    code, _, err = cli("train", corpus, "--config", TINY, "--out", run)
+    assert code == 1
+    assert "the training loss became nan at step 15" in err and f"{run / 'latest.npz'}" in err
+    assert weights(run)[1]["step"] == 10  # the save at step 10 is intact
+
+
+def test_failed_checkpoint_write_keeps_the_previous_one(cli, corpus, tmp_path, monkeypatch):
+    run = tmp_path / "run"
+    cli("train", corpus, "--config", TINY, "--out", run, "-q", "--steps", 10)
+    before = (run / "latest.npz").read_bytes()
+    real_savez = np.savez
+
+    def full_disk(fh, **arrays):
+        real_savez(fh, **arrays)
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(checkpoint.np, "savez", full_disk)
+    code, _, err = cli("train", "--resume", run, "--steps", 20)
+    assert code == 1
+    assert "No space left on device" in err and "the previous one is intact" in err and "stopped" in err
+    assert (run / "latest.npz").read_bytes() == before
+    assert not [p for p in run.iterdir() if p.name.endswith(".tmp")]
+    code, _, err = cli("train", "--resume", run, "--steps", 20, "--set", "train.on_save_error=continue")
+    assert code == 0
+    assert err.count("warning: could not write") >= 2  # latest at step 20 and best
+    assert (run / "latest.npz").read_bytes() == before
+
+
+def test_a_run_directory_in_use_is_refused(cli, corpus, tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    with RunLock(run):
+        code, _, err = cli("train", corpus, "--config", TINY, "--out", run)
+    assert code == 1 and "is in use by another charlstm train" in err
+    # a holder that dies releases the lock
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from charlstm.train import RunLock\n"
+                               f"with RunLock({str(run)!r}):\n print('locked', flush=True); time.sleep(60)"],
+                              stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "locked"
+    assert cli("train", corpus, "--config", TINY, "--out", run)[0] == 1
+    holder.kill()
+    holder.wait()
+    assert cli("train", corpus, "--config", TINY, "--out", run, "-q")[0] == 0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_signal_saves_and_resume_matches_an_uninterrupted_run(corpus, tmp_path, sig, code):
+    run = tmp_path / "run"
+    opts = ["--config", TINY, "--set", "train.save_every=1000", "--set", "train.eval_every=1000"]
+    proc = subprocess.Popen([sys.executable, "-m", "charlstm", "train", str(corpus), *map(str, opts), "--out",
+                             str(run), "--steps", "100000"], stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not (run / "metrics.jsonl").exists() or (run / "metrics.jsonl").stat().st_size < 300:
+        assert time.monotonic() < deadline and proc.poll() is None
+        time.sleep(0.05)
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == code
+    assert f"saved {run / 'latest.npz'}" in err and f"charlstm train --resume {run}" in err
+    stopped_at = checkpoint.load(run / "latest.npz").step
+    assert stopped_at > 0
+    total = stopped_at + 25
+    assert subprocess.run([sys.executable, "-m", "charlstm", "train", "--resume", str(run), "--steps", str(total),
+                           "-q"]).returncode == 0
+    straight = tmp_path / "straight"
+    assert subprocess.run([sys.executable, "-m", "charlstm", "train", str(corpus), *map(str, opts), "--out",
+                           str(straight), "--steps", str(total), "-q"]).returncode == 0
+    assert_same_training_state(straight, run)
