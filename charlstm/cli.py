@@ -14,7 +14,15 @@ from . import config as config_mod
 from .errors import CharlstmError
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+class _Group(click.Group):
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except BrokenPipeError:  # caught here: click itself would turn it into exit status 1
+            _quiet_broken_pipe()
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="charlstm")
 def cli():
     """Train, sample and evaluate character-level LSTM language models, in pure NumPy."""
@@ -73,9 +81,170 @@ def train(corpus, config_path, out, resume, steps, time_budget, seed, val_path, 
         sys.exit(e.exit_code)
 
 
+CHECKPOINT_HELP = "Checkpoint file, or a run directory (its best.npz, else latest.npz)."
+
+
+def _load_checkpoint(path):
+    from . import checkpoint
+
+    if path is None:
+        raise click.UsageError("give a checkpoint with -c (a .npz file or a run directory)")
+    return checkpoint.load(path)
+
+
+def _warn(message):
+    click.echo(message, err=True)
+
+
+@cli.command()
+@click.argument("prompts", nargs=-1)
+@click.option("-c", "--checkpoint", "ckpt_path", metavar="CKPT", help=CHECKPOINT_HELP)
+@click.option("-n", "--length", default=200, show_default=True, help="Most characters generated per sample.")
+@click.option("-t", "--temperature", default=1.0, show_default=True, help="Below 1: safer; above 1: wilder.")
+@click.option("--top-k", default=0, help="Sample among the K likeliest characters (0: all).")
+@click.option("--top-p", default=1.0, help="Sample among the likeliest characters holding probability P.")
+@click.option("--greedy", is_flag=True, help="Always take the likeliest character.")
+@click.option("--seed", type=int, help="Same seed, same text [default: random].")
+@click.option("--until", multiple=True, metavar="STR", help="Stop after the first occurrence of STR (repeatable).")
+@click.option("--num-samples", default=1, show_default=True, help="Samples per prompt.")
+@click.option("--format", "fmt", type=click.Choice(["text", "jsonl"]), default="text", show_default=True,
+              help="jsonl: one object per sample with prompt, completion, text and logprob.")
+@click.option("--unknown", type=click.Choice(["error", "skip"]), default="error", show_default=True,
+              help="Characters missing from the model's vocabulary: stop, or drop them with a warning.")
+@click.option("--batch", default=64, show_default=True, help="Prompts advanced together per batch.")
+def sample(prompts, ckpt_path, length, temperature, top_k, top_p, greedy, seed, until, num_samples, fmt, unknown,
+           batch):
+    """Complete PROMPTS with text from a trained model.
+
+    \b
+    With - as the prompt, or no prompt while stdin is a pipe, prompts are read
+    from stdin, one per line, and each completion ends at the end of its line:
+        cut -f1 questions.tsv | charlstm sample -c runs/rooms --greedy
+    A prompt holding ___ is filled in at the blank instead of continued:
+        charlstm sample -c runs/rooms --greedy 'Mady said hi to ___.'
+    """
+    import numpy as np
+
+    from . import sample as sample_mod
+    from .streams import Writer, prompt_batches
+
+    if length < 0 or num_samples < 1 or batch < 1 or top_k < 0 or not 0 < top_p <= 1 or temperature <= 0:
+        raise click.UsageError("--length must be >= 0, --num-samples and --batch >= 1, --top-k >= 0, "
+                               "--top-p in (0, 1] and --temperature > 0")
+    ckpt = _load_checkpoint(ckpt_path)
+    from_stdin = prompts == ("-",) or (not prompts and not sys.stdin.isatty())
+    if "-" in prompts and not from_stdin:
+        raise click.UsageError("- (stdin) cannot be mixed with prompts given as arguments")
+    options = sample_mod.Options(length=length, temperature=temperature, top_k=top_k, top_p=top_p, greedy=greedy,
+                                 until=until, stop_at_newline=from_stdin and fmt == "text", unknown=unknown)
+    seed = int(np.random.SeedSequence().entropy % 2**63) if seed is None else seed
+    writer = Writer(sys.stdout, fmt, live=sys.stdout.isatty())
+    params = {**ckpt.params}
+    from .model import pack
+
+    packed = pack(params)
+    if from_stdin:
+        batches = prompt_batches(sys.stdin.buffer, max(1, batch // num_samples))
+    else:
+        given = list(prompts) or [""]
+        batches = (given[i : i + max(1, batch // num_samples)] for i in range(0, len(given), max(1, batch // num_samples)))
+    index = 0
+    for chunk in batches:
+        requests = []
+        for prompt in chunk:
+            for _ in range(num_samples):
+                requests.append(sample_mod.parse(prompt, index))
+                index += 1
+        on_step = writer.batch(requests)
+        results = sample_mod.generate(packed, ckpt.vocab, requests, options, seed, on_step=on_step, warn=_warn)
+        writer.results(results)
+
+
+@cli.command("eval")
+@click.argument("files", nargs=-1)
+@click.option("-c", "--checkpoint", "ckpt_path", metavar="CKPT", help=CHECKPOINT_HELP)
+@click.option("--cloze", "cloze_path", metavar="FILE",
+              help="Score greedy blank filling on PROMPT<TAB>ANSWER lines (the prompt holds ___).")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option("--verbose", "-v", is_flag=True, help="With --cloze: list every line's answer and the model's.")
+@click.option("--unknown", type=click.Choice(["error", "skip"]), default="error", show_default=True,
+              help="Characters missing from the model's vocabulary: stop, or drop them with a warning.")
+@click.option("--encoding", default="utf-8", show_default=True)
+@click.option("--window", default=256, show_default=True, help="Characters per forward pass (speed only).")
+def eval_(files, ckpt_path, cloze_path, fmt, verbose, unknown, encoding, window):
+    """Score FILES (or stdin, -): cross-entropy, bits per character, perplexity.
+
+    The state starts at zero and is carried through each whole file (files run as parallel
+    streams); the score is the mean over t = 1..N-1 of -log p(x_t | x_0..x_{t-1}), in nats.
+    With --cloze, the exact-match accuracy of greedy blank filling.
+    """
+    import json
+
+    from . import evaluate
+    from .data import describe_chars, expand_sources, read_text
+
+    ckpt = _load_checkpoint(ckpt_path)
+    if not files and not cloze_path:
+        if sys.stdin.isatty():
+            raise click.UsageError("give files to score, - for stdin, or --cloze FILE")
+        files = ("-",)
+    report = {}
+    if files:
+        streams = []
+        for f in expand_sources(files):
+            text, _ = read_text([f], encoding)
+            missing = ckpt.vocab.unknown(text)
+            if missing and unknown == "error":
+                from .errors import DataError
+
+                raise DataError(f"{f}: characters not in the model's vocabulary: {describe_chars(missing)} "
+                                f"(--unknown skip drops them)")
+            if missing:
+                _warn(f"warning: {f}: dropped characters not in the vocabulary: {describe_chars(missing)}")
+            streams.append(ckpt.vocab.encode(text, unknown="skip"))
+        total, count = evaluate.score(ckpt.params, streams, window)
+        if count == 0:
+            from .errors import DataError
+
+            raise DataError("nothing to score: each text needs at least two characters")
+        report.update(evaluate.metrics(total, count))
+    if cloze_path:
+        prompts, answers = evaluate.read_cloze(cloze_path)
+        accuracy, n, fills = evaluate.cloze(ckpt.params, ckpt.vocab, prompts, answers, unknown, _warn)
+        report.update({"accuracy": accuracy, "n": n})
+        if verbose:
+            for p, a, f in zip(prompts, answers, fills):
+                mark = "ok " if a == f else "MISS"
+                click.echo(f"{mark}\t{a}\t{f}\t{p}")
+    if fmt == "json":
+        click.echo(json.dumps(report))
+        return
+    if "chars" in report:
+        click.echo(f"chars        {report['chars']:,}")
+        click.echo(f"nats/char    {report['nats_per_char']:.4f}")
+        click.echo(f"bits/char    {report['bits_per_char']:.4f}")
+        click.echo(f"perplexity   {report['perplexity']:.4f}")
+    if "accuracy" in report:
+        right = round(report["accuracy"] * report["n"])
+        click.echo(f"cloze accuracy {report['accuracy']:.4f} ({right}/{report['n']})")
+
+
+def _quiet_broken_pipe():
+    """The reader went away (`| head`): stop quietly with status 0, and keep Python from complaining
+    when it flushes stdout at exit."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+    sys.exit(0)
+
+
 def main():
     try:
         cli.main(standalone_mode=False)
+    except BrokenPipeError:
+        _quiet_broken_pipe()
     except click.exceptions.Abort:
         click.echo("Aborted.", err=True)
         sys.exit(130)

@@ -61,7 +61,7 @@ class OptimConfig:
     decay_every: int = _doc(10, "step schedule: epochs between decays")
     decay_rate: float = _doc(0.5, "step schedule: factor per decay")
     warmup: int = _doc(0, "cosine schedule: steps of linear warmup")
-    min_lr: float = _doc(0.0, "cosine schedule: learning rate at the last step")
+    min_lr: float = _doc(0.0, "cosine schedule: the rate the cosine reaches at train.steps")
 
 
 @dataclass

@@ -11,6 +11,7 @@ import math
 import numpy as np
 
 from . import model
+from .errors import DataError
 from .workspace import Workspace
 
 
@@ -45,3 +46,32 @@ def metrics(total_nll, count):
     nats = total_nll / count if count else float("nan")
     return {"chars": count, "nats_per_char": nats, "bits_per_char": nats / math.log(2),
             "perplexity": math.exp(nats) if count else float("nan")}
+
+
+def read_cloze(path):
+    """PROMPT<TAB>ANSWER lines -> (prompts, answers). Blank lines are skipped; anything else malformed
+    is a DataError naming the line."""
+    from .data import decode, read_bytes
+
+    text = decode(read_bytes(path), "stdin" if path == "-" else path)
+    prompts, answers = [], []
+    for n, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        parts = line.split("\t")
+        if len(parts) != 2 or "___" not in parts[0]:
+            raise DataError(f"{path} line {n}: expected PROMPT<TAB>ANSWER with ___ in the prompt")
+        prompts.append(parts[0])
+        answers.append(parts[1].strip())
+    if not prompts:
+        raise DataError(f"{path} holds no cloze lines")
+    return prompts, answers
+
+
+def cloze(params, vocab, prompts, answers, unknown="error", warn=None):
+    """Exact-match accuracy of greedy blank filling: (accuracy, n, the model's fills)."""
+    from .sample import fill_blanks
+
+    fills = fill_blanks(params, vocab, prompts, unknown=unknown, warn=warn)
+    correct = sum(f == a for f, a in zip(fills, answers))
+    return correct / len(prompts), len(prompts), fills

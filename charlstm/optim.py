@@ -124,7 +124,7 @@ class Optimizer:
 
 def global_norm(grads):
     """√(Σ‖g‖²) over all gradients, accumulated in float64."""
-    return math.sqrt(sum(float(np.vdot(g, g)) for g in grads.values()))
+    return math.sqrt(sum(float(np.sum(np.square(g, dtype=np.float64))) for g in grads.values()))
 
 
 def clip_by_global_norm(grads, max_norm):

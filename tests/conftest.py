@@ -65,3 +65,22 @@ def cli(capsys, monkeypatch):
         return code, out, err
 
     return invoke
+
+
+FOUR = ["the cat sat on the mat.", "the dog lay on the rug.", "a bird sang in the tree.", "my fish swam in the bowl."]
+
+
+@pytest.fixture(scope="session")
+def four_run(tmp_path_factory):
+    """A small LSTM trained (about 4 s) on four sentences in random order: greedy filling of
+    'the cat sat on the ___.' gives 'mat'. Shared by the sample and eval tests; never modified."""
+    from charlstm import config
+    from charlstm.train import Trainer
+
+    root = tmp_path_factory.mktemp("four")
+    rng = np.random.default_rng(0)
+    corpus = root / "four.txt"
+    corpus.write_text("".join(FOUR[i] + "\n" for i in rng.integers(0, 4, 1500)), encoding="utf-8")
+    cfg = config.load(CONFIGS / "tiny.yaml", ["model.hidden=32", "data.batch=8", "data.window=32", "train.steps=300"])
+    Trainer(cfg, [str(corpus)], root / "run", quiet=True).run()
+    return root / "run"

@@ -1,0 +1,107 @@
+"""`charlstm eval`: the cross-entropy definition, streams, formats and cloze accuracy."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+import naive
+from charlstm import checkpoint, evaluate
+from conftest import FOUR
+
+
+def reference_nats(params, ids):
+    """The definition, by the step-by-step model in float64: mean over t = 1..N-1 of
+    -log p(x_t | x_0..x_{t-1}), from the zero state."""
+    p64 = {k: v.astype(np.float64) for k, v in params.items()}
+    H = p64["decoder.weight"].shape[1]
+    L = sum(1 for k in p64 if "weight_hh" in k)
+    state = (np.zeros((L, 1, H)), np.zeros((L, 1, H)))
+    logits, _ = naive.run("lstm", p64, np.asarray(ids)[:-1, None], state)
+    z = logits[:, 0] - logits[:, 0].max(axis=1, keepdims=True)
+    logp = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+    return -logp[np.arange(len(ids) - 1), np.asarray(ids)[1:]].sum(), len(ids) - 1
+
+
+@pytest.fixture
+def texts(tmp_path):
+    a = tmp_path / "a.txt"
+    b = tmp_path / "b.txt"
+    a.write_text("the cat sat on the mat.\nmy fish swam in the bowl.\n")
+    b.write_text("a bird sang in the rug.\n")
+    return a, b
+
+
+def test_eval_matches_the_definition(cli, four_run, texts):
+    a, _ = texts
+    code, out, err = cli("eval", "-c", four_run, a, "--format", "json")
+    assert code == 0, err
+    report = json.loads(out)
+    assert set(report) == {"chars", "nats_per_char", "bits_per_char", "perplexity"}
+    ckpt = checkpoint.load(four_run)
+    total, n = reference_nats(ckpt.params, ckpt.vocab.encode(a.read_text()))
+    assert report["chars"] == n == len(a.read_text()) - 1
+    assert report["nats_per_char"] == pytest.approx(total / n, rel=1e-5)
+    assert report["bits_per_char"] == pytest.approx(report["nats_per_char"] / math.log(2), rel=1e-12)
+    assert report["perplexity"] == pytest.approx(math.exp(report["nats_per_char"]), rel=1e-12)
+
+
+def test_files_are_parallel_streams_and_the_window_only_changes_speed(cli, four_run, texts):
+    a, b = texts
+    both = json.loads(cli("eval", "-c", four_run, a, b, "--format", "json", "--window", 5)[1])
+    ra = json.loads(cli("eval", "-c", four_run, a, "--format", "json")[1])
+    rb = json.loads(cli("eval", "-c", four_run, b, "--format", "json", "--window", 1000)[1])
+    assert both["chars"] == ra["chars"] + rb["chars"]
+    pooled = (ra["nats_per_char"] * ra["chars"] + rb["nats_per_char"] * rb["chars"]) / both["chars"]
+    assert both["nats_per_char"] == pytest.approx(pooled, rel=1e-5)
+
+
+def test_text_report_and_stdin(cli, four_run, texts):
+    a, _ = texts
+    code, out, _ = cli("eval", "-c", four_run, "-", stdin=a.read_text())
+    lines = out.splitlines()
+    assert [line.split()[0] for line in lines] == ["chars", "nats/char", "bits/char", "perplexity"]
+    assert lines[0].split()[1] == str(len(a.read_text()) - 1)
+    assert json.loads(cli("eval", "-c", four_run, a, "--format", "json")[1])["nats_per_char"] == \
+        pytest.approx(float(lines[1].split()[1]), abs=1e-4)
+
+
+def test_unknown_characters_in_eval(cli, four_run, tmp_path):
+    f = tmp_path / "x.txt"
+    f.write_text("the cat sat on the Mat!\n")
+    code, _, err = cli("eval", "-c", four_run, f)
+    assert code == 1 and "'!' 'M'" in err and "--unknown skip" in err and err.count("\n") == 1
+    code, out, err = cli("eval", "-c", four_run, f, "--unknown", "skip", "--format", "json")
+    assert code == 0 and "warning" in err and json.loads(out)["chars"] == len("the cat sat on the at\n") - 1
+
+
+def test_cloze_accuracy(cli, four_run, tmp_path):
+    cloze = tmp_path / "cloze.tsv"
+    lines = [f"{s.rsplit(' ', 1)[0]} ___.\t{s.rsplit(' ', 1)[1][:-1]}" for s in FOUR]
+    lines.append("the cat sat on the ___.\trug")  # a wrong answer key: the model says mat
+    cloze.write_text("\n".join(lines) + "\n")
+    code, out, err = cli("eval", "-c", four_run, "--cloze", cloze, "--format", "json")
+    assert code == 0, err
+    assert json.loads(out) == {"accuracy": 0.8, "n": 5}
+    code, out, _ = cli("eval", "-c", four_run, "--cloze", cloze, "--verbose")
+    rows = out.splitlines()
+    assert rows[-1] == "cloze accuracy 0.8000 (4/5)"
+    assert rows[4].split("\t")[:3] == ["MISS", "rug", "mat"]
+    assert rows[0].split("\t")[:3] == ["ok ", "mat", "mat"]
+
+
+def test_bad_cloze_files(cli, four_run, tmp_path):
+    bad = tmp_path / "bad.tsv"
+    bad.write_text("no tab here\n")
+    code, _, err = cli("eval", "-c", four_run, "--cloze", bad)
+    assert code == 1 and "line 1: expected PROMPT<TAB>ANSWER" in err
+
+
+def test_score_pools_streams_of_different_lengths(four_run):
+    ckpt = checkpoint.load(four_run)
+    ids = [ckpt.vocab.encode(s + "\n") for s in FOUR] + [ckpt.vocab.encode("a")]
+    total, count = evaluate.score(ckpt.params, ids, window=4)
+    parts = [evaluate.score(ckpt.params, [s]) for s in ids]
+    assert count == sum(len(s) - 1 for s in ids)
+    assert total == pytest.approx(sum(t for t, _ in parts), rel=1e-5)
