@@ -5,6 +5,7 @@ of the wrong type or outside its choices, is a ConfigError that names the key an
 """
 
 import dataclasses
+import math
 import re
 from dataclasses import dataclass, field
 from typing import Optional, Tuple
@@ -138,8 +139,9 @@ def _field(section, key):
     return fields[key]
 
 
-def update(config, mapping, source="config"):
-    """Apply a nested mapping {section: {key: value}} to config, checking every key and type."""
+def update(config, mapping, source="config", check=True):
+    """Apply a nested mapping {section: {key: value}} to config, checking every key and type, then
+    (unless check=False) the combination with validate()."""
     if not isinstance(mapping, dict):
         raise ConfigError(f"{source} must be a mapping of sections ({', '.join(SECTIONS)})")
     for section, values in mapping.items():
@@ -152,7 +154,8 @@ def update(config, mapping, source="config"):
         for key, value in values.items():
             f = _field(section, key)
             setattr(getattr(config, section), key, _coerce(f"{section}.{key}", value, f))
-    validate(config)
+    if check:
+        validate(config)
     return config
 
 
@@ -167,7 +170,9 @@ def load(path=None, overrides=()):
             raise ConfigError(f"cannot read config {path}: {e.strerror}") from None
         except yaml.YAMLError as e:
             raise ConfigError(f"config {path} is not valid YAML: {str(e).splitlines()[0]}") from None
-        update(config, mapping or {}, source=str(path))
+        except UnicodeDecodeError as e:
+            raise ConfigError(f"config {path} is not UTF-8 (byte offset {e.start})") from None
+        update(config, mapping or {}, source=str(path), check=False)  # checked once the overrides are in
     return update(config, parse_overrides(overrides), source="--set")
 
 
@@ -183,6 +188,8 @@ def parse_overrides(overrides):
             value = yaml.safe_load(text) if text.strip() else None
         except yaml.YAMLError:
             value = text.strip()
+        if isinstance(value, str) and not text.strip().startswith(("'", '"')):
+            value = text.strip()  # a string as typed: YAML would cut "a #1" at the comment
         mapping.setdefault(section, {})[key] = value
     return mapping
 
@@ -197,15 +204,18 @@ def validate(config):
     for key, value in positive.items():
         if value < 1:
             raise ConfigError(f"{key} must be at least 1, not {value}")
-    if t.steps < 0 or t.val_max_chars < 0 or o.warmup < 0:
-        raise ConfigError("train.steps, train.val_max_chars and optim.warmup cannot be negative")
+    if t.steps < 0 or t.val_max_chars < 0 or o.warmup < 0 or t.seed < 0:
+        raise ConfigError("train.steps, train.seed, train.val_max_chars and optim.warmup cannot be negative")
     for key, value in {"model.dropout": m.dropout, "model.decoder_dropout": m.decoder_dropout}.items():
         if not 0.0 <= value < 1.0:
             raise ConfigError(f"{key} must be in [0, 1), not {value}")
     if not 0.0 <= d.val_fraction < 1.0:
         raise ConfigError(f"data.val_fraction must be in [0, 1), not {d.val_fraction}")
-    if o.lr <= 0 or o.eps <= 0 or o.clip < 0 or o.weight_decay < 0 or o.min_lr < 0:
+    # written as "not (x > 0)" so that NaN fails too
+    if not (o.lr > 0 and o.eps > 0 and o.clip >= 0 and o.weight_decay >= 0 and o.min_lr >= 0):
         raise ConfigError("optim.lr and optim.eps must be positive; clip, weight_decay and min_lr not negative")
+    if not all(math.isfinite(v) for v in (o.lr, o.eps, o.clip, o.weight_decay, o.min_lr, o.decay_rate)):
+        raise ConfigError("optim.lr, eps, clip, weight_decay, min_lr and decay_rate must be finite numbers")
     if not all(0.0 <= b < 1.0 for b in o.betas) or not 0.0 <= o.alpha < 1.0 or not 0.0 <= o.momentum < 1.0:
         raise ConfigError("optim.betas, optim.alpha and optim.momentum must lie in [0, 1)")
     if o.nesterov and o.momentum == 0:
@@ -220,9 +230,13 @@ def parse_duration(text):
     """'90s', '10m', '1h30m', '1.5h' or a plain number of seconds -> seconds (float)."""
     text = str(text).strip()
     try:
-        return float(text)
+        seconds = float(text)
     except ValueError:
         pass
+    else:
+        if not (math.isfinite(seconds) and seconds >= 0):
+            raise ConfigError(f"time budget must be a non-negative duration, not {text!r}")
+        return seconds
     parts = re.fullmatch(r"(?:(\d+(?:\.\d+)?)h)?\s*(?:(\d+(?:\.\d+)?)m)?\s*(?:(\d+(?:\.\d+)?)s)?", text)
     if not text or not parts or not any(parts.groups()):
         raise ConfigError(f"time budget must look like 90s, 10m, 1h30m or a number of seconds, not {text!r}")
@@ -248,7 +262,7 @@ def dump(config):
         for f in dataclasses.fields(SECTIONS[section]):
             value = getattr(getattr(config, section), f.name)
             value = list(value) if isinstance(value, tuple) else value
-            text = yaml.safe_dump(value, default_flow_style=True).strip()
+            text = yaml.safe_dump(value, default_flow_style=True, width=float("inf")).strip()
             text = text[: -len("...")].strip() if text.endswith("...") else text
             lines.append(f"  {f.name}: {text}  # {f.metadata['doc']}")
     return "\n".join(lines) + "\n"
