@@ -155,6 +155,24 @@ def save(path, params, opt, state, cfg, vocab, progress, corpus_info):
 # ------------------------------------------------------------------------------------------- training
 
 
+def train_step(params, optimizer, x, y, state, lr, clip, work, mask=None):
+    """One optimizer step on one window: forward, backward, global-norm clipping, update.
+
+    Returns (loss, gradient norm before clipping, state to carry into the next window). When the loss or
+    the norm is not finite, nothing is updated and the incoming state is returned, for the caller to stop.
+    """
+    loss, next_state, cache = model.forward(params, x, y, state, work, mask)
+    if not math.isfinite(loss):
+        return loss, math.nan, state
+    grads = model.backward(params, cache, work)
+    norm = clip_by_global_norm(grads, clip)
+    if not math.isfinite(norm):
+        return loss, norm, state
+    optimizer.update(params, grads, lr)
+    return loss, norm, next_state
+
+
+
 class Trainer:
     """Everything one training session holds; `run` drives it."""
 
@@ -275,16 +293,13 @@ class Trainer:
                 if self.batches.starts_sequence(p.window):
                     self.state = model.zero_state(self.spec, cfg.data.batch)
                 x, y, mask = self.batches.window(p.epoch, p.window)
-                loss, next_state, cache = model.forward(self.params, x, y, self.state, work, mask)
+                lr = learning_rate(cfg.optim, p.step, p.epoch, total)
+                loss, norm, self.state = train_step(self.params, self.opt, x, y, self.state, lr, cfg.optim.clip,
+                                                    work, mask)
                 if not math.isfinite(loss):
                     self._diverged(f"the training loss became {loss}")
-                grads = model.backward(self.params, cache, work)
-                norm = clip_by_global_norm(grads, cfg.optim.clip)
                 if not math.isfinite(norm):
                     self._diverged(f"the gradient norm became {norm}")
-                lr = learning_rate(cfg.optim, p.step, p.epoch, total)
-                self.opt.update(self.params, grads, lr)
-                self.state = next_state
                 p.step += 1
                 p.window += 1
                 steps_this_session += 1

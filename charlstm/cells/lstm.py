@@ -9,10 +9,11 @@
 
 Parameters keep PyTorch's layout: rows of weight_ih / weight_hh / biases in gate order (i, f, g, o).
 
-Speed: the packed weights used by the forward pass put the gates in the order (i, f, o, g) and scale the
-i, f and o rows by 1/2. One tanh over all 4H pre-activations, then (1 + t) / 2 on the first 3H columns,
-gives the three sigmoids and the tanh at once, since σ(x) = (1 + tanh(x / 2)) / 2. The backward pass
-works in PyTorch's order on the true (unscaled) pre-activations, so gradients need no translation.
+Speed: the packed weights used by the forward pass put the gates in the order (i, f, o, g) and scale
+the i, f, o rows by -1 and the g rows by -2, so that one exp, one add and one reciprocal over all 4H
+pre-activations give the three sigmoids and σ(2x) for the candidate, whose tanh is then 2σ(2x) - 1.
+NumPy's float32 exp is about twice as fast as its tanh here, and this takes one pass less. The backward
+pass works in PyTorch's order on the true pre-activations, so gradients need no translation.
 
 Shapes: T timesteps, B streams, H hidden units; `in` is the layer's input size.
 """
@@ -24,11 +25,12 @@ STATE = ("h", "c")
 
 
 def pack(w_ih, w_hh, b_ih, b_hh):
-    """Weights for the forward pass: w_ihT (in, 4H), w_hhT (H, 4H), bias (4H,), in order (i, f, o, g)."""
+    """Weights for the forward pass: w_ihT (in, 4H), w_hhT (H, 4H), bias (4H,), in order (i, f, o, g),
+    scaled by (-1, -1, -1, -2) so that the step's exp sees -x (and -2x for g)."""
     H = w_hh.shape[1]
     order = np.r_[0 : 2 * H, 3 * H : 4 * H, 2 * H : 3 * H]
-    scale = np.ones(4 * H, dtype=w_hh.dtype)
-    scale[: 3 * H] = 0.5
+    scale = np.full(4 * H, -1.0, dtype=w_hh.dtype)
+    scale[3 * H :] = -2.0
     w_ihT = np.ascontiguousarray((w_ih[order] * scale[:, None]).T)
     w_hhT = np.ascontiguousarray((w_hh[order] * scale[:, None]).T)
     bias = (b_ih + b_hh)[order] * scale
@@ -39,16 +41,19 @@ def step(gates, h_prev, c_prev, w_hhT, h, c, tanh_c, rec):
     """One timestep, in place, for B streams at once; shared by the training forward pass and sampling.
 
     gates (B, 4H): on entry the packed input projection of x, on exit the activations (i, f, o, g).
-    h, c, tanh_c (B, H) receive h', c' and tanh(c'); rec (B, 4H) is scratch.
+    h, c, tanh_c (B, H) receive h', c' and tanh(c'); rec (B, 4H) is scratch. Call it under
+    np.errstate(over="ignore"): exp(-x) may overflow to inf, which correctly gives σ(x) = 0.
     """
     H = h.shape[1]
     np.matmul(h_prev, w_hhT, out=rec)
     gates += rec
-    np.tanh(gates, out=gates)
-    ifo = gates[:, : 3 * H]
-    ifo *= 0.5
-    ifo += 0.5
-    i, f, o, g = gates[:, :H], gates[:, H : 2 * H], gates[:, 2 * H : 3 * H], gates[:, 3 * H :]
+    np.exp(gates, out=gates)
+    gates += 1.0
+    np.reciprocal(gates, out=gates)  # σ(x) for i, f, o; σ(2x) for g
+    g = gates[:, 3 * H :]
+    g *= 2.0
+    g -= 1.0  # tanh(x) = 2σ(2x) - 1
+    i, f, o = gates[:, :H], gates[:, H : 2 * H], gates[:, 2 * H : 3 * H]
     np.multiply(f, c_prev, out=c)
     np.multiply(i, g, out=tanh_c)  # tanh_c doubles as scratch for i ⊙ g
     c += tanh_c
@@ -62,7 +67,8 @@ def advance(gates, state, packed, work, layer):
     B, H = h.shape
     tanh_c = work.get(f"lstm{layer}.step_tanh_c", (B, H), h.dtype)
     rec = work.get(f"lstm{layer}.step_rec", (B, GATES * H), h.dtype)
-    step(gates, h, c, packed["w_hhT"], h, c, tanh_c, rec)  # h_prev is read before h is written
+    with np.errstate(over="ignore"):
+        step(gates, h, c, packed["w_hhT"], h, c, tanh_c, rec)  # h_prev is read before h is written
     return h
 
 
@@ -81,8 +87,9 @@ def forward(gates, state, packed, work, layer):
     rec = work.get(f"lstm{layer}.rec", (B, G), dtype)
     w_hhT = packed["w_hhT"]
     hs[0], cs[0] = state
-    for t in range(T):
-        step(gates[t], hs[t], cs[t], w_hhT, hs[t + 1], cs[t + 1], tanh_c[t], rec)
+    with np.errstate(over="ignore"):
+        for t in range(T):
+            step(gates[t], hs[t], cs[t], w_hhT, hs[t + 1], cs[t + 1], tanh_c[t], rec)
     cache = {"gates": gates, "cs": cs, "tanh_c": tanh_c}
     return hs, (hs[T].copy(), cs[T].copy()), cache
 
