@@ -228,19 +228,19 @@ def step(packed, x, state, work):
 
     The state arrays are updated in place; returns the logits (B, V), a workspace buffer that the next
     call overwrites. Uses the same packed weights and per-step code as the training forward pass.
+    Call it under np.errstate(over="ignore"), as the cells' forward passes run (see cells/lstm.py).
     """
-    spec = packed["spec"]
-    cell = CELLS[spec.cell]
-    (B,) = x.shape
-    dtype = packed["table"].dtype
-    gates = work.get("step.gates", (B, packed["table"].shape[1]), dtype)
-    np.take(packed["table"], x, axis=0, out=gates, mode="clip")
-    for k in range(spec.layers):
+    layers = packed["layers"]
+    advance = CELLS[packed["spec"].cell].advance
+    table = packed["table"]
+    gates = work.get("step.gates", (len(x), table.shape[1]), table.dtype)
+    np.take(table, x, axis=0, out=gates, mode="clip")
+    for k, layer in enumerate(layers):
         if k > 0:
-            np.matmul(h, packed["layers"][k]["w_ihT"], out=gates)
-            gates += packed["layers"][k]["bias"]
-        h = cell.advance(gates, tuple(s[k] for s in state), packed["layers"][k], work, k)
-    logits = work.get("step.logits", (B, spec.vocab), dtype)
+            np.matmul(h, layer["w_ihT"], out=gates)
+            gates += layer["bias"]
+        h = advance(gates, tuple(s[k] for s in state), layer, work, k)
+    logits = work.get("step.logits", (len(x), packed["spec"].vocab), table.dtype)
     np.matmul(h, packed["decoder_wT"], out=logits)
     logits += packed["decoder_b"]
     return logits

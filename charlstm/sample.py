@@ -75,62 +75,46 @@ def word_boundaries(vocab):
 def generate(params, vocab, requests, options, seed=0, on_step=None, warn=None):
     """Complete a batch of requests together. Returns one Result per request, in order.
 
-    on_step(completion_so_far, done), if given, is called after every step with a function b -> the
-    completion of sequence b so far, and the (B,) bool array of finished sequences: used to stream output.
+    on_step(completion_so_far, done), if given, is called after every generated character with a
+    function b -> the completion of sequence b so far, and the (B,) bool array of finished sequences.
     """
     packed = model.pack(params) if "spec" not in params else params
-    spec = packed["spec"]
     B = len(requests)
     if B == 0:
         return []
     if not options.greedy and options.temperature <= 0:
         raise DataError("temperature must be positive (use --greedy for the likeliest characters)")
-
     prompts = [_encode_prefix(vocab, r, options.unknown, warn) for r in requests]
-    P = np.array([len(p) for p in prompts])  # (B,)
-    forced = np.zeros((B, max(P.max(), 1)), np.intp)
-    for b, p in enumerate(prompts):
-        forced[b, : len(p)] = p
-    L_new = options.length
-    out = np.zeros((B, max(L_new, 1)), np.intp)  # generated ids
+    n_new = options.length
+    out = np.zeros((B, max(n_new, 1)), np.intp)  # generated ids
     n_out = np.zeros(B, np.intp)  # characters kept per sequence
-    done = np.full(B, L_new == 0)
+    done = np.full(B, n_new == 0)
     logprob = np.zeros(B)
-    uniforms = np.stack([np.random.default_rng([seed, r.index]).random(max(L_new, 1)) for r in requests])
-    stop_first = _blank_stops(vocab, requests)  # (B,) id that ends a fill, -1 if none
-    is_blank = np.array([r.suffix is not None for r in requests])
-    boundary = word_boundaries(vocab)
-    newline = vocab.index.get("\n", -1) if options.stop_at_newline else -1
+    uniforms = np.stack([np.random.default_rng([seed, r.index]).random(max(n_new, 1)) for r in requests])
+    ends_before = _stop_table(vocab, requests, options)  # (B, V): this character ends sequence b unkept
     until = [vocab.encode(u, unknown="skip") for u in options.until if u and not vocab.unknown(u)]
 
-    state = model.zero_state(spec, B, packed["table"].dtype)
+    state = model.zero_state(packed["spec"], B, packed["table"].dtype)
     work = Workspace()
     rows = np.arange(B)
-    t = 0
-    while not done.all():
-        g_in = t - P  # (B,) index into out of the character read now, negative while reading the prompt
-        x = np.where(g_in < 0, forced[rows, np.minimum(t, forced.shape[1] - 1)], out[rows, np.maximum(g_in, 0)])
-        logits = model.step(packed, x, state, work).astype(np.float64)
-        g = t + 1 - P  # index of the character these logits predict
-        active = (g >= 0) & ~done
-        if active.any():
-            chosen = _choose(logits, options, uniforms[rows, np.minimum(np.maximum(g, 0), L_new - 1)])
-            logz = np.log(np.exp(logits - logits.max(axis=1, keepdims=True)).sum(axis=1)) + logits.max(axis=1)
-            char_logp = logits[rows, chosen] - logz
-            # a character that ends a fill or a line is not part of the completion
-            ends_before = (is_blank & ((chosen == stop_first) | boundary[chosen])) | (chosen == newline)
-            keep = active & ~ends_before
-            out[rows[keep], g[keep]] = chosen[keep]
-            n_out[keep] += 1
-            logprob[keep] += char_logp[keep]
-            finished = (active & ends_before) | (keep & (n_out >= L_new))
-            for b in np.flatnonzero(keep & ~finished):
-                if _ends_with_any(out[b, : n_out[b]], until):
-                    finished[b] = True
-            done |= finished
-        t += 1
-        if on_step is not None:
-            on_step(lambda b: vocab.decode(out[b, : n_out[b]]), done)
+    with np.errstate(over="ignore", divide="ignore"):  # see model.step
+        logits = _prime(packed, prompts, state, work)
+        for g in range(n_new):
+            chosen, char_logp = _choose(logits, options, uniforms[:, g])
+            ending = ends_before[rows, chosen]
+            keep = ~(done | ending)
+            out[:, g] = chosen
+            n_out += keep
+            logprob += np.where(keep, char_logp, 0.0)
+            done |= ending | (n_out >= n_new)
+            if until:
+                for b in np.flatnonzero(keep & ~done):
+                    done[b] = _ends_with_any(out[b, : n_out[b]], until)
+            if on_step is not None:
+                on_step(lambda b: vocab.decode(out[b, : n_out[b]]), done)
+            if done.all():
+                break
+            logits = model.step(packed, chosen, state, work)
 
     results = []
     for b, r in enumerate(requests):
@@ -138,6 +122,38 @@ def generate(params, vocab, requests, options, seed=0, on_step=None, warn=None):
         text = r.prefix + completion + r.suffix if r.suffix is not None else r.prompt + completion
         results.append(Result(r.prompt, completion, text, float(logprob[b])))
     return results
+
+
+def _prime(packed, prompts, state, work):
+    """Feed every prompt, right-aligned so that all end on the same step: a shorter prompt starts later,
+    its state held at zero until then. Returns the logits after the last prompt character."""
+    longest = max(len(p) for p in prompts)
+    aligned = np.zeros((len(prompts), longest), np.intp)
+    for b, p in enumerate(prompts):
+        aligned[b, longest - len(p) :] = p
+    starts = longest - np.array([len(p) for p in prompts])  # (B,) first step of each prompt
+    for t in range(longest):
+        logits = model.step(packed, aligned[:, t], state, work)
+        waiting = t < starts
+        if waiting.any():
+            for s in state:
+                s[:, waiting] = 0
+    return logits
+
+
+def _stop_table(vocab, requests, options):
+    """(B, V) bool: generating this character ends the sequence and is not kept: for a blank, the first
+    character of the text after it or any word boundary; with stop_at_newline, a newline."""
+    table = np.zeros((len(requests), len(vocab)), bool)
+    boundary = word_boundaries(vocab)
+    for b, r in enumerate(requests):
+        if r.suffix is not None:
+            table[b] = boundary
+            if r.suffix and r.suffix[0] in vocab.index:
+                table[b, vocab.index[r.suffix[0]]] = True
+    if options.stop_at_newline and "\n" in vocab.index:
+        table[:, vocab.index["\n"]] = True
+    return table
 
 
 def _encode_prefix(vocab, request, unknown, warn):
@@ -159,38 +175,37 @@ def _encode_prefix(vocab, request, unknown, warn):
     return ids
 
 
-def _blank_stops(vocab, requests):
-    stops = np.full(len(requests), -1)
-    for b, r in enumerate(requests):
-        if r.suffix:
-            stops[b] = vocab.index.get(r.suffix[0], -1)
-    return stops
-
-
 def _ends_with_any(ids, patterns):
     return any(len(ids) >= len(p) and np.array_equal(ids[len(ids) - len(p):], p) for p in patterns)
 
 
 def _choose(logits, options, u):
-    """Next character per row of logits (B, V): greedy, or sampled with temperature, top-k and top-p
-    by inverting the cumulative distribution at the uniforms u (B,)."""
+    """The next character of each row of logits (B, V) and its log-probability under the model (at
+    temperature 1, untruncated). Greedy takes the likeliest; otherwise temperature, top-k and top-p
+    shape the distribution, which is sampled by inverting its cumulative sum at the uniforms u (B,)."""
+    rows = np.arange(len(logits))
+    z = logits - logits.max(axis=1, keepdims=True)  # (B, V), max 0
+    p = np.exp(z)
+    log_total = np.log(p.sum(axis=1))
     if options.greedy:
-        return logits.argmax(axis=1)
-    z = logits / options.temperature
+        chosen = z.argmax(axis=1)
+        return chosen, z[rows, chosen] - log_total
     V = z.shape[1]
+    if options.temperature != 1.0:
+        p = np.exp(z / options.temperature)
     if 0 < options.top_k < V:
-        kth = np.partition(z, V - options.top_k, axis=1)[:, V - options.top_k][:, None]
-        z = np.where(z >= kth, z, -np.inf)
-    p = np.exp(z - z.max(axis=1, keepdims=True))
-    p /= p.sum(axis=1, keepdims=True)
+        kth = np.partition(p, V - options.top_k, axis=1)[:, V - options.top_k][:, None]
+        p[p < kth] = 0.0
     if options.top_p < 1.0:
+        p /= p.sum(axis=1, keepdims=True)
         order = np.argsort(-p, axis=1)
         sorted_p = np.take_along_axis(p, order, axis=1)
         before = np.cumsum(sorted_p, axis=1) - sorted_p  # probability of the likelier characters
         sorted_p[before >= options.top_p] = 0.0  # keeps the smallest set that reaches top_p
         np.put_along_axis(p, order, sorted_p, axis=1)
     cdf = np.cumsum(p, axis=1)
-    return np.minimum((cdf < u[:, None] * cdf[:, -1:]).sum(axis=1), V - 1)
+    chosen = np.minimum((cdf < u[:, None] * cdf[:, -1:]).sum(axis=1), V - 1)
+    return chosen, z[rows, chosen] - log_total
 
 
 def fill_blanks(params, vocab, prompts, batch=256, unknown="error", warn=None):

@@ -67,10 +67,11 @@ def test_top_k_and_top_p_restrict_the_choices():
     u = np.random.default_rng(0).random(4000)
     for opts, allowed in [(dict(top_k=2), {0, 1}), (dict(top_p=0.7), {0, 1}), (dict(top_p=0.5), {0}),
                           (dict(top_p=0.85), {0, 1, 2}), (dict(), {0, 1, 2, 3})]:
-        chosen = sample_mod._choose(logits, sample_mod.Options(**opts), u)
+        chosen, logp = sample_mod._choose(logits, sample_mod.Options(**opts), u)
         assert set(chosen.tolist()) == allowed, opts
+        np.testing.assert_allclose(logp, logits[np.arange(4000), chosen], rtol=1e-12)  # untruncated, T=1
     # with everything allowed, the frequencies follow the distribution
-    freq = np.bincount(sample_mod._choose(logits, sample_mod.Options(), u), minlength=4) / 4000
+    freq = np.bincount(sample_mod._choose(logits, sample_mod.Options(), u)[0], minlength=4) / 4000
     np.testing.assert_allclose(freq, [0.5, 0.3, 0.15, 0.05], atol=0.03)
 
 

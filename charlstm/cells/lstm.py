@@ -67,8 +67,7 @@ def advance(gates, state, packed, work, layer):
     B, H = h.shape
     tanh_c = work.get(f"lstm{layer}.step_tanh_c", (B, H), h.dtype)
     rec = work.get(f"lstm{layer}.step_rec", (B, GATES * H), h.dtype)
-    with np.errstate(over="ignore"):
-        step(gates, h, c, packed["w_hhT"], h, c, tanh_c, rec)  # h_prev is read before h is written
+    step(gates, h, c, packed["w_hhT"], h, c, tanh_c, rec)  # h_prev is read before h is written
     return h
 
 
