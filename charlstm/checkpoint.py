@@ -97,6 +97,7 @@ def read(path):
     path = pathlib.Path(path)
     if not path.exists():
         raise CheckpointError(f"no checkpoint at {path}")
+    _check_declared_sizes(path)
     try:
         archive = np.load(path, allow_pickle=False)
         if not isinstance(archive, np.lib.npyio.NpzFile):
@@ -138,6 +139,37 @@ def read(path):
         raise CheckpointError(f"{path} has checkpoint format version {meta.get('version')!r}; "
                               f"this charlstm reads version {VERSION}")
     return entries, meta
+
+
+def _check_declared_sizes(path):
+    """Before numpy allocates anything: every member's header must declare no more bytes than the member
+    holds, and no member may inflate more than 64-fold (a zip bomb). A damaged archive is left for
+    np.load to report."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            for info in archive.infolist():
+                if info.compress_type != zipfile.ZIP_STORED and info.file_size > 64 * max(info.compress_size, 1024):
+                    raise CheckpointError(f"{path}: {info.filename} would inflate {info.file_size} bytes from "
+                                          f"{info.compress_size}; refused")
+                if not info.filename.endswith(".npy"):
+                    continue
+                with archive.open(info) as member:
+                    version = np.lib.format.read_magic(member)
+                    read_header = {(1, 0): np.lib.format.read_array_header_1_0,
+                                   (2, 0): np.lib.format.read_array_header_2_0}.get(version)
+                    if read_header is None:
+                        continue
+                    shape, _, dtype = read_header(member, max_header_size=10000)
+                declared = int(np.prod(shape, dtype=object)) * dtype.itemsize
+                if dtype.hasobject:
+                    raise CheckpointError(f"{path} holds pickled objects, which charlstm never loads")
+                if declared > info.file_size:
+                    raise CheckpointError(f"{path}: {info.filename} declares {declared} bytes but holds "
+                                          f"{info.file_size}; corrupt or hostile")
+    except CheckpointError:
+        raise
+    except Exception:  # not a zip, a damaged header...: np.load gives the precise complaint
+        return
 
 
 def _reason(e):

@@ -5,6 +5,7 @@ exits non-zero. Data goes to stdout, progress and messages to stderr.
 """
 
 import os
+import pathlib
 import sys
 
 import click
@@ -46,6 +47,7 @@ def cli():
 def train(corpus, config_path, out, resume, steps, time_budget, seed, val_path, encoding, errors, overrides,
           force, quiet):
     """Train a model on CORPUS: text files, directories of text files, or - for stdin.
+    With no CORPUS, train the rooms memory demo (data/rooms-train.txt, configs/rooms.yaml).
 
     The hidden state is carried from window to window (truncated backpropagation through time).
     Checkpoints go to the run directory: latest.npz every train.save_every steps and at the end,
@@ -67,11 +69,19 @@ def train(corpus, config_path, out, resume, steps, time_budget, seed, val_path, 
         cfg = train_mod.resume_config(resume, mapping)
         out = resume
     else:
-        if not corpus:
-            raise click.UsageError("give a corpus: one or more text files, a directory, or - for stdin")
+        run_name = None
+        if not corpus:  # the demo: the rooms stories with their recipe
+            from . import assets
+
+            run_name = "rooms"
+            corpus, config_path = (str(assets.CORPUS),), config_path or str(assets.CONFIG)
+            mapping.setdefault("train", {}).setdefault("cloze", str(assets.CLOZE))
+            if not quiet:
+                click.echo(f"no corpus given: training on the rooms stories ({assets.CORPUS.name}) "
+                           f"with {pathlib.Path(config_path).name}", err=True)
         cfg = config_mod.load(config_path)
         config_mod.update(cfg, mapping, source="the command line")
-        out = out or train_mod.default_run_dir(corpus)
+        out = out or train_mod.default_run_dir(corpus, name=run_name)
     trainer = train_mod.Trainer(cfg, corpus, out, val_source=val_path, resume=bool(resume), quiet=quiet,
                                 force=force)
     try:
@@ -81,14 +91,17 @@ def train(corpus, config_path, out, resume, steps, time_budget, seed, val_path, 
         sys.exit(e.exit_code)
 
 
-CHECKPOINT_HELP = "Checkpoint file, or a run directory (its best.npz, else latest.npz)."
+CHECKPOINT_HELP = ("Checkpoint file, or a run directory (its best.npz, else latest.npz) "
+                   "[default: the shipped rooms model].")
 
 
 def _load_checkpoint(path):
-    from . import checkpoint
+    from . import assets, checkpoint
 
     if path is None:
-        raise click.UsageError("give a checkpoint with -c (a .npz file or a run directory)")
+        if not assets.MODEL.exists():
+            raise click.UsageError("give a checkpoint with -c (a .npz file or a run directory)")
+        path = assets.MODEL  # the shipped rooms model, data/rooms.npz
     return checkpoint.load(path)
 
 
@@ -132,6 +145,10 @@ def sample(prompts, ckpt_path, length, temperature, top_k, top_p, greedy, seed, 
         raise click.UsageError("--length must be >= 0, --num-samples and --batch >= 1, --top-k >= 0, "
                                "--top-p in (0, 1] and --temperature > 0")
     ckpt = _load_checkpoint(ckpt_path)
+    from .data import check_text
+
+    for n, p in enumerate(prompts, 1):
+        check_text(p, f"prompt {n}")
     from_stdin = prompts == ("-",) or (not prompts and not sys.stdin.isatty())
     if "-" in prompts and not from_stdin:
         raise click.UsageError("- (stdin) cannot be mixed with prompts given as arguments")
@@ -227,6 +244,138 @@ def eval_(files, ckpt_path, cloze_path, fmt, verbose, unknown, encoding, window)
     if "accuracy" in report:
         right = round(report["accuracy"] * report["n"])
         click.echo(f"cloze accuracy {report['accuracy']:.4f} ({right}/{report['n']})")
+
+
+@cli.command()
+@click.argument("text", required=False)
+@click.option("-c", "--checkpoint", "ckpt_path", metavar="CKPT", help=CHECKPOINT_HELP)
+@click.option("--show", multiple=True, metavar="QUANTITY",
+              help="surprisal (default), forget, input, output (GRU: reset, update), cell:LAYER:UNIT or "
+                   "hidden:LAYER:UNIT; repeatable.")
+@click.option("--top", default=0, metavar="N", help="Also show the N units whose memory varies most over the text.")
+@click.option("--html", "html_path", metavar="FILE", help="Write a self-contained web page instead.")
+@click.option("--color", "color", type=click.Choice(["auto", "always", "never"]), default="auto", show_default=True,
+              help="auto: colours on a terminal unless NO_COLOR is set.")
+@click.option("--width", type=int, help="Wrap at this many characters [default: the terminal's width].")
+@click.option("--unknown", type=click.Choice(["error", "skip"]), default="error", show_default=True)
+def inspect(text, ckpt_path, show, top, html_path, color, width, unknown):
+    """Show, character by character, what the model expects and what its gates and memory do.
+
+    \b
+    TEXT is the text to run (from the zero state); - or no TEXT reads stdin.
+        charlstm inspect -c runs/rooms 'Mady walks in to the room, ...' --top 4
+        charlstm inspect -c runs/rooms --show forget --show cell:0:17 'Mady said hi to Monica.'
+        charlstm inspect -c runs/rooms --html gates.html 'Mady and Monica walk in ...'
+    """
+    from . import inspection
+
+    ckpt = _load_checkpoint(ckpt_path)
+    if text is None or text == "-":
+        if text is None and sys.stdin.isatty():
+            raise click.UsageError("give a TEXT to inspect, or - to read it from stdin")
+        from .data import decode
+
+        text = decode(sys.stdin.buffer.read(), "stdin")
+    if not text:
+        raise click.UsageError("the text to inspect is empty")
+    from .data import check_text
+
+    check_text(text, "the text to inspect")
+    if top < 0:
+        raise click.UsageError("--top cannot be negative")
+    missing = ckpt.vocab.unknown(text)
+    if missing:
+        from .data import describe_chars
+
+        if unknown == "error":
+            from .errors import DataError
+
+            raise DataError(f"characters not in the model's vocabulary: {describe_chars(missing)} "
+                            f"(--unknown skip drops them)")
+        _warn(f"warning: dropped characters not in the vocabulary: {describe_chars(missing)}")
+        text = "".join(c for c in text if c in ckpt.vocab.index)
+    traced = inspection.trace(ckpt.params, ckpt.vocab.encode(text))
+    if html_path:
+        gates = [g for g in inspection.GATE_BLOCKS[ckpt.spec.cell]]
+        rows = inspection.quantities(traced, ckpt.spec, list(show) or ["surprisal", *gates], top or 8)
+        page = inspection.render_html(text, rows, title=f"charlstm inspect: {ckpt.path}")
+        pathlib.Path(html_path).write_text(page, encoding="utf-8")
+        click.echo(f"wrote {html_path} ({len(rows)} quantities; open it in a browser)", err=True)
+        return
+    rows = inspection.quantities(traced, ckpt.spec, list(show) or (["surprisal"] if not top else []), top)
+    if color == "auto":
+        use = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+    else:
+        use = color == "always"
+    truecolor = os.environ.get("COLORTERM", "").lower() in ("truecolor", "24bit")
+    mode = "none" if not use else "truecolor" if truecolor else "ansi256"
+    for line in inspection.render_terminal(text, rows, mode, width):
+        click.echo(line, color=use)  # click would strip the colours when stdout is not a terminal
+
+
+@cli.command()
+@click.argument("run_dir")
+@click.option("--x", "x_axis", type=click.Choice(["step", "time"]), default="step", show_default=True,
+              help="Horizontal axis: optimizer steps or seconds of training.")
+@click.option("--png", "png_path", metavar="FILE", help="Write a PNG instead (needs matplotlib: pip install 'charlstm[plot]').")
+@click.option("--width", default=72, show_default=True)
+@click.option("--height", default=16, show_default=True)
+@click.option("--color", "color", type=click.Choice(["auto", "always", "never"]), default="auto", show_default=True)
+def plot(run_dir, x_axis, png_path, width, height, color):
+    """Draw a run's training and validation loss (and cloze accuracy) from its metrics.jsonl."""
+    from . import plot as plot_mod
+
+    if png_path:
+        plot_mod.png(run_dir, png_path, x_axis)
+        click.echo(f"wrote {png_path}", err=True)
+        return
+    use = (sys.stdout.isatty() and not os.environ.get("NO_COLOR")) if color == "auto" else color == "always"
+    for line in plot_mod.terminal(run_dir, x_axis, max(20, width), max(4, height), use):
+        click.echo(line, color=use)
+
+
+@cli.group()
+def corpus():
+    """Write a corpus to stdout: the rooms memory stories, or Python source code."""
+
+
+@corpus.command()
+@click.option("--stories", default=30000, show_default=True, help="Number of stories, one per line.")
+@click.option("--seed", default=0, show_default=True, help="Same seed, same bytes.")
+@click.option("--cast", "cast_path", metavar="FILE", help="Names to use, one per line [default: the twelve].")
+@click.option("--max-gap", default=120, show_default=True,
+              help="Most characters of filler between the last entrance and the greeting (0: none).")
+@click.option("--split", type=click.Choice(["train", "test"]), default="train", show_default=True,
+              help="Independent random streams for training text and test stories.")
+@click.option("--cloze", is_flag=True, help="Write PROMPT<TAB>ANSWER lines with ___ at the greeting.")
+def rooms(stories, seed, cast_path, max_gap, split, cloze):
+    """Stories that need memory: who said hi to whom.
+
+    \b
+    Mady walks in to the room, Monica also walks in to the room. Mady said hi to Monica.
+    Mady and Monica walk in to the room together, later Richard walks in to the room. Mady said hi to Richard.
+    """
+    from . import corpus as corpus_mod
+
+    if stories < 0 or max_gap < 0:
+        raise click.UsageError("--stories and --max-gap cannot be negative")
+    cast = corpus_mod.read_cast(cast_path) if cast_path else corpus_mod.CAST
+    if len(cast) < 3:
+        raise click.UsageError("--cast needs at least three names")
+    out = sys.stdout
+    for story in corpus_mod.rooms(stories, seed, cast, max_gap, split):
+        out.write(f"{story.prompt}\t{story.answer}\n" if cloze else story.text + "\n")
+
+
+@corpus.command()
+@click.option("--max-chars", default=5_000_000, show_default=True, help="Stop before this many characters.")
+def pysource(max_chars):
+    """The running Python's standard library source, concatenated (sorted by path, tests left out)."""
+    from . import corpus as corpus_mod
+
+    text, version = corpus_mod.pysource(max_chars)
+    sys.stdout.write(text)
+    click.echo(f"wrote {len(text):,} characters of the Python {version} standard library", err=True)
 
 
 def _quiet_broken_pipe():

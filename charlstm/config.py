@@ -42,6 +42,8 @@ class DataConfig:
     val_fraction: float = _doc(0.05, "the last fraction of the text held out for validation (ignored with --val)")
     val_streams: int = _doc(8, "validation runs the held-out text as this many contiguous streams")
     random_offset: bool = _doc(True, "start each epoch at a random offset below T, so windows vary")
+    curriculum_steps: int = _doc(0, "lines mode: steps over which batches grow from the shortest lines to all")
+    curriculum_start: float = _doc(0.25, "lines mode: the shortest fraction of lines the curriculum starts with")
     encoding: str = _doc("utf-8", "text encoding of the corpus files")
     errors: str = _choice("strict", ("strict", "replace"), "invalid bytes: strict stops with an error, replace uses U+FFFD")
 
@@ -74,7 +76,8 @@ class TrainConfig:
     eval_every: int = _doc(500, "steps between validation passes (and best.npz updates)")
     save_every: int = _doc(500, "steps between writes of latest.npz")
     val_max_chars: int = _doc(0, "validate on at most this many held-out characters; 0 means all")
-    cloze: Optional[str] = _doc(None, "a PROMPT<TAB>ANSWER file scored by greedy blank filling at every validation")
+    cloze: Optional[str] = _doc(None, "a PROMPT<TAB>ANSWER file scored by greedy blank filling during training")
+    cloze_every: int = _doc(0, "steps between cloze scorings; 0 scores at every validation")
     on_save_error: str = _choice("stop", ("stop", "continue"), "when a checkpoint cannot be written")
 
 
@@ -204,8 +207,11 @@ def validate(config):
     for key, value in positive.items():
         if value < 1:
             raise ConfigError(f"{key} must be at least 1, not {value}")
-    if t.steps < 0 or t.val_max_chars < 0 or o.warmup < 0 or t.seed < 0:
-        raise ConfigError("train.steps, train.seed, train.val_max_chars and optim.warmup cannot be negative")
+    if min(t.steps, t.val_max_chars, o.warmup, t.seed, d.curriculum_steps, t.cloze_every) < 0:
+        raise ConfigError("train.steps, seed, val_max_chars, cloze_every, optim.warmup and "
+                          "data.curriculum_steps cannot be negative")
+    if not 0.0 < d.curriculum_start <= 1.0:
+        raise ConfigError(f"data.curriculum_start must be in (0, 1], not {d.curriculum_start}")
     for key, value in {"model.dropout": m.dropout, "model.decoder_dropout": m.decoder_dropout}.items():
         if not 0.0 <= value < 1.0:
             raise ConfigError(f"{key} must be in [0, 1), not {value}")

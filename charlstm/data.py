@@ -7,7 +7,7 @@ character however large the text.
 Batching for truncated backpropagation through time (mode "stream"): the training text is cut into B
 contiguous streams; step n of an epoch reads characters [nT, (n+1)T] of every stream, so the state left
 by one window is the right context for the next. Mode "lines" trains every line as its own sequence from
-the zero state, padded to the window and masked (see LineBatches).
+the zero state, padded and masked (see LineBatches).
 """
 
 import os
@@ -92,9 +92,17 @@ def read_text(sources, encoding="utf-8", errors="strict"):
 # -------------------------------------------------------------------------------------------- vocabulary
 
 
+CHUNK = 1 << 20  # characters converted at a time, so a large corpus never needs 12 bytes per character
+
+
 def codepoints(text):
     """str -> (N,) uint32 array of code points, without a Python object per character."""
     return np.frombuffer(text.encode("utf-32-le", errors="surrogatepass"), dtype=np.uint32)
+
+
+def _chunks(text):
+    for start in range(0, len(text), CHUNK):
+        yield codepoints(text[start : start + CHUNK])
 
 
 class Vocab:
@@ -114,10 +122,15 @@ class Vocab:
             raise DataError("a vocabulary must be sorted by code point")
 
     @classmethod
-    def from_text(cls, text):
-        if not text:
+    def from_text(cls, *texts):
+        """The sorted characters of all the texts."""
+        if not any(texts):
             raise DataError("the corpus is empty")
-        return cls(chr(c) for c in np.unique(codepoints(text)))
+        codes = np.zeros(0, np.uint32)
+        for text in texts:
+            for chunk in _chunks(text):
+                codes = np.union1d(codes, np.unique(chunk))
+        return cls(chr(c) for c in codes)
 
     def __len__(self):
         return len(self.chars)
@@ -128,24 +141,38 @@ class Vocab:
 
     def unknown(self, text):
         """The characters of text missing from this vocabulary, sorted."""
-        codes = np.unique(codepoints(text))
-        return [chr(c) for c in codes[~np.isin(codes, self.codes)]]
+        missing = np.zeros(0, np.uint32)
+        for chunk in _chunks(text):
+            codes = np.unique(chunk)
+            missing = np.union1d(missing, codes[~np.isin(codes, self.codes)])
+        return [chr(c) for c in missing]
 
     def encode(self, text, unknown="error"):
-        """text -> (N,) integer array. unknown="error" raises a DataError naming the missing characters;
-        unknown="skip" drops them."""
-        codes = codepoints(text)
-        ids = np.searchsorted(self.codes, codes)
-        ids = np.minimum(ids, len(self) - 1)
-        known = self.codes[ids] == codes
-        if not known.all():
-            if unknown != "skip":
-                raise DataError(f"characters not in the model's vocabulary: {describe_chars(self.unknown(text))}")
-            ids = ids[known]
-        return ids.astype(self.dtype)
+        """text -> (N,) integer array of the smallest unsigned type that holds V ids, a chunk at a time.
+        unknown="error" raises a DataError naming the missing characters; "skip" drops them."""
+        out = np.empty(len(text), self.dtype)  # filled in place: no second copy of a large corpus
+        n = 0
+        for codes in _chunks(text):
+            ids = np.minimum(np.searchsorted(self.codes, codes), len(self) - 1)
+            known = self.codes[ids] == codes
+            if not known.all():
+                if unknown != "skip":
+                    raise DataError(f"characters not in the model's vocabulary: {describe_chars(self.unknown(text))}")
+                ids = ids[known]
+            out[n : n + len(ids)] = ids
+            n += len(ids)
+        return out[:n] if n < len(out) else out
 
     def decode(self, ids):
         return "".join(self.chars[i] for i in ids)
+
+
+def check_text(text, where):
+    """A DataError for text holding lone surrogates: bytes the shell passed on undecoded, not characters."""
+    bad = [i for i, c in enumerate(text) if 0xD800 <= ord(c) <= 0xDFFF]
+    if bad:
+        raise DataError(f"{where} is not valid UTF-8 (an undecodable byte at character {bad[0] + 1})")
+    return text
 
 
 def describe_chars(chars, limit=20):
@@ -174,7 +201,7 @@ def load_corpus(sources, data_config, val_source=None):
         val_text, _ = read_text([val_source], data_config.encoding, data_config.errors)
         if not val_text:
             raise DataError(f"the validation file {val_source} is empty")
-    vocab = Vocab.from_text(text + (val_text or ""))
+    vocab = Vocab.from_text(text, val_text or "")
     ids = vocab.encode(text)
     if val_text is not None:
         train, val = ids, vocab.encode(val_text)
@@ -217,7 +244,7 @@ class StreamBatches:
         start = self.offset(epoch)
         return self.ids[start : start + self.B * self.stream_len].reshape(self.B, self.stream_len)
 
-    def window(self, epoch, n):
+    def window(self, epoch, n, step=None):
         """Inputs x and targets y, each (T, B), and mask None (every target counts)."""
         s = self.streams(epoch)
         chunk = s[:, n * self.T : n * self.T + self.T + 1].T.astype(np.intp)  # (T+1, B)
@@ -226,6 +253,90 @@ class StreamBatches:
     def starts_sequence(self, n):
         """Whether the state is reset before window n of an epoch."""
         return n == 0
+
+
+BUCKET = 32  # lines mode: batches whose lines are sorted by length together
+
+
+class LineBatches:
+    """Every line its own sequence from the zero state (mode "lines"): the model reads a newline and the
+    line, and predicts the line and its closing newline. A batch holds B lines, padded to the longest of
+    them and masked; the state is reset before every batch. For corpora of independent lines, such as
+    the rooms stories, where context should never leak from one line into the next.
+
+    Epoch e visits every line once, in batches of lines of similar length (see _epoch_batches). A line
+    longer than the window is cut into pieces of at most T - 1 characters, each trained on its own.
+
+    Curriculum: for the first `curriculum_steps` steps, batches are drawn only from the shortest lines,
+    a fraction that grows linearly from `curriculum_start` to all of them.
+    """
+
+    def __init__(self, ids, newline, batch, window, seed=0, curriculum_steps=0, curriculum_start=0.25):
+        self.B, self.T, self.seed, self.newline = batch, window, seed, newline
+        self.curriculum_steps, self.curriculum_start = curriculum_steps, curriculum_start
+        self.ids = ids
+        step = 1 << 24  # in chunks: a bool array the size of the corpus would cost a byte per character
+        ends = np.concatenate([np.flatnonzero(ids[i : i + step] == newline) + i for i in range(0, len(ids), step)]
+                              or [np.zeros(0, np.int64)])
+        starts = np.concatenate([[0], ends + 1])
+        stops = np.concatenate([ends, [len(ids)]])
+        keep = stops > starts  # empty lines teach nothing
+        starts, stops = starts[keep], stops[keep]
+        piece = window - 1
+        counts = -(-(stops - starts) // piece)  # pieces per line
+        self.cut = int((counts > 1).sum())
+        first = np.repeat(starts, counts) + piece * (np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts))
+        self.lines = np.stack([first, np.minimum(first + piece, np.repeat(stops, counts))], axis=1)  # (n, 2)
+        if len(self.lines) < batch:
+            raise DataError(f"the training text has {len(self.lines)} non-empty lines; data.mode lines with "
+                            f"batch {batch} needs at least {batch}")
+        self.by_length = np.argsort(self.lines[:, 1] - self.lines[:, 0], kind="stable")
+        self.windows_per_epoch = len(self.lines) // batch
+
+    def window(self, epoch, n, step=0):
+        """x, y (T', B) and mask (T', B), T' the longest line of the batch plus one."""
+        if step < self.curriculum_steps:
+            share = self.curriculum_start + (1 - self.curriculum_start) * step / self.curriculum_steps
+            pool = self.by_length[: max(self.B, int(share * len(self.lines)))]
+            chosen = pool[np.random.default_rng([self.seed, epoch, n, 1]).choice(len(pool), self.B, replace=False)]
+        else:
+            chosen = self._epoch_batches(epoch)[n]
+        lengths = self.lines[chosen, 1] - self.lines[chosen, 0]
+        T = int(lengths.max()) + 1
+        seq = np.full((T + 1, self.B), self.newline, np.intp)  # newline, line, newline, padding
+        for b, (start, stop) in enumerate(self.lines[chosen]):
+            seq[1 : 1 + stop - start, b] = self.ids[start:stop]
+        mask = (np.arange(T)[:, None] <= lengths[None, :]).astype(np.float32)
+        return seq[:-1], seq[1:], mask
+
+    def _epoch_batches(self, epoch):
+        """(windows_per_epoch, B) line indices: a permutation seeded by (seed, epoch), sorted by length
+        within runs of BUCKET batches so that a batch holds lines of similar length (little padding),
+        then the batches shuffled. Cached for the current epoch."""
+        if getattr(self, "_cached_epoch", None) != epoch:
+            rng = np.random.default_rng([self.seed, epoch])
+            order = rng.permutation(len(self.lines))[: self.windows_per_epoch * self.B]
+            lengths = self.lines[order, 1] - self.lines[order, 0]
+            run = self.B * BUCKET
+            for start in range(0, len(order), run):
+                part = slice(start, start + run)
+                order[part] = order[part][np.argsort(lengths[part], kind="stable")]
+            batches = order.reshape(self.windows_per_epoch, self.B)
+            self._cached, self._cached_epoch = batches[rng.permutation(len(batches))], epoch
+        return self._cached
+
+    def starts_sequence(self, n):
+        return True
+
+
+def make_batches(ids, vocab, data_config, seed):
+    """The batching of data_config.mode over the training ids."""
+    if data_config.mode == "lines":
+        if "\n" not in vocab.index:
+            raise DataError("data.mode lines needs a corpus with newlines")
+        return LineBatches(ids, vocab.index["\n"], data_config.batch, data_config.window, seed,
+                           data_config.curriculum_steps, data_config.curriculum_start)
+    return StreamBatches(ids, data_config.batch, data_config.window, seed, data_config.random_offset)
 
 
 def split_streams(ids, n_streams, min_len=2):

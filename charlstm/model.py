@@ -223,12 +223,13 @@ def _onehot_weight_grad(dx, x, V):
     return out
 
 
-def step(packed, x, state, work):
+def step(packed, x, state, work, on_layer=None):
     """Advance B streams by one character each, for sampling: x (B,) integers.
 
     The state arrays are updated in place; returns the logits (B, V), a workspace buffer that the next
     call overwrites. Uses the same packed weights and per-step code as the training forward pass.
     Call it under np.errstate(over="ignore"), as the cells' forward passes run (see cells/lstm.py).
+    on_layer(k, activations, h), if given, sees each layer's gate activations (B, G) and output (B, H).
     """
     layers = packed["layers"]
     advance = CELLS[packed["spec"].cell].advance
@@ -240,6 +241,8 @@ def step(packed, x, state, work):
             np.matmul(h, layer["w_ihT"], out=gates)
             gates += layer["bias"]
         h = advance(gates, tuple(s[k] for s in state), layer, work, k)
+        if on_layer is not None:
+            on_layer(k, gates, h)
     logits = work.get("step.logits", (len(x), packed["spec"].vocab), table.dtype)
     np.matmul(h, packed["decoder_wT"], out=logits)
     logits += packed["decoder_b"]

@@ -30,7 +30,7 @@ import numpy as np
 from . import checkpoint, evaluate, model
 from . import config as config_mod
 from .cells import CELLS
-from .data import StreamBatches, load_corpus, split_streams
+from .data import load_corpus, make_batches, split_streams
 from .errors import CharlstmError, CheckpointError, ConfigError, TrainingError
 from .optim import Optimizer, clip_by_global_norm, learning_rate
 from .workspace import Workspace
@@ -93,10 +93,10 @@ def remove_stale_temporaries(directory):
             pass
 
 
-def default_run_dir(sources, root="runs"):
-    """runs/<name of the first corpus file>, numbered -2, -3 ... if that already holds a run."""
+def default_run_dir(sources, root="runs", name=None):
+    """runs/<name>, by default the first corpus file's name, numbered -2, -3 ... if that holds a run."""
     first = sources[0] if sources else "stdin"
-    name = "stdin" if first == "-" else pathlib.Path(first).stem or "run"
+    name = name or ("stdin" if first == "-" else pathlib.Path(first).stem or "run")
     base = pathlib.Path(root) / name
     candidate, n = base, 1
     while (candidate / "latest.npz").exists() or (candidate / "best.npz").exists():
@@ -123,9 +123,9 @@ class Progress:
 
 def corpus_fingerprint(corpus):
     h = hashlib.sha256()
-    h.update(np.ascontiguousarray(corpus.train).tobytes())
+    h.update(memoryview(np.ascontiguousarray(corpus.train)))  # no copy of a large corpus
     h.update(b"|")
-    h.update(np.ascontiguousarray(corpus.val).tobytes())
+    h.update(memoryview(np.ascontiguousarray(corpus.val)))
     return h.hexdigest()
 
 
@@ -219,8 +219,10 @@ class Trainer:
                                     f"({', '.join(corpus_meta.get('files') or ['?'])}); resume needs the same text")
         self.corpus_info = {"files": self.corpus.files, "val_file": self.val_source, "sha256": fingerprint,
                             "train_chars": int(len(self.corpus.train)), "val_chars": int(len(self.corpus.val))}
-        self.batches = StreamBatches(self.corpus.train, cfg.data.batch, cfg.data.window, cfg.train.seed,
-                                     cfg.data.random_offset)
+        self.batches = make_batches(self.corpus.train, self.corpus.vocab, cfg.data, cfg.train.seed)
+        if getattr(self.batches, "cut", 0):
+            self.say(f"note: {self.batches.cut} lines are longer than data.window - 1 = {cfg.data.window - 1} "
+                     f"characters and are trained in pieces")
         self.spec = model.Spec(cfg.model.cell, len(self.corpus.vocab), cfg.model.hidden, cfg.model.layers)
         if ckpt is None:
             rng = np.random.default_rng([cfg.train.seed, 0])
@@ -241,11 +243,20 @@ class Trainer:
                                          last_val=math.nan if m.get("last_val") is None else m["last_val"])
             except (KeyError, TypeError, ValueError) as e:
                 raise CheckpointError(f"{ckpt.path} lacks the training state needed to resume ({e})") from None
-        self.val_streams = split_streams(self._val_ids(), cfg.data.val_streams)
+        self.val_streams = self._val_streams()
+        self.cloze = evaluate.read_cloze(cfg.train.cloze) if cfg.train.cloze else None
 
-    def _val_ids(self):
+    def _val_streams(self):
+        """Held-out text as the model is trained on it: contiguous streams, or one sequence per line."""
         limit = self.cfg.train.val_max_chars
-        return self.corpus.val[:limit] if limit else self.corpus.val
+        ids = self.corpus.val[:limit] if limit else self.corpus.val
+        if self.cfg.data.mode != "lines":
+            return split_streams(ids, self.cfg.data.val_streams)
+        newline = self.corpus.vocab.index["\n"]
+        ends = np.flatnonzero(ids == newline).tolist()
+        starts = [-1] + ends
+        return [np.concatenate([[newline], ids[a + 1 : b], [newline]]) for a, b in zip(starts, ends + [len(ids)])
+                if b > a + 1]
 
     # -- the loop --------------------------------------------------------------------------------------
 
@@ -269,10 +280,10 @@ class Trainer:
         budget = config_mod.parse_duration(cfg.train.time_budget) if cfg.train.time_budget else None
         work = Workspace()
         self.val_work = Workspace()
-        chars_per_step = cfg.data.batch * cfg.data.window
+        self.session_chars = 0  # characters trained on (targets that count, padding excluded)
         session_start = time.monotonic()
         elapsed_before = p.elapsed
-        interval_loss, interval_steps, interval_start, interval_norm = 0.0, 0, time.monotonic(), 0.0
+        interval_loss, interval_steps, interval_start, interval_norm, interval_chars = 0.0, 0, time.monotonic(), 0.0, 0
         steps_this_session = 0
         self.bar = _progress_bar(total, p.step, self.quiet, self.stderr)
         self.say(f"training {self.spec.cell} H={self.spec.hidden} L={self.spec.layers} V={self.spec.vocab} "
@@ -292,7 +303,7 @@ class Trainer:
                     p.epoch, p.window = p.epoch + 1, 0
                 if self.batches.starts_sequence(p.window):
                     self.state = model.zero_state(self.spec, cfg.data.batch)
-                x, y, mask = self.batches.window(p.epoch, p.window)
+                x, y, mask = self.batches.window(p.epoch, p.window, p.step)
                 lr = learning_rate(cfg.optim, p.step, p.epoch, total)
                 loss, norm, self.state = train_step(self.params, self.opt, x, y, self.state, lr, cfg.optim.clip,
                                                     work, mask)
@@ -307,20 +318,24 @@ class Trainer:
                 interval_loss += loss
                 interval_norm += norm
                 interval_steps += 1
+                interval_chars += y.size if mask is None else int(mask.sum())
 
                 if p.step % cfg.train.log_every == 0 or p.step == total:
                     now = time.monotonic()
-                    speed = interval_steps * chars_per_step / max(now - interval_start, 1e-9)
+                    speed = interval_chars / max(now - interval_start, 1e-9)
+                    self.session_chars += interval_chars
                     self._log({"step": p.step, "epoch": round(p.epoch + p.window / self.batches.windows_per_epoch, 4),
                                "train_loss": interval_loss / interval_steps, "lr": lr,
                                "grad_norm": interval_norm / interval_steps, "chars_per_s": round(speed),
                                "elapsed": round(p.elapsed, 2)})
                     self._bar_update(interval_loss / interval_steps, speed)
-                    interval_loss, interval_steps, interval_norm, interval_start = 0.0, 0, 0.0, now
+                    interval_loss, interval_steps, interval_norm, interval_start, interval_chars = 0.0, 0, 0.0, now, 0
                 elif self.bar is not None:
                     self.bar.update(p.step - self.bar.n)
                 if p.step % cfg.train.eval_every == 0:
                     self._validate()
+                if self.cloze and p.step % (cfg.train.cloze_every or cfg.train.eval_every) == 0:
+                    self._score_cloze()
                 if p.step % cfg.train.save_every == 0:
                     self._save("latest.npz")
         finally:
@@ -330,6 +345,8 @@ class Trainer:
 
         if steps_this_session and p.step % cfg.train.eval_every != 0:
             self._validate()
+        if self.cloze and steps_this_session and p.step % (cfg.train.cloze_every or cfg.train.eval_every) != 0:
+            self._score_cloze()
         if steps_this_session or not (self.out / "latest.npz").exists():
             self._save("latest.npz")
         summary = self._summary(stopped_by, session_start, steps_this_session)
@@ -368,6 +385,16 @@ class Trainer:
         if improved:
             self._save("best.npz")
 
+    def _score_cloze(self):
+        p = self.progress
+        accuracy, n, _ = evaluate.cloze(self.params, self.corpus.vocab, *self.cloze, unknown="skip")
+        self.last_cloze = accuracy
+        self._log({"step": p.step, "cloze_accuracy": accuracy, "cloze_n": n, "elapsed": round(p.elapsed, 2)})
+        if self.bar is not None:
+            self.bar.set_postfix_str(self._postfix(), refresh=True)
+        else:
+            self.say(f"step {p.step}/{self.cfg.train.steps}  cloze accuracy {accuracy:.3f} ({n} prompts)")
+
     def _save(self, name):
         path = self.out / name
         try:
@@ -404,9 +431,10 @@ class Trainer:
         p = self.progress
         val = f"{p.last_val:.3f}" if math.isfinite(p.last_val) else "-"
         bpc = f"{p.last_val / math.log(2):.3f}" if math.isfinite(p.last_val) else "-"
-        return f"loss {self._last_loss:.3f} val {val} bpc {bpc} {self._last_speed:,.0f} chars/s"
+        cloze = "" if self.last_cloze is None else f" cloze {self.last_cloze:.3f}"
+        return f"loss {self._last_loss:.3f} val {val} bpc {bpc}{cloze} {self._last_speed:,.0f} chars/s"
 
-    _last_loss, _last_speed = math.nan, 0.0
+    _last_loss, _last_speed, last_cloze = math.nan, 0.0, None
 
     def _bar_update(self, loss, speed):
         self._last_loss, self._last_speed = loss, speed
@@ -417,7 +445,7 @@ class Trainer:
     def _summary(self, stopped_by, session_start, steps):
         p, cfg = self.progress, self.cfg
         seconds = time.monotonic() - session_start
-        speed = steps * cfg.data.batch * cfg.data.window / seconds if seconds > 0 else 0.0
+        speed = self.session_chars / seconds if seconds > 0 else 0.0
         reason = {"time": "time budget reached", "signal": "stopped by signal"}.get(stopped_by, "done")
         summary = {"steps": p.step, "epoch": p.epoch + p.window / self.batches.windows_per_epoch,
                    "session_steps": steps, "session_seconds": seconds, "chars_per_s": speed,

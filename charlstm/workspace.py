@@ -12,11 +12,15 @@ class Workspace:
         self._arrays = {}
 
     def get(self, name, shape, dtype):
-        """An array of that shape and dtype with undefined contents."""
+        """An array of that shape and dtype with undefined contents. When only the first dimension
+        shrinks (a shorter window), it is the leading part of the array already there."""
         shape = tuple(shape)
         a = self._arrays.get(name)
-        if a is None or a.shape != shape or a.dtype != dtype:
-            a = self._arrays[name] = np.empty(shape, dtype)
+        if a is not None and a.shape == shape and a.dtype == dtype:
+            return a
+        if a is not None and a.dtype == dtype and a.shape[1:] == shape[1:] and 0 < shape[0] <= a.shape[0]:
+            return a[: shape[0]]
+        a = self._arrays[name] = np.empty(shape, dtype)
         return a
 
     def zeros(self, name, shape, dtype):

@@ -1,0 +1,257 @@
+"""Looking inside a model: what it expects, what its gates do and what its memory holds, per character.
+
+`trace` runs a text through the model from the zero state, one character at a time with the same step
+code as sampling, and records for every character:
+    surprisal   -log2 p(x_t | x_0..x_{t-1}) in bits (undefined for the first character)
+    gates       the mean over units of each gate, per layer (LSTM: input, forget, output; GRU: reset,
+                update), after reading x_t
+    cell        every unit's memory c_t, per layer (LSTM only)
+    hidden      every unit's output h_t, per layer
+
+`render_terminal` and `render_html` colour the text by one or more of these quantities.
+"""
+
+import html
+import json
+import math
+import shutil
+
+import numpy as np
+
+from . import model
+from .cells import CELLS
+from .errors import DataError
+from .workspace import Workspace
+
+# Gate name -> block of the activations a cell's step leaves in its gates buffer (see cells/).
+GATE_BLOCKS = {"lstm": {"input": 0, "forget": 1, "output": 2}, "gru": {"reset": 0, "update": 1}, "rnn": {}}
+
+
+def trace(params, ids):
+    """Run ids (N,) through the model; returns a dict of per-character arrays (see the module docstring)."""
+    packed = model.pack(params)
+    spec = packed["spec"]
+    cell = CELLS[spec.cell]
+    N, L, H = len(ids), spec.layers, spec.hidden
+    blocks = GATE_BLOCKS[spec.cell]
+    out = {"surprisal": np.full(N, np.nan), "hidden": np.zeros((N, L, H), np.float32),
+           "gates": {name: np.zeros((N, L)) for name in blocks}}
+    if "c" in cell.STATE:
+        out["cell"] = np.zeros((N, L, H), np.float32)
+    state = model.zero_state(spec, 1, packed["table"].dtype)
+    work = Workspace()
+    t = 0
+
+    def record(k, activations, h):
+        for name, block in blocks.items():
+            out["gates"][name][t, k] = activations[0, block * H : (block + 1) * H].mean()
+        out["hidden"][t, k] = h[0]
+        if "cell" in out:
+            out["cell"][t, k] = state[1][k, 0]
+
+    with np.errstate(over="ignore"):
+        for t, x in enumerate(ids):
+            logits = model.step(packed, np.array([x]), state, work, on_layer=record)
+            if t + 1 < N:
+                z = logits[0].astype(np.float64)
+                z -= z.max()
+                out["surprisal"][t + 1] = (math.log(np.exp(z).sum()) - z[ids[t + 1]]) / math.log(2)
+    return out
+
+
+def quantities(traced, spec, show, top):
+    """The rows to draw: a list of (label, values (N,), kind), kind "bits", "gate" or "signed"."""
+    rows = []
+    for item in show:
+        if item == "surprisal":
+            rows.append(("surprisal (bits)", traced["surprisal"], "bits"))
+        elif item in traced["gates"]:
+            for k in range(spec.layers):
+                rows.append((f"{item} gate, layer {k} (mean over {spec.hidden} units)", traced["gates"][item][:, k],
+                             "gate"))
+        elif item.startswith(("cell:", "hidden:")):
+            what, layer, unit = _parse_unit(item, spec)
+            if what == "cell" and "cell" not in traced:
+                raise DataError(f"a {spec.cell} has no cell state; try hidden:{layer}:{unit}")
+            rows.append((f"{what} state, layer {layer} unit {unit}", traced[what][:, layer, unit], "signed"))
+        else:
+            choices = ["surprisal", *traced["gates"], "cell:LAYER:UNIT" if "cell" in traced else None,
+                       "hidden:LAYER:UNIT"]
+            raise DataError(f"cannot show {item!r}; choose from {', '.join(c for c in choices if c)}")
+    if top:
+        what = "cell" if "cell" in traced else "hidden"
+        values = traced[what].reshape(len(traced["surprisal"]), -1)  # (N, L·H)
+        for j in np.argsort(-values.std(axis=0), kind="stable")[:top]:
+            layer, unit = divmod(int(j), spec.hidden)
+            rows.append((f"{what} state, layer {layer} unit {unit} (varies most: {values[:, j].std():.2f} std)",
+                         values[:, j], "signed"))
+    return rows
+
+
+def _parse_unit(item, spec):
+    parts = item.split(":")
+    try:
+        what, layer, unit = parts[0], int(parts[1]), int(parts[2])
+    except (IndexError, ValueError):
+        raise DataError(f"{item!r}: write {parts[0]}:LAYER:UNIT, e.g. {parts[0]}:0:17") from None
+    if not (0 <= layer < spec.layers and 0 <= unit < spec.hidden):
+        raise DataError(f"{item!r}: the model has layers 0..{spec.layers - 1} and units 0..{spec.hidden - 1}")
+    return what, layer, unit
+
+
+# ------------------------------------------------------------------------------------------------ colour
+
+
+def scale(values, kind):
+    """(low, high) of the colour scale: bits from 0, gates on [0, 1], signed values symmetric about 0."""
+    finite = values[np.isfinite(values)]
+    if kind == "gate":
+        return 0.0, 1.0
+    if kind == "bits":
+        return 0.0, max(1.0, float(finite.max()) if finite.size else 1.0)
+    bound = float(np.abs(finite).max()) if finite.size else 1.0
+    return -max(bound, 1e-6), max(bound, 1e-6)
+
+
+def colour(value, low, high, kind):
+    """RGB for a value: white -> red for bits and gates, blue -> white -> red for signed values."""
+    if not math.isfinite(value):
+        return (200, 200, 200)
+    u = min(1.0, max(0.0, (value - low) / (high - low)))
+    if kind == "signed":
+        if u < 0.5:
+            a = 1 - 2 * u  # blue strength
+            return (int(255 - 200 * a), int(255 - 150 * a), 255)
+        a = 2 * u - 1
+        return (255, int(255 - 180 * a), int(255 - 200 * a))
+    return (255, int(255 - 200 * u), int(255 - 220 * u))
+
+
+def _ansi_bg(rgb, truecolor):
+    r, g, b = rgb
+    if truecolor:
+        return f"\x1b[48;2;{r};{g};{b}m"
+    idx = 16 + 36 * round(r / 255 * 5) + 6 * round(g / 255 * 5) + round(b / 255 * 5)  # the 6x6x6 cube
+    return f"\x1b[48;5;{idx}m"
+
+
+def _visible(ch):
+    """How a character is drawn: newline and tab as symbols, other control characters as a dot."""
+    if ch == "\n":
+        return "↵"
+    if ch == "\t":
+        return "→"
+    return "·" if ord(ch) < 32 or ord(ch) == 127 else ch
+
+
+BLOCKS = " ▁▂▃▄▅▆▇█"
+
+
+def render_terminal(text, rows, colour_mode="ansi256", width=None):
+    """Lines to print: for every row a header, then the text wrapped to `width`, each character on the
+    background colour of its value; with colour_mode "none", a bar of block characters under each line
+    instead. Colours are reset at every line end, so wrapping never smears them."""
+    width = width or max(20, shutil.get_terminal_size((100, 24)).columns)
+    shown = [_visible(c) for c in text]
+    lines = []
+    for label, values, kind in rows:
+        low, high = scale(values, kind)
+        lines.append(f"{label}  {legend(low, high, kind, colour_mode)}")
+        for start in range(0, len(shown), width):
+            chunk = range(start, min(start + width, len(shown)))
+            if colour_mode == "none":
+                lines.append("".join(shown[i] for i in chunk))
+                lines.append("".join(_block(values[i], low, high) for i in chunk))
+            else:
+                truecolor = colour_mode == "truecolor"
+                lines.append("".join(_ansi_bg(colour(values[i], low, high, kind), truecolor) + "\x1b[30m" + shown[i]
+                                     for i in chunk) + "\x1b[0m")
+        lines.append("")
+    return lines
+
+
+def _block(value, low, high):
+    if not math.isfinite(value):
+        return " "
+    u = min(1.0, max(0.0, (value - low) / (high - low)))
+    return BLOCKS[1 + round(u * (len(BLOCKS) - 2))]
+
+
+def legend(low, high, kind, colour_mode):
+    """The scale in one line: five swatches (or block characters) with their values."""
+    marks = np.linspace(low, high, 5)
+    unit = {"bits": " bits", "gate": "", "signed": ""}[kind]
+    if colour_mode == "none":
+        return "scale: " + "  ".join(f"{_block(v, low, high)}={v:.2g}" for v in marks) + unit
+    truecolor = colour_mode == "truecolor"
+    return "scale: " + " ".join(f"{_ansi_bg(colour(v, low, high, kind), truecolor)}  \x1b[0m {v:.2g}"
+                                for v in marks) + unit
+
+
+# -------------------------------------------------------------------------------------------------- HTML
+
+
+def render_html(text, rows, title="charlstm inspect"):
+    """One self-contained page: the text coloured by the quantity chosen in a selector, the value of the
+    character under the pointer, and a legend. No external scripts, fonts or styles."""
+    data = []
+    for label, values, kind in rows:
+        low, high = scale(values, kind)
+        data.append({"label": label, "low": low, "high": high, "kind": kind,
+                     "values": [None if not math.isfinite(v) else round(float(v), 4) for v in values],
+                     "colours": ["#%02x%02x%02x" % colour(float(v), low, high, kind) for v in values],
+                     "legend": ["#%02x%02x%02x" % colour(float(v), low, high, kind)
+                                for v in np.linspace(low, high, 11)]})
+    spans = "".join(f'<span data-i="{i}">{html.escape(_visible(c))}</span>' + ("<br>" if c == "\n" else "")
+                    for i, c in enumerate(text))
+    options = "".join(f'<option value="{j}">{html.escape(r["label"])}</option>' for j, r in enumerate(data))
+    payload = json.dumps({"text": text, "rows": data}).replace("</", "<\\/")
+    return PAGE.format(title=html.escape(title), options=options, spans=spans, payload=payload)
+
+
+PAGE = """<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>{title}</title>
+<style>
+body {{ font-family: system-ui, sans-serif; margin: 2em; color: #222; }}
+#text {{ font-family: ui-monospace, monospace; font-size: 18px; line-height: 1.9; white-space: pre-wrap;
+        word-break: break-all; max-width: 70em; }}
+#text span {{ padding: 2px 0; }}
+#legend {{ display: flex; align-items: center; gap: 6px; margin: 1em 0; font-size: 14px; }}
+#bar {{ width: 320px; height: 14px; border: 1px solid #999; }}
+#info {{ font-family: ui-monospace, monospace; min-height: 1.5em; margin: 0.5em 0; }}
+select {{ font-size: 15px; }}
+</style></head><body>
+<h1>{title}</h1>
+<label for="quantity">Colour by</label> <select id="quantity">{options}</select>
+<div id="legend"><span id="low"></span><div id="bar"></div><span id="high"></span><span id="unit"></span></div>
+<div id="info">Point at a character to see its value.</div>
+<div id="text">{spans}</div>
+<script>
+const DATA = {payload};
+const spans = document.querySelectorAll("#text span");
+const select = document.getElementById("quantity");
+function show(j) {{
+  const row = DATA.rows[j];
+  spans.forEach((s, i) => {{
+    s.style.backgroundColor = row.colours[i];
+    const v = row.values[i];
+    s.title = (v === null ? "n/a" : v.toString());
+  }});
+  document.getElementById("bar").style.background = "linear-gradient(to right, " + row.legend.join(", ") + ")";
+  document.getElementById("low").textContent = row.low.toPrecision(3);
+  document.getElementById("high").textContent = row.high.toPrecision(3);
+  document.getElementById("unit").textContent = row.kind === "bits" ? "bits" : "";
+}}
+select.addEventListener("change", () => show(+select.value));
+document.getElementById("text").addEventListener("mouseover", (e) => {{
+  const i = e.target.dataset.i;
+  if (i === undefined) return;
+  const row = DATA.rows[+select.value];
+  const v = row.values[+i];
+  document.getElementById("info").textContent =
+    "#" + i + " " + JSON.stringify(DATA.text[+i]) + "  " + row.label + ": " + (v === null ? "n/a" : v);
+}});
+show(0);
+</script>
+</body></html>
+"""

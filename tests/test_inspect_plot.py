@@ -1,0 +1,156 @@
+"""`charlstm inspect` and `charlstm plot`: values, terminal rendering, the HTML page, curves."""
+
+import json
+import math
+import os
+import re
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+
+import naive
+from charlstm import checkpoint, inspection, plot
+
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+TEXT = "the cat sat on the mat.\nthe dog"
+
+
+def test_trace_matches_the_model_step_by_step(four_run):
+    ckpt = checkpoint.load(four_run)
+    ids = ckpt.vocab.encode(TEXT)
+    traced = inspection.trace(ckpt.params, ids)
+    p64 = {k: v.astype(np.float64) for k, v in ckpt.params.items()}
+    H, L = ckpt.spec.hidden, ckpt.spec.layers
+    logits, final = naive.run("lstm", p64, ids[:, None], (np.zeros((L, 1, H)), np.zeros((L, 1, H))))
+    z = logits[:, 0] - logits[:, 0].max(axis=1, keepdims=True)
+    logp = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+    bits = -logp[np.arange(len(ids) - 1), ids[1:]] / math.log(2)
+    assert math.isnan(traced["surprisal"][0])
+    np.testing.assert_allclose(traced["surprisal"][1:], bits, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(traced["cell"][-1, :, :], final[1][:, 0], rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(traced["hidden"][-1, :, :], final[0][:, 0], rtol=1e-4, atol=1e-5)
+    # the forget gate's mean, recomputed from the equations at the first character
+    w, b = p64["lstm.weight_ih_l0"], p64["lstm.bias_ih_l0"] + p64["lstm.bias_hh_l0"]
+    f = 1 / (1 + np.exp(-(w[H:2 * H, ids[0]] + b[H:2 * H])))
+    assert traced["gates"]["forget"][0, 0] == pytest.approx(f.mean(), rel=1e-5)
+    assert set(traced["gates"]) == {"input", "forget", "output"}
+
+
+def test_quantities_and_errors(four_run):
+    ckpt = checkpoint.load(four_run)
+    traced = inspection.trace(ckpt.params, ckpt.vocab.encode(TEXT))
+    rows = inspection.quantities(traced, ckpt.spec, ["surprisal", "forget", "cell:0:3", "hidden:0:1"], top=3)
+    assert [r[2] for r in rows] == ["bits", "gate", "signed", "signed", "signed", "signed", "signed"]
+    stds = [r[1].std() for r in rows[-3:]]
+    np.testing.assert_allclose(stds, np.sort(traced["cell"][:, 0, :].std(axis=0))[::-1][:3], rtol=1e-6)
+    for bad, message in [("cell:0:99", "units 0..31"), ("cell:x", "cell:LAYER:UNIT"), ("reset", "choose from")]:
+        with pytest.raises(Exception, match=re.escape(message)):
+            inspection.quantities(traced, ckpt.spec, [bad], 0)
+
+
+def test_terminal_colours_wrap_and_reset(cli, four_run):
+    code, out, err = cli("inspect", "-c", four_run, TEXT, "--show", "forget", "--top", 2, "--color", "always",
+                         "--width", 10)
+    assert code == 0, err
+    lines = out.splitlines()
+    headers = [line for line in lines if "scale:" in line]
+    assert len(headers) == 3 and "forget gate, layer 0" in headers[0] and "varies most" in headers[1]
+    body = [line for line in lines if line and "scale:" not in line]
+    assert all(line.endswith("\x1b[0m") for line in body)  # every wrapped line closes its colour
+    assert all(len(ANSI.sub("", line)) <= 10 for line in body)
+    assert "".join(ANSI.sub("", line) for line in body[: math.ceil(len(TEXT) / 10)]) == TEXT.replace("\n", "↵")
+    assert "\x1b[48;5;" in out  # 256-colour backgrounds
+
+
+def test_no_colour_when_piped_or_no_color(cli, four_run, monkeypatch):
+    code, out, _ = cli("inspect", "-c", four_run, "the cat", "--width", 40)
+    assert code == 0 and "\x1b[" not in out
+    lines = out.splitlines()
+    assert lines[1] == "the cat" and len(lines[2]) == 7 and set(lines[2]) <= set(inspection.BLOCKS)
+    assert lines[2][0] == " "  # the first character has no surprisal
+    monkeypatch.setenv("NO_COLOR", "1")
+    assert "\x1b[" not in cli("inspect", "-c", four_run, "the cat")[1]
+    monkeypatch.setenv("COLORTERM", "truecolor")
+    assert "\x1b[48;2;" in cli("inspect", "-c", four_run, "the cat", "--color", "always")[1]
+
+
+def test_inspect_reads_stdin_and_reports_unknown_characters(cli, four_run):
+    code, out, _ = cli("inspect", "-c", four_run, "-", stdin="the mat")
+    assert code == 0 and "the mat" in out
+    code, _, err = cli("inspect", "-c", four_run, "the MAT")
+    assert code == 1 and "'A' 'M' 'T'" in err
+
+
+def test_html_page_is_self_contained(cli, four_run, tmp_path):
+    page = tmp_path / "p.html"
+    code, _, err = cli("inspect", "-c", four_run, TEXT, "--html", page, "--top", 2)
+    assert code == 0 and "wrote" in err
+    text = page.read_text()
+    assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", text)  # nothing fetched from elsewhere
+    assert "<script src" not in text and "<link" not in text and "@import" not in text
+    options = re.findall(r"<option value=\"\d+\">([^<]*)</option>", text)
+    assert options[:4] == ["surprisal (bits)", "input gate, layer 0 (mean over 32 units)",
+                           "forget gate, layer 0 (mean over 32 units)", "output gate, layer 0 (mean over 32 units)"]
+    assert len(options) == 6 and text.count("<span data-i=") == len(TEXT)
+    data = json.loads(re.search(r"const DATA = (.*);\n", text).group(1).replace("<\\/", "</"))
+    assert data["text"] == TEXT and len(data["rows"][0]["values"]) == len(TEXT)
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (apt-get install chromium) to render the page")
+def test_html_page_renders_in_headless_chromium(cli, four_run, tmp_path):
+    page = tmp_path / "p.html"
+    cli("inspect", "-c", four_run, TEXT, "--html", page)
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+             "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={tmp_path / 'profile'}"]
+    dom = subprocess.run([CHROMIUM, *flags, "--dump-dom", page.as_uri()], capture_output=True, text=True,
+                         timeout=120).stdout
+    # the script ran: every character has its colour, the legend its numbers
+    coloured = re.findall(r'<span data-i="\d+" style="background-color: rgb\((\d+), (\d+), (\d+)\);" title="([^"]*)"', dom)
+    assert len(coloured) == len(TEXT)
+    assert len({c[:3] for c in coloured}) > 5  # the colours vary with the surprisal
+    assert coloured[0][3] == "n/a" and float(coloured[1][3]) >= 0
+    assert re.search(r'<span id="low">0\.00</span>', dom) and "linear-gradient" in dom
+    shot = tmp_path / "shot.png"
+    subprocess.run([CHROMIUM, *flags, f"--screenshot={shot}", "--window-size=1000,600", page.as_uri()],
+                   capture_output=True, timeout=120)
+    assert shot.exists() and shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_plot_draws_both_curves_with_axes(cli, four_run):
+    code, out, err = cli("plot", four_run, "--width", 50, "--height", 8)
+    assert code == 0, err
+    lines = out.splitlines()
+    assert lines[1] == "loss (nats/char)"
+    assert any("┤" in line for line in lines) and any(line.strip().startswith("└") for line in lines)
+    assert "train loss" in lines[-1] and "validation loss" in lines[-1]
+    assert any(chr(0x2800) < ch <= chr(0x28FF) for line in lines for ch in line)
+    records = plot.read_metrics(four_run)
+    last = [r for r in records if "train_loss" in r][-1]["step"]
+    assert str(last) in out
+    code, out, _ = cli("plot", four_run, "--x", "time")
+    assert "seconds" in out
+
+
+def test_braille_points_land_where_the_values_are():
+    lines = plot.braille_plot({"a": ("a", "34", [0, 1], [0.0, 1.0])}, width=2, height=1, colour=False)
+    # (0, 0) is the bottom-left dot of a 4 x 4 dot grid, (1, 1) the top-right, joined by a diagonal:
+    # dots (col 0, row 3) and (1, 2) in the first character, (2, 1) and (3, 0) in the second
+    assert lines[0].endswith("┤" + chr(0x2800 | 0x40 | 0x20) + chr(0x2800 | 0x02 | 0x08))
+
+
+def test_plot_errors_and_png(cli, tmp_path, four_run):
+    code, _, err = cli("plot", tmp_path)
+    assert code == 1 and "no metrics.jsonl" in err
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        code, _, err = cli("plot", four_run, "--png", tmp_path / "x.png")
+        assert code == 1 and "pip install 'charlstm[plot]'" in err
+    else:
+        code, _, err = cli("plot", four_run, "--png", tmp_path / "x.png")
+        assert code == 0 and (tmp_path / "x.png").read_bytes()[:4] == b"\x89PNG"

@@ -1,0 +1,172 @@
+"""The rooms memory task: the story generator, the shipped data, lines batching, and the cells it compares."""
+
+import json
+import pathlib
+import re
+
+import numpy as np
+import pytest
+
+from charlstm import checkpoint, corpus, evaluate, model
+from charlstm.data import LineBatches, Vocab
+from conftest import CONFIGS, ROOT
+
+FORM1 = re.compile(r"^(\w+) walks in to the room, (\w+) also walks in to the room\.(.*) (\w+) said hi to (\w+)\.$")
+FORM2 = re.compile(r"^(\w+) and (\w+) walk in to the room together, later (\w+) walks in to the room\.(.*) "
+                   r"(\w+) said hi to (\w+)\.$")
+
+
+def test_stories_follow_the_two_forms_and_the_rules():
+    stories = corpus.rooms(2000, seed=3)
+    forms = {1: 0, 2: 0}
+    for s in stories:
+        m1, m2 = FORM1.match(s.text), FORM2.match(s.text)
+        assert bool(m1) != bool(m2), s.text
+        if m1:
+            a, b, fill, speaker, greeted = m1.groups()
+            assert a != b and speaker in (a, b) and greeted == ({a, b} - {speaker}).pop()
+        else:
+            a, b, c, fill, speaker, greeted = m2.groups()
+            assert len({a, b, c}) == 3 and speaker in (a, b) and greeted == c
+        assert len(fill) == s.gap <= 120
+        assert not any(name in fill for name in corpus.CAST)
+        assert s.prompt == s.text.replace(f"said hi to {s.answer}.", "said hi to ___.")
+        assert corpus.story_gap(s.prompt) == s.gap
+        forms[s.form] += 1
+    assert min(forms.values()) > 800
+    gaps = [s.gap for s in stories]
+    assert min(gaps) == 0 and max(gaps) > 100  # the gap spreads over the whole range
+    assert {n for s in stories for n in re.findall(r"[A-Z]\w+", s.text) if n in corpus.CAST} == set(corpus.CAST)
+
+
+def test_same_seed_same_bytes_and_splits_differ(cli):
+    a = cli("corpus", "rooms", "--stories", 50, "--seed", 4)[1]
+    assert a == cli("corpus", "rooms", "--stories", 50, "--seed", 4)[1]
+    assert a != cli("corpus", "rooms", "--stories", 50, "--seed", 5)[1]
+    assert a != cli("corpus", "rooms", "--stories", 50, "--seed", 4, "--split", "test")[1]
+    assert len(a.splitlines()) == 50
+
+
+def test_no_fillers_with_max_gap_0_and_a_custom_cast(cli, tmp_path):
+    cast = tmp_path / "cast.txt"
+    cast.write_text("Ann\nBob\n\nCy\n")
+    out = cli("corpus", "rooms", "--stories", 40, "--max-gap", 0, "--cast", cast, "--cloze")[1]
+    for line in out.splitlines():
+        prompt, answer = line.split("\t")
+        assert answer in ("Ann", "Bob", "Cy") and corpus.story_gap(prompt) == 0
+        assert prompt.endswith("said hi to ___.")
+    cast.write_text("Ann\nBob\n")
+    code, _, err = cli("corpus", "rooms", "--cast", cast)
+    assert code == 2 and "at least three names" in err
+
+
+@pytest.mark.parametrize("name, args", [
+    ("rooms-train.txt", ["--stories", 30000, "--seed", 0]),
+    ("rooms-cloze.tsv", ["--stories", 1000, "--seed", 0, "--split", "test", "--cloze"]),
+    ("rooms-cloze-nofill.tsv", ["--stories", 1000, "--seed", 1, "--split", "test", "--max-gap", 0, "--cloze"]),
+])
+def test_shipped_data_regenerates_byte_for_byte(cli, name, args):
+    code, out, _ = cli("corpus", "rooms", *args)
+    assert out.encode("utf-8") == (ROOT / "data" / name).read_bytes()
+
+
+def test_the_shipped_data_sizes():
+    assert (ROOT / "data" / "rooms-train.txt").stat().st_size < 5_000_000
+    assert len((ROOT / "data" / "rooms-cloze.tsv").read_text().splitlines()) == 1000
+    nofill = (ROOT / "data" / "rooms-cloze-nofill.tsv").read_text().splitlines()
+    assert len(nofill) == 1000 and all(corpus.story_gap(line.split("\t")[0]) == 0 for line in nofill)
+
+
+def lines_corpus(lines):
+    text = "".join(line + "\n" for line in lines)
+    vocab = Vocab.from_text(text)
+    return text, vocab, vocab.encode(text)
+
+
+def test_line_batches_read_newline_then_the_line_and_predict_the_line_then_newline():
+    lines = ["ab", "abcde", "c", "dddd", "eabc", "bb"]
+    text, vocab, ids = lines_corpus(lines)
+    batches = LineBatches(ids, vocab.index["\n"], batch=3, window=16, seed=1)
+    assert batches.windows_per_epoch == 2 and batches.starts_sequence(1)
+    seen = []
+    for n in range(2):
+        x, y, mask = batches.window(0, n)
+        T = x.shape[0]
+        for b in range(3):
+            length = int(mask[:, b].sum()) - 1
+            line = vocab.decode(y[:length, b])
+            assert x[0, b] == vocab.index["\n"] and vocab.decode(x[1 : length + 1, b]) == line
+            assert y[length, b] == vocab.index["\n"] and np.all(mask[length + 1 :, b] == 0)
+            seen.append(line)
+        assert T == max(len(s) for s in seen[-3:]) + 1  # padded to the batch's longest line only
+    assert sorted(seen) == sorted(lines)  # an epoch visits every line once
+    again = [batches.window(0, n) for n in range(2)]
+    assert all(np.array_equal(a[0], batches.window(0, n)[0]) for n, a in enumerate(again))
+
+
+def test_lines_longer_than_the_window_are_cut():
+    text, vocab, ids = lines_corpus(["abcdefghij", "ab", "cd"])
+    batches = LineBatches(ids, vocab.index["\n"], batch=2, window=5, seed=0)
+    assert batches.cut == 1
+    assert sorted((b - a) for a, b in batches.lines) == [2, 2, 2, 4, 4]
+
+
+def test_curriculum_starts_with_the_shortest_lines():
+    lines = ["a" * k for k in range(1, 41)]
+    text, vocab, ids = lines_corpus(lines)
+    batches = LineBatches(ids, vocab.index["\n"], batch=4, window=64, seed=0, curriculum_steps=100,
+                          curriculum_start=0.25)
+    early = [int(batches.window(0, n, step=n)[2].sum(axis=0).max()) - 1 for n in range(5)]
+    assert max(early) <= 11  # the shortest quarter (plus the batch)
+    late = [int(batches.window(1, n, step=200)[2].sum(axis=0).max()) - 1 for n in range(10)]
+    assert max(late) > 30
+
+
+def test_a_batch_of_lines_scores_each_line_from_the_zero_state():
+    lines = ["ab", "bca", "c", "aabbc"]
+    text, vocab, ids = lines_corpus(lines)
+    params = model.init_params(model.Spec("lstm", len(vocab), 6, 2), np.random.default_rng(0), np.float64)
+    batches = LineBatches(ids, vocab.index["\n"], batch=4, window=16, seed=0)
+    x, y, mask = batches.window(0, 0)
+    spec = model.spec_of(params)
+    junk = tuple(np.full(s.shape, 0.3) for s in model.zero_state(spec, 4, np.float64))
+    batch_loss, _, _ = model.forward(params, x, y, model.zero_state(spec, 4, np.float64), mask=mask)
+    total, count = evaluate.score(params, [vocab.encode("\n" + line + "\n") for line in lines])
+    assert batch_loss == pytest.approx(total / count, rel=1e-12)
+    assert model.forward(params, x, y, junk, mask=mask)[0] != batch_loss  # the state matters: zero it
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
+def test_every_cell_trains_samples_and_scores(cli, tmp_path, cell):
+    text = "".join(s.text + "\n" for s in corpus.rooms(300, seed=2, max_gap=20))
+    (tmp_path / "rooms.txt").write_text(text)
+    cloze = tmp_path / "cloze.tsv"
+    cloze.write_text("".join(f"{s.prompt}\t{s.answer}\n" for s in corpus.rooms(20, seed=2, max_gap=20)))
+    run = tmp_path / cell
+    opts = ["--config", CONFIGS / "tiny.yaml", "--set", f"model.cell={cell}", "--set", "data.mode=lines",
+            "--set", "data.window=128", "--set", "model.layers=2", "--set", f"train.cloze={cloze}",
+            "--set", "train.cloze_every=20", "--out", run, "-q"]
+    if cell != "rnn":
+        opts += ["--set", "model.forget_bias=1.0"]
+    code, _, err = cli("train", tmp_path / "rooms.txt", *opts)
+    assert code == 0, err
+    ckpt = checkpoint.load(run)
+    assert ckpt.config.model.cell == cell and f"{cell}.weight_hh_l1" in ckpt.params
+    metrics = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [m["step"] for m in metrics if "cloze_accuracy" in m] == [20, 40]
+    assert all(m["cloze_n"] == 20 for m in metrics if "cloze_accuracy" in m)
+    code, out, err = cli("sample", "-c", run, "--greedy", "Mady said hi to ___.")
+    assert code == 0 and out.startswith("Mady said hi to ") and out.endswith(".\n"), err
+    code, out, err = cli("eval", "-c", run, tmp_path / "rooms.txt", "--cloze", cloze, "--format", "json")
+    report = json.loads(out)
+    assert report["n"] == 20 and 0 <= report["accuracy"] <= 1 and report["nats_per_char"] < 3.7
+
+
+def test_train_with_no_arguments_is_the_rooms_demo(cli, tmp_path):
+    code, _, err = cli("train", "--steps", 2, "--set", "train.eval_every=1000", "--set", "train.cloze_every=1000")
+    assert code == 0, err
+    assert "no corpus given: training on the rooms stories" in err
+    ckpt = checkpoint.load(tmp_path / "runs" / "rooms" / "latest.npz")
+    assert ckpt.config.data.mode == "lines"
+    assert ckpt.meta["corpus"]["files"][0].endswith("rooms-train.txt")
+    assert pathlib.Path(ckpt.config.train.cloze).name == "rooms-cloze.tsv"
