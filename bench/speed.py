@@ -29,6 +29,7 @@ CONFIGS = {  # name: (H, L, B, T)
     "L": (512, 2, 64, 100),
 }
 V = 65
+OPEN = []  # worker pools to close at exit
 
 
 def parse_args():
@@ -39,6 +40,7 @@ def parse_args():
     ap.add_argument("--seconds", type=float, default=2.0, help="length of one round")
     ap.add_argument("--no-torch", action="store_true", help="skip the PyTorch peer even if it is installed")
     ap.add_argument("--skip", default="", help="comma-separated parts to skip: train, sample, eval, memory")
+    ap.add_argument("--workers", type=int, default=0, help="training processes (0: as charlstm train chooses)")
     return ap.parse_args()
 
 
@@ -52,6 +54,7 @@ from charlstm import evaluate, model, sample  # noqa: E402
 from charlstm.config import OptimConfig  # noqa: E402
 from charlstm.data import Vocab  # noqa: E402
 from charlstm.optim import Optimizer  # noqa: E402
+from charlstm.parallel import DataParallel, auto_workers  # noqa: E402
 from charlstm.train import train_step  # noqa: E402
 from charlstm.workspace import Workspace  # noqa: E402
 
@@ -119,9 +122,17 @@ def alternate(fns, seconds, rounds):
 
 
 def ours_train(H, L, B, T):
+    """The training step as `charlstm train` runs it, worker processes included when it would use them."""
     rng = np.random.default_rng(0)
     spec = model.Spec("lstm", V, H, L)
     params = model.init_params(spec, rng)
+    workers = ARGS.workers or auto_workers(spec, B)
+    parallel = DataParallel(spec, B, T, workers) if workers > 1 else None
+    if parallel is not None:
+        for k, v in params.items():
+            np.copyto(parallel.params[k], v)
+        params = parallel.params
+        OPEN.append(parallel)
     opt = Optimizer(OptimConfig(name="adam", lr=2e-3), params)
     work = Workspace()
     x = rng.integers(0, V, (T, B))
@@ -129,9 +140,9 @@ def ours_train(H, L, B, T):
     box = {"state": model.zero_state(spec, B)}
 
     def step():
-        _, _, box["state"] = train_step(params, opt, x, y, box["state"], 2e-3, 5.0, work)
+        _, _, box["state"] = train_step(params, opt, x, y, box["state"], 2e-3, 5.0, work, parallel=parallel)
 
-    return step, (params, opt, work)
+    return step, (params, opt, work, workers)
 
 
 def torch_train(H, L, B, T):
@@ -239,35 +250,62 @@ def torch_eval(H, L, n_chars):
 # ---------------------------------------------------------------------------------------------- memory
 
 
+def _pss_tree(pid):
+    """Proportional set size (bytes) of a process and its children: shared pages counted once overall."""
+    pids = [pid] + [int(p) for p in os.listdir("/proc") if p.isdigit() and _ppid(int(p)) == pid]
+    total = 0
+    for p in pids:
+        try:
+            with open(f"/proc/{p}/smaps_rollup") as fh:
+                total += 1024 * next(int(line.split()[1]) for line in fh if line.startswith("Pss:"))
+        except (OSError, StopIteration):
+            pass
+    return total
+
+
+def _ppid(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return int(fh.read().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return -1
+
+
 def peak_memory(H, L, B, T):
-    """Peak RSS (VmHWM, Linux) of `charlstm train` (a subprocess, a 1 MB corpus, a few steps) against the
-    interpreter's baseline and the bytes that must exist: parameters, gradients, Adam moments, window buffers, corpus."""
+    """Peak memory of `charlstm train` (a 1 MB corpus, a few steps), sampled every 20 ms as the summed
+    proportional set size of its processes (worker processes included), against the interpreter
+    baselines and the bytes that must exist: parameters, gradients, Adam moments, window buffers, corpus."""
     import subprocess
     import tempfile
 
-    probe = ("import sys, numpy, charlstm.train, charlstm.cli; "
-             "print(next(l for l in open('/proc/self/status') if l.startswith('VmHWM')).split()[1])")
-    baseline = 1024 * int(subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True).stdout)
+    probe = "import sys, numpy, charlstm.train, charlstm.cli, time; time.sleep(1.0)"
+    base_proc = subprocess.Popen([sys.executable, "-c", probe])
+    time.sleep(0.8)
+    baseline = _pss_tree(base_proc.pid)
+    base_proc.wait()
     with tempfile.TemporaryDirectory() as d:
         corpus = os.path.join(d, "corpus.txt")
         rng = np.random.default_rng(0)
         with open(corpus, "w") as fh:
             fh.write("".join(chr(32 + c) for c in rng.integers(0, V, 1_000_000)))
-        run = ("import sys; from charlstm.cli import main\n"
-               "try:\n    main()\nexcept SystemExit:\n    pass\n"
-               "print(1024 * int(next(l for l in open('/proc/self/status') if l.startswith('VmHWM')).split()[1]),"
-               " file=sys.stderr)")
-        args = [corpus, "--out", os.path.join(d, "run"), "--steps", "3", "-q", "--set", f"model.hidden={H}",
+        args = [corpus, "--out", os.path.join(d, "run"), "--steps", "4", "-q", "--set", f"model.hidden={H}",
                 "--set", f"model.layers={L}", "--set", f"data.batch={B}", "--set", f"data.window={T}",
-                "--set", "data.val_fraction=0.01"]
-        proc = subprocess.run([sys.executable, "-c", run, "train", *args], capture_output=True, text=True)
-        peak = int(proc.stderr.strip().splitlines()[-1])
-    step, (params, opt, work) = ours_train(H, L, B, T)
+                "--set", "data.val_fraction=0.01", "--set", f"train.workers={ARGS.workers}"]
+        proc = subprocess.Popen([sys.executable, "-m", "charlstm", "train", *args])
+        peak = 0
+        while proc.poll() is None:
+            peak = max(peak, _pss_tree(proc.pid))
+            time.sleep(0.02)
+    ARGS.workers, workers = 1, ARGS.workers  # the buffers of one process doing the whole batch
+    step, (params, opt, work, _) = ours_train(H, L, B, T)
+    ARGS.workers = workers
     step()  # allocates the window buffers
     n_params = sum(p.size for p in params.values())
     needed = 4 * n_params * 4 + work.nbytes() + 1_000_000  # params, grads, 2 moments; buffers; corpus ids
-    return {"peak_rss_mb": peak / 2**20, "baseline_rss_mb": baseline / 2**20, "needed_mb": needed / 2**20,
-            "ratio": (peak - baseline) / needed}
+    used = workers or auto_workers(model.Spec("lstm", V, H, L), B)
+    processes = 1 + used if used > 1 else 1  # the main process and its workers
+    return {"peak_mb": peak / 2**20, "baseline_mb": baseline / 2**20, "processes": processes,
+            "needed_mb": needed / 2**20, "ratio": (peak - processes * baseline) / needed}
 
 
 # ------------------------------------------------------------------------------------------------ main
@@ -282,14 +320,17 @@ def main():
         row = {"config": name, "H": H, "L": L, "B": B, "T": T, "V": V, "threads": ARGS.threads}
         if "train" not in skip:
             log(f"{name}: training ...")
-            ours, _ = ours_train(H, L, B, T)
+            ours, (_, _, _, workers) = ours_train(H, L, B, T)
             theirs = torch_train(H, L, B, T) if torch else None
             r = alternate({"ours": (ours, T * B), "torch": (theirs, T * B)}, ARGS.seconds, ARGS.rounds)
             bound, flops = gemm_bound(H, L, B, T)
             row.update({"train_chars_per_s": round(r["ours"]), "torch_train_chars_per_s": _round(r["torch"]),
                         "train_ratio": _ratio(r["ours"], r["torch"]), "gemm_bound_chars_per_s": round(bound),
                         "gemm_fraction": round(r["ours"] / bound, 3),
-                        "torch_gemm_fraction": _ratio(r["torch"], bound), "gflop_per_char": flops / 1e9})
+                        "torch_gemm_fraction": _ratio(r["torch"], bound), "gflop_per_char": flops / 1e9,
+                        "train_workers": workers})
+            while OPEN:
+                OPEN.pop().close()
         if "sample" not in skip:
             for batch, length in ((1, 300), (64, 100)):
                 log(f"{name}: sampling at batch {batch} ...")

@@ -4,8 +4,9 @@ Layout (every entry a plain array; `numpy.load(path, allow_pickle=False)` reads 
     lstm.weight_ih_l0 ... decoder.bias      the model, named as a PyTorch state_dict
     optim.<slot>.<param>                    optimizer state, e.g. optim.exp_avg.decoder.bias
     state.h, state.c                        the carried recurrent state, (L, B, H)
-    meta                                    UTF-8 JSON bytes: format and version, vocabulary, config, step,
-                                            epoch, data position, metrics, RNG state
+    meta                                    UTF-8 JSON bytes: format and version, vocabulary, config, step
+                                            (which fixes the data position and every random stream),
+                                            validation figures, corpus fingerprint
     sha256                                  hex digest over every other entry's name, dtype, shape and bytes
 
 Writing goes to a temporary file in the same directory, which is flushed, fsynced and renamed over the

@@ -79,6 +79,7 @@ class TrainConfig:
     cloze: Optional[str] = _doc(None, "a PROMPT<TAB>ANSWER file scored by greedy blank filling during training")
     cloze_every: int = _doc(0, "steps between cloze scorings; 0 scores at every validation")
     on_save_error: str = _choice("stop", ("stop", "continue"), "when a checkpoint cannot be written")
+    workers: int = _doc(0, "processes sharing each batch (one per core, see parallel.py); 0 chooses")
 
 
 @dataclass
@@ -107,7 +108,7 @@ def _coerce(key, value, f):
     return _scalar(key, value, kind, choices)
 
 
-OPTIONAL = {Optional[float]: float, Optional[str]: str, Optional[int]: int}
+OPTIONAL = {Optional[float]: float, Optional[str]: str}
 TYPE_NAMES = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
 
 
@@ -207,9 +208,11 @@ def validate(config):
     for key, value in positive.items():
         if value < 1:
             raise ConfigError(f"{key} must be at least 1, not {value}")
-    if min(t.steps, t.val_max_chars, o.warmup, t.seed, d.curriculum_steps, t.cloze_every) < 0:
+    if min(t.steps, t.val_max_chars, o.warmup, t.seed, d.curriculum_steps, t.cloze_every, t.workers) < 0:
         raise ConfigError("train.steps, seed, val_max_chars, cloze_every, optim.warmup and "
                           "data.curriculum_steps cannot be negative")
+    if d.mode == "lines" and d.window < 2:
+        raise ConfigError("data.mode lines needs data.window of at least 2 (a character and its successor)")
     if not 0.0 < d.curriculum_start <= 1.0:
         raise ConfigError(f"data.curriculum_start must be in (0, 1], not {d.curriculum_start}")
     for key, value in {"model.dropout": m.dropout, "model.decoder_dropout": m.decoder_dropout}.items():

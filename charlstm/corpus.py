@@ -7,14 +7,19 @@ where the speaker S is A or B and X is the other one; form 2:
 where S is A or B and the greeting goes to the newcomer C. Between the last entrance and the greeting
 stand neutral filler sentences that name no one, so that the model must hold the names across a gap.
 
-Randomness comes from Python's random.Random, whose stream is fixed across Python versions, so the same
-seed writes the same bytes anywhere; train and test splits use different streams of the same seed.
+Randomness comes from Python's random.Random (Mersenne Twister), whose choice, sample and randint have
+drawn the same values from the same seed since Python 3.2, so the same seed writes the same bytes; a
+test regenerates the shipped files byte for byte and would notice a change. Train and test splits use
+different streams of the same seed.
 """
 
 import os
 import random
 import sys
 from dataclasses import dataclass
+
+from .data import decode, read_bytes
+from .errors import DataError
 
 CAST = ("Mady", "Monica", "Richard", "Rachel", "Ross", "Joey", "Chandler", "Phoebe", "Janice", "Gunther",
         "Emily", "Carol")
@@ -42,7 +47,7 @@ class Story:
 def rooms(n, seed=0, cast=CAST, max_gap=120, split="train"):
     """n stories; see the module docstring. max_gap bounds the filler characters (0: none)."""
     if len(cast) < 3:
-        raise ValueError("the rooms stories need a cast of at least three names")
+        raise DataError("the rooms stories need a cast of at least three names")
     rng = random.Random(seed * len(SPLITS) + SPLITS[split])
     return [_story(rng, cast, max_gap) for _ in range(n)]
 
@@ -83,13 +88,11 @@ def story_gap(prompt):
 
 def read_cast(path):
     """Names from a file, one per line; blank lines skipped."""
-    from .data import decode, read_bytes
-
     names = [line.strip() for line in decode(read_bytes(path), path).splitlines() if line.strip()]
     if len(set(names)) != len(names):
-        from .errors import DataError
-
         raise DataError(f"{path}: the cast repeats a name")
+    if len(names) < 3:
+        raise DataError(f"{path}: the rooms stories need a cast of at least three names")
     return tuple(names)
 
 
@@ -101,10 +104,9 @@ def pysource(limit=5_000_000, root=None):
     root = root or sysconfig.get_paths()["stdlib"]
     paths = []
     for directory, dirs, files in os.walk(root):
-        rel = os.path.relpath(directory, root)
         dirs[:] = sorted(d for d in dirs if d not in ("site-packages", "test", "tests", "idle_test", "__pycache__")
                          and not d.startswith("."))
-        paths += [os.path.join(directory, f) for f in files if f.endswith(".py") and rel.split(os.sep)[0] != "test"]
+        paths += [os.path.join(directory, f) for f in files if f.endswith(".py")]
     parts, total = [], 0
     for path in sorted(paths, key=lambda p: os.path.relpath(p, root)):
         try:

@@ -167,6 +167,20 @@ class Vocab:
         return "".join(self.chars[i] for i in ids)
 
 
+def encode_text(vocab, text, unknown="error", warn=None, where=None):
+    """text -> ids for a model's vocabulary. Missing characters are a DataError naming them, or, with
+    unknown="skip", dropped with a warning through warn (a callable taking one line)."""
+    missing = vocab.unknown(text)
+    if missing:
+        place = f" (in {where})" if where else ""
+        if unknown != "skip":
+            raise DataError(f"characters not in the model's vocabulary: {describe_chars(missing)}{place}; "
+                            f"--unknown skip drops them")
+        if warn is not None:
+            warn(f"warning: dropped characters not in the vocabulary: {describe_chars(missing)}{place}")
+    return vocab.encode(text, unknown="skip")
+
+
 def check_text(text, where):
     """A DataError for text holding lone surrogates: bytes the shell passed on undecoded, not characters."""
     bad = [i for i, c in enumerate(text) if 0xD800 <= ord(c) <= 0xDFFF]
@@ -233,6 +247,8 @@ class StreamBatches:
             )
         self.stream_len = (len(ids) - (window - 1 if random_offset else 0)) // batch
         self.windows_per_epoch = (self.stream_len - 1) // window
+        self.cut = 0  # lines cut into pieces: none here
+        self._epoch, self._streams = None, None
 
     def offset(self, epoch):
         if not self.random_offset:
@@ -240,11 +256,14 @@ class StreamBatches:
         return int(np.random.default_rng([self.seed, epoch]).integers(self.T))
 
     def streams(self, epoch):
-        """(B, stream_len) view of the text for this epoch."""
-        start = self.offset(epoch)
-        return self.ids[start : start + self.B * self.stream_len].reshape(self.B, self.stream_len)
+        """(B, stream_len) view of the text for this epoch (kept while the epoch lasts)."""
+        if self._epoch != epoch:
+            start = self.offset(epoch)
+            self._epoch = epoch
+            self._streams = self.ids[start : start + self.B * self.stream_len].reshape(self.B, self.stream_len)
+        return self._streams
 
-    def window(self, epoch, n, step=None):
+    def window(self, epoch, n, step=0):
         """Inputs x and targets y, each (T, B), and mask None (every target counts)."""
         s = self.streams(epoch)
         chunk = s[:, n * self.T : n * self.T + self.T + 1].T.astype(np.intp)  # (T+1, B)
@@ -265,7 +284,9 @@ class LineBatches:
     the rooms stories, where context should never leak from one line into the next.
 
     Epoch e visits every line once, in batches of lines of similar length (see _epoch_batches). A line
-    longer than the window is cut into pieces of at most T - 1 characters, each trained on its own.
+    longer than the window is cut into pieces of at most T - 1 characters, each trained from the zero
+    state: it reads the character before it and predicts the character after it, so no false line
+    break is taught.
 
     Curriculum: for the first `curriculum_steps` steps, batches are drawn only from the shortest lines,
     a fraction that grows linearly from `curriculum_start` to all of them.
@@ -273,6 +294,7 @@ class LineBatches:
 
     def __init__(self, ids, newline, batch, window, seed=0, curriculum_steps=0, curriculum_start=0.25):
         self.B, self.T, self.seed, self.newline = batch, window, seed, newline
+        self._cached_epoch, self._cached = None, None
         self.curriculum_steps, self.curriculum_start = curriculum_steps, curriculum_start
         self.ids = ids
         step = 1 << 24  # in chunks: a bool array the size of the corpus would cost a byte per character
@@ -303,17 +325,22 @@ class LineBatches:
             chosen = self._epoch_batches(epoch)[n]
         lengths = self.lines[chosen, 1] - self.lines[chosen, 0]
         T = int(lengths.max()) + 1
-        seq = np.full((T + 1, self.B), self.newline, np.intp)  # newline, line, newline, padding
+        # (T+1, B): the character before the piece, the piece, the character after it, padding. For a
+        # whole line the neighbours are newlines; for a piece of a longer line, the real text around it.
+        seq = np.full((T + 1, self.B), self.newline, np.intp)
+        n = len(self.ids)
         for b, (start, stop) in enumerate(self.lines[chosen]):
+            seq[0, b] = self.ids[start - 1] if start > 0 else self.newline
             seq[1 : 1 + stop - start, b] = self.ids[start:stop]
-        mask = (np.arange(T)[:, None] <= lengths[None, :]).astype(np.float32)
+            seq[1 + stop - start, b] = self.ids[stop] if stop < n else self.newline
+        mask = (np.arange(T)[:, None] <= lengths[None, :]).astype(np.float32)  # (T, B)
         return seq[:-1], seq[1:], mask
 
     def _epoch_batches(self, epoch):
         """(windows_per_epoch, B) line indices: a permutation seeded by (seed, epoch), sorted by length
         within runs of BUCKET batches so that a batch holds lines of similar length (little padding),
         then the batches shuffled. Cached for the current epoch."""
-        if getattr(self, "_cached_epoch", None) != epoch:
+        if self._cached_epoch != epoch:
             rng = np.random.default_rng([self.seed, epoch])
             order = rng.permutation(len(self.lines))[: self.windows_per_epoch * self.B]
             lengths = self.lines[order, 1] - self.lines[order, 0]

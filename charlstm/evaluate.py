@@ -11,34 +11,72 @@ import math
 import numpy as np
 
 from . import model
+from .data import decode, encode_text, expand_sources, read_bytes, read_text
 from .errors import DataError
+from .sample import fill_blanks
 from .workspace import Workspace
 
 
-def score(params, streams, window=256, work=None):
+def score(params, streams, window=256, work=None, group=64):
     """Total negative log-likelihood (nats) and the number of characters scored, over the id arrays in
-    `streams`, each from the zero state. Streams of different lengths are padded and masked."""
-    streams = [s for s in streams if len(s) >= 2]
+    `streams`, each from the zero state. Streams run in groups of at most `group` side by side, streams
+    of similar length together; each window of a group is cut from the streams as it is needed."""
+    streams = sorted((s for s in streams if len(s) >= 2), key=len)
     if not streams:
         return 0.0, 0
     work = Workspace() if work is None else work
-    spec = model.spec_of(params)
+    packed = model.pack(params)
+    total, count = 0.0, 0
+    for g in range(0, len(streams), group):
+        t, c = _score_group(params, packed, streams[g : g + group], window, work)
+        total, count = total + t, count + c
+    return total, count
+
+
+def _score_group(params, packed, streams, window, work):
+    spec, dtype = packed["spec"], params["decoder.weight"].dtype
     B = len(streams)
-    longest = max(len(s) for s in streams)
-    padded = np.zeros((longest, B), np.intp)  # (N, B)
-    mask = np.zeros((longest - 1, B), params["decoder.weight"].dtype)
-    for b, s in enumerate(streams):
-        padded[: len(s), b] = s
-        mask[: len(s) - 1, b] = 1
-    state = model.zero_state(spec, B, params["decoder.weight"].dtype)
+    lengths = np.array([len(s) - 1 for s in streams])  # (B,) characters scored per stream
+    state = model.zero_state(spec, B, dtype)
     total = 0.0
-    for start in range(0, longest - 1, window):
-        stop = min(start + window, longest - 1)
-        m = mask[start:stop]
-        count = float(m.sum())
-        loss, state, _ = model.forward(params, padded[start:stop], padded[start + 1 : stop + 1], state, work, m)
-        total += loss * count
-    return total, int(mask.sum())
+    for start in range(0, int(lengths.max()), window):
+        T = min(window, int(lengths.max()) - start)
+        x = np.zeros((T, B), np.intp)  # padding reads character 0; its targets are masked out
+        y = np.zeros((T, B), np.intp)
+        for b, s in enumerate(streams):
+            piece = s[start : start + T + 1]
+            if len(piece) > 1:  # a shorter stream may have ended already
+                x[: len(piece) - 1, b] = piece[:-1]
+                y[: len(piece) - 1, b] = piece[1:]
+        mask = (start + np.arange(T)[:, None] < lengths[None, :]).astype(dtype)  # (T, B)
+        loss, state, _ = model.forward(params, x, y, state, work, mask, packed=packed)
+        total += loss * float(mask.sum())
+    return total, int(lengths.sum())
+
+
+def score_files(params, vocab, files, encoding="utf-8", unknown="error", warn=None, window=256):
+    """`charlstm eval FILES`: every file (or directory of files, or - for stdin) one stream from the zero
+    state; returns the metrics dict."""
+    streams = []
+    for f in expand_sources(files):
+        text, _ = read_text([f], encoding)
+        streams.append(encode_text(vocab, text, unknown, warn, where="stdin" if f == "-" else f))
+    total, count = score(params, streams, window)
+    if count == 0:
+        raise DataError("nothing to score: each text needs at least two characters")
+    return metrics(total, count)
+
+
+def report_lines(report):
+    """The text report of `charlstm eval`."""
+    lines = []
+    if "chars" in report:
+        lines += [f"chars        {report['chars']:,}", f"nats/char    {report['nats_per_char']:.4f}",
+                  f"bits/char    {report['bits_per_char']:.4f}", f"perplexity   {report['perplexity']:.4f}"]
+    if "accuracy" in report:
+        right = round(report["accuracy"] * report["n"])
+        lines.append(f"cloze accuracy {report['accuracy']:.4f} ({right}/{report['n']})")
+    return lines
 
 
 def metrics(total_nll, count):
@@ -51,8 +89,6 @@ def metrics(total_nll, count):
 def read_cloze(path):
     """PROMPT<TAB>ANSWER lines -> (prompts, answers). Blank lines are skipped; anything else malformed
     is a DataError naming the line."""
-    from .data import decode, read_bytes
-
     text = decode(read_bytes(path), "stdin" if path == "-" else path)
     prompts, answers = [], []
     for n, line in enumerate(text.splitlines(), 1):
@@ -70,8 +106,6 @@ def read_cloze(path):
 
 def cloze(params, vocab, prompts, answers, unknown="error", warn=None):
     """Exact-match accuracy of greedy blank filling: (accuracy, n, the model's fills)."""
-    from .sample import fill_blanks
-
     fills = fill_blanks(params, vocab, prompts, unknown=unknown, warn=warn)
     correct = sum(f == a for f, a in zip(fills, answers))
     return correct / len(prompts), len(prompts), fills

@@ -14,17 +14,28 @@ code as sampling, and records for every character:
 import html
 import json
 import math
+import pathlib
 import shutil
 
 import numpy as np
 
 from . import model
 from .cells import CELLS
+from .data import encode_text
 from .errors import DataError
 from .workspace import Workspace
 
 # Gate name -> block of the activations a cell's step leaves in its gates buffer (see cells/).
 GATE_BLOCKS = {"lstm": {"input": 0, "forget": 1, "output": 2}, "gru": {"reset": 0, "update": 1}, "rnn": {}}
+
+
+def run(ckpt, text, unknown="error", warn=None):
+    """(the text as the model reads it, trace) for a checkpoint: characters missing from its vocabulary
+    are an error, or dropped with a warning."""
+    ids = encode_text(ckpt.vocab, text, unknown, warn)
+    if len(ids) == 0:
+        raise DataError("nothing to inspect: the text is empty")
+    return ckpt.vocab.decode(ids), trace(ckpt.params, ids)
 
 
 def trace(params, ids):
@@ -40,9 +51,8 @@ def trace(params, ids):
         out["cell"] = np.zeros((N, L, H), np.float32)
     state = model.zero_state(spec, 1, packed["table"].dtype)
     work = Workspace()
-    t = 0
 
-    def record(k, activations, h):
+    def record(t, k, activations, h):
         for name, block in blocks.items():
             out["gates"][name][t, k] = activations[0, block * H : (block + 1) * H].mean()
         out["hidden"][t, k] = h[0]
@@ -51,7 +61,8 @@ def trace(params, ids):
 
     with np.errstate(over="ignore"):
         for t, x in enumerate(ids):
-            logits = model.step(packed, np.array([x]), state, work, on_layer=record)
+            logits = model.step(packed, np.array([x]), state, work,
+                                on_layer=lambda k, activations, h: record(t, k, activations, h))
             if t + 1 < N:
                 z = logits[0].astype(np.float64)
                 z -= z.max()
@@ -191,6 +202,13 @@ def legend(low, high, kind, colour_mode):
 # -------------------------------------------------------------------------------------------------- HTML
 
 
+def write_html(path, text, rows, title="charlstm inspect"):
+    try:
+        pathlib.Path(path).write_text(render_html(text, rows, title), encoding="utf-8")
+    except OSError as e:
+        raise DataError(f"cannot write {path}: {e.strerror}") from None
+
+
 def render_html(text, rows, title="charlstm inspect"):
     """One self-contained page: the text coloured by the quantity chosen in a selector, the value of the
     character under the pointer, and a legend. No external scripts, fonts or styles."""
@@ -205,7 +223,8 @@ def render_html(text, rows, title="charlstm inspect"):
     spans = "".join(f'<span data-i="{i}">{html.escape(_visible(c))}</span>' + ("<br>" if c == "\n" else "")
                     for i, c in enumerate(text))
     options = "".join(f'<option value="{j}">{html.escape(r["label"])}</option>' for j, r in enumerate(data))
-    payload = json.dumps({"text": text, "rows": data}).replace("</", "<\\/")
+    # the characters as a list: JavaScript strings count UTF-16 units, so an emoji would shift indexes
+    payload = json.dumps({"chars": list(text), "rows": data}).replace("</", "<\\/")
     return PAGE.format(title=html.escape(title), options=options, spans=spans, payload=payload)
 
 
@@ -249,7 +268,7 @@ document.getElementById("text").addEventListener("mouseover", (e) => {{
   const row = DATA.rows[+select.value];
   const v = row.values[+i];
   document.getElementById("info").textContent =
-    "#" + i + " " + JSON.stringify(DATA.text[+i]) + "  " + row.label + ": " + (v === null ? "n/a" : v);
+    "#" + i + " " + JSON.stringify(DATA.chars[+i]) + "  " + row.label + ": " + (v === null ? "n/a" : v);
 }});
 show(0);
 </script>

@@ -18,8 +18,11 @@ checkpoint loads into PyTorch with `load_state_dict` (see README):
     class CharModel(torch.nn.Module):
         def __init__(self, V, H, L):
             super().__init__()
-            self.lstm = torch.nn.LSTM(input_size=V, hidden_size=H, num_layers=L)  # or nn.GRU, nn.RNN
+            self.lstm = torch.nn.LSTM(input_size=V, hidden_size=H, num_layers=L)
             self.decoder = torch.nn.Linear(H, V)
+
+(a GRU or vanilla-RNN model names its recurrent module after the cell: `self.gru = nn.GRU(...)`,
+`self.rnn = nn.RNN(...)`, so its keys start with gru. or rnn.)
 
     lstm.weight_ih_l{k} (G, V for k = 0, else H)    lstm.bias_ih_l{k} (G,)
     lstm.weight_hh_l{k} (G, H)                      lstm.bias_hh_l{k} (G,)
@@ -117,30 +120,58 @@ def pack(params):
             "decoder_b": params["decoder.bias"]}
 
 
-def forward(params, x, y, state, work=None, mask=None):
+@dataclass
+class Dropout:
+    """Training-time dropout with inverted scaling (kept values are divided by 1 - p), as PyTorch's:
+    `layers` on the output of every layer but the last (nn.LSTM(dropout=p)), `output` on the last
+    layer's output before the decoder. Masks are drawn from `rng`; evaluation and sampling use none."""
+
+    layers: float = 0.0
+    output: float = 0.0
+    rng: object = None  # numpy.random.Generator
+
+
+def _dropout(a, p, rng):
+    """(a ⊙ m, m) with m = Bernoulli(1 - p) / (1 - p), or (a, None) when p is 0."""
+    if not p:
+        return a, None
+    m = (rng.random(a.shape, dtype=a.dtype) >= p).astype(a.dtype)
+    m *= 1.0 / (1.0 - p)
+    return a * m, m
+
+
+def forward(params, x, y, state, work=None, mask=None, dropout=None, packed=None, total=None):
     """The mean loss over a window of T characters in B streams.
 
     x, y: (T, B) integer arrays, inputs and targets (y is x shifted by one character).
     state: the carried state from the previous window (or `zero_state`).
     mask: optional (T, B) weights, 0 where a target is padding; the loss is then the weighted mean.
+    dropout: optional Dropout, for training.
+    packed: pack(params), when the caller runs many windows with the same weights (evaluation).
+    total: divide the summed loss by this rather than by the number of targets here (for a slice of a
+    batch whose loss is averaged over the whole batch; see parallel.py).
     Returns (loss, final state to carry into the next window, cache for `backward`).
     """
     work = Workspace() if work is None else work
-    packed = pack(params)
+    packed = pack(params) if packed is None else packed
     spec = packed["spec"]
     cell = CELLS[spec.cell]
     T, B = x.shape
-    H, V, G = spec.hidden, spec.vocab, cell.GATES * spec.hidden
+    N, H, V, G = T * B, spec.hidden, spec.vocab, cell.GATES * spec.hidden
     dtype = params["decoder.weight"].dtype
+    drop = dropout or Dropout()
 
     gates = work.get("gates0", (T, B, G), dtype)
     np.take(packed["table"], x, axis=0, out=gates, mode="clip")
-    layer_caches, final = [], []
+    layer_caches, final, inputs, masks = [], [], [None], [None]
     for k in range(spec.layers):
         if k > 0:
+            below, m = _dropout(hs[1:].reshape(N, H), drop.layers, drop.rng)  # (T·B, H)
+            inputs.append(below)
+            masks.append(m)
             # the whole window's input projection in one GEMM: (T·B, H) @ (H, G)
             gates = work.get(f"gates{k}", (T, B, G), dtype)
-            np.matmul(hs[1:].reshape(T * B, H), packed["layers"][k]["w_ihT"], out=gates.reshape(T * B, G))
+            np.matmul(below, packed["layers"][k]["w_ihT"], out=gates.reshape(N, G))
             gates += packed["layers"][k]["bias"]
         layer_state = tuple(s[k] for s in state)
         hs, last, cache = cell.forward(gates, layer_state, packed["layers"][k], work, k)
@@ -148,25 +179,27 @@ def forward(params, x, y, state, work=None, mask=None):
         final.append(last)
     new_state = tuple(np.stack([f[j] for f in final]) for j in range(len(cell.STATE)))
 
-    top = hs[1:].reshape(T * B, H)
-    probs = work.get("probs", (T * B, V), dtype)  # logits first, then probabilities
+    top, top_mask = _dropout(hs[1:].reshape(N, H), drop.output, drop.rng)  # (T·B, H)
+    probs = work.get("probs", (N, V), dtype)  # logits first, then probabilities
     np.matmul(top, packed["decoder_wT"], out=probs)
     probs += packed["decoder_b"]
     probs -= probs.max(axis=1, keepdims=True)
-    target_logit = probs[np.arange(T * B), y.reshape(-1)]
+    target_logit = probs[np.arange(N), y.reshape(-1)]
     np.exp(probs, out=probs)
     sums = probs.sum(axis=1)
     nll = np.log(sums) - target_logit  # (T·B,) -log p(y_t)
     probs /= sums[:, None]
     if mask is None:
-        weight = 1.0 / (T * B)
-        loss = float(nll.sum(dtype=np.float64)) * weight
+        total = total or N
+        weight = 1.0 / total
+        loss = float(nll.sum(dtype=np.float64)) / total
     else:
-        total = float(mask.sum(dtype=np.float64)) or 1.0  # an all-padding window has loss 0
+        total = total or float(mask.sum(dtype=np.float64)) or 1.0  # an all-padding window has loss 0
         weight = (mask.reshape(-1, 1) / total).astype(dtype)  # (T·B, 1)
         loss = float((nll * mask.reshape(-1)).sum(dtype=np.float64)) / total
 
-    cache = {"x": x, "y": y, "layers": layer_caches, "probs": probs, "weight": weight}
+    cache = {"x": x, "y": y, "layers": layer_caches, "probs": probs, "weight": weight,
+             "inputs": inputs, "masks": masks, "top": top, "top_mask": top_mask}
     return loss, new_state, cache
 
 
@@ -187,11 +220,12 @@ def backward(params, cache, work=None):
     dlogits = probs  # (T·B, V): softmax - onehot(y), times each position's weight
     dlogits[np.arange(N), y.reshape(-1)] -= 1
     dlogits *= cache["weight"]
-    hs, _ = cache["layers"][-1]
-    grads["decoder.weight"] = dlogits.T @ hs[1:].reshape(N, H)
+    grads["decoder.weight"] = dlogits.T @ cache["top"]
     grads["decoder.bias"] = dlogits.sum(axis=0)
     dhs = work.get("dhs", (T, B, H), dtype)
     np.matmul(dlogits, params["decoder.weight"], out=dhs.reshape(N, H))
+    if cache["top_mask"] is not None:
+        dhs *= cache["top_mask"].reshape(T, B, H)
 
     for k in reversed(range(spec.layers)):
         name = f"{spec.cell}.{{}}_l{k}"
@@ -202,9 +236,10 @@ def backward(params, cache, work=None):
         grads[name.format("bias_hh")] = drec.sum(axis=0)
         grads[name.format("bias_ih")] = dx.sum(axis=0) if dx is not drec else grads[name.format("bias_hh")].copy()
         if k > 0:
-            below = cache["layers"][k - 1][0][1:].reshape(N, H)
-            grads[name.format("weight_ih")] = dx.T @ below
+            grads[name.format("weight_ih")] = dx.T @ cache["inputs"][k]
             np.matmul(dx, params[name.format("weight_ih")], out=dhs.reshape(N, H))
+            if cache["masks"][k] is not None:
+                dhs *= cache["masks"][k].reshape(T, B, H)
         else:
             grads[name.format("weight_ih")] = _onehot_weight_grad(dx, x.reshape(-1), V).T
     return grads

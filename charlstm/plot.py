@@ -22,10 +22,13 @@ def read_metrics(run_dir):
     if not path.exists():
         raise DataError(f"no metrics.jsonl in {run_dir}")
     records = []
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    lines = path.read_text(encoding="utf-8").splitlines()
+    for n, line in enumerate(lines, 1):
         try:
             records.append(json.loads(line))
         except ValueError:
+            if n == len(lines):  # being written right now, or cut short by a crash
+                break
             raise DataError(f"{path} line {n} is not JSON") from None
     return records
 

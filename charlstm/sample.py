@@ -23,6 +23,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from . import model
+from .data import encode_text
 from .errors import DataError
 from .workspace import Workspace
 
@@ -72,13 +73,14 @@ def word_boundaries(vocab):
     return np.array([not (c.isalnum() or c in "'-") for c in vocab.chars])
 
 
-def generate(params, vocab, requests, options, seed=0, on_step=None, warn=None):
-    """Complete a batch of requests together. Returns one Result per request, in order.
+def generate(packed, vocab, requests, options, seed=0, on_step=None, warn=None):
+    """Complete a batch of requests together with the packed weights (model.pack). Returns one Result
+    per request, in order.
 
-    on_step(completion_so_far, done), if given, is called after every generated character with a
-    function b -> the completion of sequence b so far, and the (B,) bool array of finished sequences.
+    on_step(text_from, done), if given, is called after every generated character with a function
+    (b, start) -> the completion of sequence b from character `start`, and the (B,) bool array of
+    finished sequences: what a live display needs, without decoding everything every step.
     """
-    packed = model.pack(params) if "spec" not in params else params
     B = len(requests)
     if B == 0:
         return []
@@ -86,13 +88,20 @@ def generate(params, vocab, requests, options, seed=0, on_step=None, warn=None):
         raise DataError("temperature must be positive (use --greedy for the likeliest characters)")
     prompts = [_encode_prefix(vocab, r, options.unknown, warn) for r in requests]
     n_new = options.length
-    out = np.zeros((B, max(n_new, 1)), np.intp)  # generated ids
-    n_out = np.zeros(B, np.intp)  # characters kept per sequence
+    out = np.zeros((B, max(n_new, 1)), np.intp)  # (B, n_new) generated ids
+    n_out = np.zeros(B, np.intp)  # (B,) characters kept per sequence
     done = np.full(B, n_new == 0)
     logprob = np.zeros(B)
-    uniforms = np.stack([np.random.default_rng([seed, r.index]).random(max(n_new, 1)) for r in requests])
+    uniforms = None if options.greedy else np.stack(  # (B, n_new), one generator per sequence
+        [np.random.default_rng([seed, r.index]).random(max(n_new, 1)) for r in requests])
     ends_before = _stop_table(vocab, requests, options)  # (B, V): this character ends sequence b unkept
-    until = [vocab.encode(u, unknown="skip") for u in options.until if u and not vocab.unknown(u)]
+    until = []
+    for u in filter(None, options.until):
+        if vocab.unknown(u):
+            if warn is not None:
+                warn(f"warning: --until {u!r} holds characters the model never writes; it cannot stop anything")
+        else:
+            until.append(vocab.encode(u))
 
     state = model.zero_state(packed["spec"], B, packed["table"].dtype)
     work = Workspace()
@@ -100,7 +109,7 @@ def generate(params, vocab, requests, options, seed=0, on_step=None, warn=None):
     with np.errstate(over="ignore", divide="ignore"):  # see model.step
         logits = _prime(packed, prompts, state, work)
         for g in range(n_new):
-            chosen, char_logp = _choose(logits, options, uniforms[:, g])
+            chosen, char_logp = _choose(logits, options, None if uniforms is None else uniforms[:, g])
             ending = ends_before[rows, chosen]
             keep = ~(done | ending)
             out[:, g] = chosen
@@ -111,7 +120,7 @@ def generate(params, vocab, requests, options, seed=0, on_step=None, warn=None):
                 for b in np.flatnonzero(keep & ~done):
                     done[b] = _ends_with_any(out[b, : n_out[b]], until)
             if on_step is not None:
-                on_step(lambda b: vocab.decode(out[b, : n_out[b]]), done)
+                on_step(lambda b, start: vocab.decode(out[b, start : n_out[b]]), done)
             if done.all():
                 break
             logits = model.step(packed, chosen, state, work)
@@ -128,7 +137,7 @@ def _prime(packed, prompts, state, work):
     """Feed every prompt, right-aligned so that all end on the same step: a shorter prompt starts later,
     its state held at zero until then. Returns the logits after the last prompt character."""
     longest = max(len(p) for p in prompts)
-    aligned = np.zeros((len(prompts), longest), np.intp)
+    aligned = np.zeros((len(prompts), longest), np.intp)  # (B, longest)
     for b, p in enumerate(prompts):
         aligned[b, longest - len(p) :] = p
     starts = longest - np.array([len(p) for p in prompts])  # (B,) first step of each prompt
@@ -157,17 +166,7 @@ def _stop_table(vocab, requests, options):
 
 
 def _encode_prefix(vocab, request, unknown, warn):
-    prefix = request.prefix
-    missing = vocab.unknown(prefix)
-    if missing:
-        from .data import describe_chars
-
-        if unknown != "skip":
-            raise DataError(f"characters not in the model's vocabulary: {describe_chars(missing)} "
-                            f"(in {request.prompt[:40]!r}; --unknown skip drops them)")
-        if warn is not None:
-            warn(f"warning: dropped characters not in the vocabulary: {describe_chars(missing)}")
-    ids = vocab.encode(prefix, unknown="skip")
+    ids = encode_text(vocab, request.prefix, unknown, warn, where=repr(request.prompt[:40]))
     if len(ids) == 0:  # nothing to prime with: start as if at the beginning of a line
         if "\n" not in vocab.index:
             raise DataError("an empty prompt needs a model whose vocabulary has a newline; give a prompt")
@@ -186,13 +185,13 @@ def _choose(logits, options, u):
     rows = np.arange(len(logits))
     z = logits - logits.max(axis=1, keepdims=True)  # (B, V), max 0
     p = np.exp(z)
-    log_total = np.log(p.sum(axis=1))
+    log_total = np.log(p.sum(axis=1))  # the model's own normaliser, for the log-probability
     if options.greedy:
         chosen = z.argmax(axis=1)
         return chosen, z[rows, chosen] - log_total
     V = z.shape[1]
     if options.temperature != 1.0:
-        p = np.exp(z / options.temperature)
+        p = np.exp(z / options.temperature)  # the distribution sampled from
     if 0 < options.top_k < V:
         kth = np.partition(p, V - options.top_k, axis=1)[:, V - options.top_k][:, None]
         p[p < kth] = 0.0
@@ -211,11 +210,31 @@ def _choose(logits, options, u):
 def fill_blanks(params, vocab, prompts, batch=256, unknown="error", warn=None):
     """Greedy fills for prompts that each hold one blank: the fill strings, in order."""
     options = Options(length=64, greedy=True, unknown=unknown)
+    packed = model.pack(params)
     fills = []
     for start in range(0, len(prompts), batch):
         requests = [parse(p, start + i) for i, p in enumerate(prompts[start : start + batch])]
         for r in requests:
             if r.suffix is None:
                 raise DataError(f"a cloze prompt must hold a blank ({BLANK}): {r.prompt[:60]!r}")
-        fills += [res.completion for res in generate(params, vocab, requests, options, warn=warn)]
+        fills += [res.completion for res in generate(packed, vocab, requests, options, warn=warn)]
     return fills
+
+
+def complete(params, vocab, prompt_batches, options, seed, num_samples=1, writer=None, warn=None):
+    """Complete every prompt of every batch, num_samples times each: the samples of a batch advance
+    together, and sequence i of the whole input draws from generator (seed, i). Each finished batch is
+    handed to writer (see streams.Writer) before the next is read. Yields the results of each batch."""
+    packed = model.pack(params)
+    index = 0
+    for prompts in prompt_batches:
+        requests = []
+        for prompt in prompts:
+            for _ in range(num_samples):
+                requests.append(parse(prompt, index))
+                index += 1
+        on_step = writer.batch(requests) if writer is not None else None
+        results = generate(packed, vocab, requests, options, seed, on_step=on_step, warn=warn)
+        if writer is not None:
+            writer.results(results, seed)
+        yield results

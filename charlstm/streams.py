@@ -76,28 +76,29 @@ class Writer:
         self.requests, self.k, self.shown = requests, 0, None
         return self._on_step if self.live else None
 
-    def _on_step(self, completion_of, done):
+    def _on_step(self, text_from, done):
         while self.k < len(self.requests):
             r = self.requests[self.k]
             if self.shown is None:
                 self.out.write(r.prefix)
                 self.shown = 0
-            text = completion_of(self.k)
-            self.out.write(text[self.shown :])
-            self.shown = len(text)
+            new = text_from(self.k, self.shown)
+            self.out.write(new)
+            self.shown += len(new)
             if not done[self.k]:
                 break
             self.out.write((r.suffix or "") + "\n")
             self.k, self.shown = self.k + 1, None
         self.out.flush()
 
-    def results(self, results, seed=None):
+    def results(self, results, seed):
         """The finished batch: written now unless it already streamed."""
         if self.live:
             return
         for r in results:
             if self.fmt == "jsonl":
-                record = {"prompt": r.prompt, "completion": r.completion, "text": r.text, "logprob": r.logprob}
+                record = {"prompt": r.prompt, "completion": r.completion, "text": r.text, "logprob": r.logprob,
+                          "seed": seed}
                 self.out.write(json.dumps(record, ensure_ascii=False) + "\n")
             else:
                 self.out.write(r.text + "\n")

@@ -8,9 +8,10 @@ A run lives in one directory:
     .lock           held (flock) while a process trains here; released by the kernel if it dies
 
 Determinism: the same config and seed give the same run bit for bit, and a run stopped at any step and
-resumed reaches the same weights as one that never stopped. Everything random is drawn from generators
-seeded by train.seed, and everything a resumed run needs (weights, optimizer moments, carried state,
-data position, RNG state) is in latest.npz.
+resumed reaches the same weights as one that never stopped. Every random draw comes from a generator
+seeded by train.seed and the position in the run (epoch offsets and line order by (seed, epoch), dropout
+masks by (seed, step)), so the step saved in latest.npz, with the weights, optimizer moments and carried
+state, is all a resumed run needs.
 """
 
 import copy
@@ -33,6 +34,7 @@ from .cells import CELLS
 from .data import load_corpus, make_batches, split_streams
 from .errors import CharlstmError, CheckpointError, ConfigError, TrainingError
 from .optim import Optimizer, clip_by_global_norm, learning_rate
+from .parallel import DataParallel, auto_workers
 from .workspace import Workspace
 
 try:
@@ -63,7 +65,10 @@ class RunLock:
     def __enter__(self):
         if fcntl is None:
             return self
-        self.fh = open(self.path, "a+")
+        try:
+            self.fh = open(self.path, "a+")
+        except OSError as e:
+            raise CharlstmError(f"cannot use run directory {self.path.parent}: {e.strerror}") from None
         try:
             fcntl.flock(self.fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -110,11 +115,10 @@ def default_run_dir(sources, root="runs", name=None):
 
 @dataclass
 class Progress:
-    """Where the run is: the next window to train is window `window` of epoch `epoch`."""
+    """How far the run is. The next window is window (step mod W) of epoch (step div W), W windows an
+    epoch, so the step alone places the run in the data."""
 
     step: int = 0
-    epoch: int = 0
-    window: int = 0
     best_val: float = math.inf
     best_step: int = -1
     elapsed: float = 0.0  # seconds of training over all sessions of this run
@@ -129,8 +133,9 @@ def corpus_fingerprint(corpus):
     return h.hexdigest()
 
 
-def save(path, params, opt, state, cfg, vocab, progress, corpus_info):
+def save(path, params, opt, state, cfg, vocab, progress, corpus_info, windows_per_epoch):
     cell = CELLS[cfg.model.cell]
+    epoch, window = divmod(progress.step, windows_per_epoch)
     arrays = dict(params)
     arrays.update({f"optim.{k}": a for k, a in opt.state_arrays().items()})
     arrays.update({f"state.{name}": s for name, s in zip(cell.STATE, state)})
@@ -140,9 +145,8 @@ def save(path, params, opt, state, cfg, vocab, progress, corpus_info):
         "vocab": vocab.chars,
         "config": config_mod.to_dict(cfg),
         "step": progress.step,
-        "epoch": progress.epoch,
-        "window": progress.window,
-        "optimizer_step": opt.step_count,
+        "epoch": epoch,
+        "window": window,
         "best_val": None if math.isinf(progress.best_val) else progress.best_val,
         "best_step": progress.best_step,
         "last_val": None if math.isnan(progress.last_val) else progress.last_val,
@@ -155,16 +159,24 @@ def save(path, params, opt, state, cfg, vocab, progress, corpus_info):
 # ------------------------------------------------------------------------------------------- training
 
 
-def train_step(params, optimizer, x, y, state, lr, clip, work, mask=None):
+def train_step(params, optimizer, x, y, state, lr, clip, work, mask=None, dropout=None, parallel=None):
     """One optimizer step on one window: forward, backward, global-norm clipping, update.
 
+    dropout: (p between layers, p before the decoder, seed of the mask generator), or None.
+    parallel: a parallel.DataParallel whose workers share the batch (then params are its shared arrays).
     Returns (loss, gradient norm before clipping, state to carry into the next window). When the loss or
     the norm is not finite, nothing is updated and the incoming state is returned, for the caller to stop.
     """
-    loss, next_state, cache = model.forward(params, x, y, state, work, mask)
-    if not math.isfinite(loss):
-        return loss, math.nan, state
-    grads = model.backward(params, cache, work)
+    if parallel is not None:
+        loss, next_state, grads = parallel.forward_backward(x, y, state, mask, dropout)
+        if not math.isfinite(loss):
+            return loss, math.nan, state
+    else:
+        drop = None if dropout is None else model.Dropout(dropout[0], dropout[1], np.random.default_rng(dropout[2]))
+        loss, next_state, cache = model.forward(params, x, y, state, work, mask, drop)
+        if not math.isfinite(loss):
+            return loss, math.nan, state
+        grads = model.backward(params, cache, work)
     norm = clip_by_global_norm(grads, clip)
     if not math.isfinite(norm):
         return loss, norm, state
@@ -187,6 +199,11 @@ class Trainer:
         self.val_source = val_source
         self.force = force
         self.stop_signal = None
+        self.bar = None
+        self.last_loss, self.last_speed, self.last_cloze = math.nan, 0.0, None
+        self.session_chars = 0  # characters trained on this session (targets that count, not padding)
+        self.metrics_failed = False
+        self.parallel = None  # a parallel.DataParallel when the batch is shared among processes
 
     # -- messages --------------------------------------------------------------------------------------
 
@@ -210,6 +227,7 @@ class Trainer:
                 self.sources = corpus_meta.get("files") or []
                 if not self.sources or "-" in self.sources:
                     raise CharlstmError(f"{self.out} was trained on stdin; give the corpus again to resume")
+            if self.val_source is None:
                 self.val_source = corpus_meta.get("val_file")
         self.corpus = load_corpus(self.sources, cfg.data, self.val_source)
         fingerprint = corpus_fingerprint(self.corpus)
@@ -217,12 +235,13 @@ class Trainer:
             if ckpt.vocab.chars != self.corpus.vocab.chars or corpus_meta.get("sha256") != fingerprint:
                 raise CharlstmError(f"the corpus differs from the one {self.out} was trained on "
                                     f"({', '.join(corpus_meta.get('files') or ['?'])}); resume needs the same text")
-        self.corpus_info = {"files": self.corpus.files, "val_file": self.val_source, "sha256": fingerprint,
+        self.corpus_info = {"files": [f if f == "-" else os.path.abspath(f) for f in self.corpus.files],
+                            "val_file": self.val_source and os.path.abspath(self.val_source), "sha256": fingerprint,
                             "train_chars": int(len(self.corpus.train)), "val_chars": int(len(self.corpus.val))}
         self.batches = make_batches(self.corpus.train, self.corpus.vocab, cfg.data, cfg.train.seed)
-        if getattr(self.batches, "cut", 0):
+        if self.batches.cut:
             self.say(f"note: {self.batches.cut} lines are longer than data.window - 1 = {cfg.data.window - 1} "
-                     f"characters and are trained in pieces")
+                     f"characters; each is trained in pieces, every piece from the zero state")
         self.spec = model.Spec(cfg.model.cell, len(self.corpus.vocab), cfg.model.hidden, cfg.model.layers)
         if ckpt is None:
             rng = np.random.default_rng([cfg.train.seed, 0])
@@ -233,18 +252,25 @@ class Trainer:
         else:
             self.params = {k: np.array(v, np.float32) for k, v in ckpt.params.items()}
             self.opt = Optimizer(cfg.optim, self.params)
+            m = ckpt.meta
             try:
-                self.opt.load_state_arrays(ckpt.optim, int(ckpt.meta["optimizer_step"]))
+                self.opt.load_state_arrays(ckpt.optim, int(m["step"]))
                 self.state = tuple(np.array(s, np.float32) for s in ckpt.state)
-                m = ckpt.meta
-                self.progress = Progress(step=int(m["step"]), epoch=int(m["epoch"]), window=int(m["window"]),
-                                         best_val=math.inf if m.get("best_val") is None else m["best_val"],
+                self.progress = Progress(step=int(m["step"]), best_val=_or(m.get("best_val"), math.inf),
                                          best_step=int(m.get("best_step", -1)), elapsed=float(m["elapsed"]),
-                                         last_val=math.nan if m.get("last_val") is None else m["last_val"])
+                                         last_val=_or(m.get("last_val"), math.nan))
             except (KeyError, TypeError, ValueError) as e:
                 raise CheckpointError(f"{ckpt.path} lacks the training state needed to resume ({e})") from None
         self.val_streams = self._val_streams()
         self.cloze = evaluate.read_cloze(cfg.train.cloze) if cfg.train.cloze else None
+        workers = cfg.train.workers or auto_workers(self.spec, cfg.data.batch)
+        if workers > 1:
+            if workers > cfg.data.batch:
+                raise ConfigError(f"train.workers {workers} is more than data.batch {cfg.data.batch}")
+            self.parallel = DataParallel(self.spec, cfg.data.batch, cfg.data.window, workers)
+            for k, v in self.params.items():
+                np.copyto(self.parallel.params[k], v)
+            self.params = self.parallel.params  # the optimizer updates the arrays the workers read
 
     def _val_streams(self):
         """Held-out text as the model is trained on it: contiguous streams, or one sequence per line."""
@@ -261,35 +287,41 @@ class Trainer:
     # -- the loop --------------------------------------------------------------------------------------
 
     def run(self):
-        self.bar = None
-        self.out.mkdir(parents=True, exist_ok=True)
+        try:
+            self.out.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise CharlstmError(f"cannot create run directory {self.out}: {e.strerror}") from None
         with RunLock(self.out):
             remove_stale_temporaries(self.out)
-            if not self.resume and not self.force and (self.out / "latest.npz").exists():
-                raise CharlstmError(f"{self.out} already holds a run; resume it with --resume {self.out}, "
-                                    f"or choose another --out (--force starts over and overwrites it)")
-            self._setup()
-            (self.out / "config.yaml").write_text(config_mod.dump(self.cfg), encoding="utf-8")
-            self._trim_metrics()
-            with _signals(self):
-                return self._loop()
+            if not self.resume and (self.out / "latest.npz").exists():
+                if not self.force:
+                    raise CharlstmError(f"{self.out} already holds a run; resume it with --resume {self.out}, "
+                                        f"or choose another --out (--force starts over and overwrites it)")
+                for name in ("latest.npz", "best.npz", "metrics.jsonl"):  # nothing of the old run may linger
+                    (self.out / name).unlink(missing_ok=True)
+            try:
+                self._setup()
+                _write_text(self.out / "config.yaml", config_mod.dump(self.cfg))
+                self._trim_metrics()
+                with _signals(self):
+                    return self._loop()
+            finally:
+                if self.parallel is not None:
+                    self.parallel.close()
 
     def _loop(self):
         cfg, p = self.cfg, self.progress
-        total = cfg.train.steps
+        total, per_epoch = cfg.train.steps, self.batches.windows_per_epoch
         budget = config_mod.parse_duration(cfg.train.time_budget) if cfg.train.time_budget else None
-        work = Workspace()
-        self.val_work = Workspace()
-        self.session_chars = 0  # characters trained on (targets that count, padding excluded)
+        work, self.val_work = Workspace(), Workspace()
         session_start = time.monotonic()
         elapsed_before = p.elapsed
-        interval_loss, interval_steps, interval_start, interval_norm, interval_chars = 0.0, 0, time.monotonic(), 0.0, 0
+        interval = {"loss": 0.0, "norm": 0.0, "steps": 0, "chars": 0, "start": session_start}
         steps_this_session = 0
         self.bar = _progress_bar(total, p.step, self.quiet, self.stderr)
         self.say(f"training {self.spec.cell} H={self.spec.hidden} L={self.spec.layers} V={self.spec.vocab} "
-                 f"on {len(self.corpus.train):,} characters ({self.batches.windows_per_epoch:,} windows of "
-                 f"{cfg.data.batch}x{cfg.data.window} per epoch), {len(self.corpus.val):,} held out; "
-                 f"run directory {self.out}")
+                 f"on {len(self.corpus.train):,} characters ({per_epoch:,} windows of {cfg.data.batch}x"
+                 f"{cfg.data.window} per epoch), {len(self.corpus.val):,} held out; run directory {self.out}")
         stopped_by = None
         try:
             while p.step < total:
@@ -299,42 +331,32 @@ class Trainer:
                 if budget is not None and time.monotonic() - session_start >= budget:
                     stopped_by = "time"
                     break
-                if p.window >= self.batches.windows_per_epoch:
-                    p.epoch, p.window = p.epoch + 1, 0
-                if self.batches.starts_sequence(p.window):
+                epoch, window = divmod(p.step, per_epoch)
+                if self.batches.starts_sequence(window):
                     self.state = model.zero_state(self.spec, cfg.data.batch)
-                x, y, mask = self.batches.window(p.epoch, p.window, p.step)
-                lr = learning_rate(cfg.optim, p.step, p.epoch, total)
+                x, y, mask = self.batches.window(epoch, window, p.step)
+                lr = learning_rate(cfg.optim, p.step, epoch, total)
                 loss, norm, self.state = train_step(self.params, self.opt, x, y, self.state, lr, cfg.optim.clip,
-                                                    work, mask)
+                                                    work, mask, self._dropout(p.step), self.parallel)
                 if not math.isfinite(loss):
                     self._diverged(f"the training loss became {loss}")
                 if not math.isfinite(norm):
                     self._diverged(f"the gradient norm became {norm}")
                 p.step += 1
-                p.window += 1
                 steps_this_session += 1
                 p.elapsed = elapsed_before + time.monotonic() - session_start
-                interval_loss += loss
-                interval_norm += norm
-                interval_steps += 1
-                interval_chars += y.size if mask is None else int(mask.sum())
+                interval["loss"] += loss
+                interval["norm"] += norm
+                interval["steps"] += 1
+                interval["chars"] += y.size if mask is None else int(mask.sum())
 
                 if p.step % cfg.train.log_every == 0 or p.step == total:
-                    now = time.monotonic()
-                    speed = interval_chars / max(now - interval_start, 1e-9)
-                    self.session_chars += interval_chars
-                    self._log({"step": p.step, "epoch": round(p.epoch + p.window / self.batches.windows_per_epoch, 4),
-                               "train_loss": interval_loss / interval_steps, "lr": lr,
-                               "grad_norm": interval_norm / interval_steps, "chars_per_s": round(speed),
-                               "elapsed": round(p.elapsed, 2)})
-                    self._bar_update(interval_loss / interval_steps, speed)
-                    interval_loss, interval_steps, interval_norm, interval_start, interval_chars = 0.0, 0, 0.0, now, 0
+                    self._log_interval(interval, lr)
                 elif self.bar is not None:
                     self.bar.update(p.step - self.bar.n)
-                if p.step % cfg.train.eval_every == 0:
+                if p.step % cfg.train.eval_every == 0 or p.step == total:
                     self._validate()
-                if self.cloze and p.step % (cfg.train.cloze_every or cfg.train.eval_every) == 0:
+                if self.cloze and (p.step % (cfg.train.cloze_every or cfg.train.eval_every) == 0 or p.step == total):
                     self._score_cloze()
                 if p.step % cfg.train.save_every == 0:
                     self._save("latest.npz")
@@ -342,13 +364,13 @@ class Trainer:
             if self.bar is not None:
                 self.bar.close()
                 self.bar = None
-
-        if steps_this_session and p.step % cfg.train.eval_every != 0:
-            self._validate()
-        if self.cloze and steps_this_session and p.step % (cfg.train.cloze_every or cfg.train.eval_every) != 0:
-            self._score_cloze()
+        self.session_chars += interval["chars"]
         if steps_this_session or not (self.out / "latest.npz").exists():
             self._save("latest.npz")
+        if stopped_by == "time" and steps_this_session:
+            # reported, not used for best.npz: a run stopped here and resumed must keep the same best.npz
+            # as one that never stopped
+            self._validate(final=True)
         summary = self._summary(stopped_by, session_start, steps_this_session)
         if stopped_by == "signal":
             code = 130 if self.stop_signal == signal.SIGINT else 143
@@ -357,26 +379,47 @@ class Trainer:
                               f"(continue with: charlstm train --resume {self.out})", code)
         return summary
 
+    def _log_interval(self, interval, lr):
+        p = self.progress
+        now = time.monotonic()
+        speed = interval["chars"] / max(now - interval["start"], 1e-9)
+        loss, norm = interval["loss"] / interval["steps"], interval["norm"] / interval["steps"]
+        self.session_chars += interval["chars"]
+        self._log({"step": p.step, "epoch": round(p.step / self.batches.windows_per_epoch, 4), "train_loss": loss,
+                   "lr": lr, "grad_norm": norm, "chars_per_s": round(speed), "elapsed": round(p.elapsed, 2)})
+        self.last_loss, self.last_speed = loss, speed
+        if self.bar is not None:
+            self.bar.set_postfix_str(self._postfix(), refresh=False)
+            self.bar.update(p.step - self.bar.n)
+        interval.update(loss=0.0, norm=0.0, steps=0, chars=0, start=now)
+
+    def _dropout(self, step):
+        """Dropout for this step, its masks drawn from a generator seeded by (seed, step): the saved step
+        alone restores the mask stream on resume."""
+        m = self.cfg.model
+        if not (m.dropout or m.decoder_dropout):
+            return None
+        return m.dropout, m.decoder_dropout, [self.cfg.train.seed, step, 7]
+
     def _diverged(self, what):
         saved = self.out / "latest.npz"
         keep = f"the last good checkpoint is {saved}" if saved.exists() else "no checkpoint had been saved yet"
         raise TrainingError(f"{what} at step {self.progress.step + 1}; training stopped and {keep} "
                             f"(try a lower optim.lr or optim.clip)")
 
-    def _validate(self):
+    def _validate(self, final=False):
+        """Score the held-out text; on schedule (not final), keep best.npz at the lowest loss."""
         p = self.progress
-        if not self.val_streams:
-            return
         total, count = evaluate.score(self.params, self.val_streams, self.cfg.data.window, self.val_work)
         if count == 0:
             return
         val = total / count
         p.last_val = val
-        record = {"step": p.step, "val_loss": val, "val_bpc": val / math.log(2), "elapsed": round(p.elapsed, 2)}
-        improved = val < p.best_val
+        improved = val < p.best_val and not final
         if improved:
             p.best_val, p.best_step = val, p.step
-        self._log(record)
+        self._log({"step": p.step, "val_loss": val, "val_bpc": val / math.log(2), "elapsed": round(p.elapsed, 2),
+                   **({"final": True} if final else {})})
         if self.bar is not None:
             self.bar.set_postfix_str(self._postfix(), refresh=True)
         else:
@@ -399,7 +442,7 @@ class Trainer:
         path = self.out / name
         try:
             save(path, self.params, self.opt, self.state, self.cfg, self.corpus.vocab, self.progress,
-                 self.corpus_info)
+                 self.corpus_info, self.batches.windows_per_epoch)
         except checkpoint.CheckpointWriteError as e:
             previous = "the previous one is intact" if path.exists() else "there is no previous one"
             if self.cfg.train.on_save_error == "stop":
@@ -407,16 +450,19 @@ class Trainer:
             self.say(f"warning: {e}; {previous}; training goes on (train.on_save_error=continue)")
 
     def _log(self, record):
-        with open(self.out / "metrics.jsonl", "a", encoding="utf-8") as fh:
-            fh.write(json.dumps(record) + "\n")
+        """Append to metrics.jsonl. Metrics matter less than the checkpoints: a failed write is a warning."""
+        try:
+            with open(self.out / "metrics.jsonl", "a", encoding="utf-8") as fh:
+                fh.write(json.dumps(record) + "\n")
+        except OSError as e:
+            if not self.metrics_failed:
+                self.say(f"warning: cannot write {self.out / 'metrics.jsonl'}: {e.strerror}; training goes on")
+            self.metrics_failed = True
 
     def _trim_metrics(self):
-        """On resume, drop metric lines written after the checkpoint we continue from."""
+        """On resume, drop metric lines written after the checkpoint we continue from (atomically)."""
         path = self.out / "metrics.jsonl"
-        if not path.exists():
-            return
-        if not self.resume:
-            path.unlink()
+        if not path.exists() or not self.resume:
             return
         kept = []
         for line in path.read_text(encoding="utf-8").splitlines():
@@ -425,37 +471,44 @@ class Trainer:
                     kept.append(line)
             except (ValueError, KeyError, TypeError):
                 continue
-        path.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
+        _write_text(path, "".join(line + "\n" for line in kept))
 
     def _postfix(self):
         p = self.progress
         val = f"{p.last_val:.3f}" if math.isfinite(p.last_val) else "-"
         bpc = f"{p.last_val / math.log(2):.3f}" if math.isfinite(p.last_val) else "-"
         cloze = "" if self.last_cloze is None else f" cloze {self.last_cloze:.3f}"
-        return f"loss {self._last_loss:.3f} val {val} bpc {bpc}{cloze} {self._last_speed:,.0f} chars/s"
-
-    _last_loss, _last_speed, last_cloze = math.nan, 0.0, None
-
-    def _bar_update(self, loss, speed):
-        self._last_loss, self._last_speed = loss, speed
-        if self.bar is not None:
-            self.bar.set_postfix_str(self._postfix(), refresh=False)
-            self.bar.update(self.progress.step - self.bar.n)
+        return f"loss {self.last_loss:.3f} val {val} bpc {bpc}{cloze} {self.last_speed:,.0f} chars/s"
 
     def _summary(self, stopped_by, session_start, steps):
-        p, cfg = self.progress, self.cfg
+        p = self.progress
         seconds = time.monotonic() - session_start
         speed = self.session_chars / seconds if seconds > 0 else 0.0
         reason = {"time": "time budget reached", "signal": "stopped by signal"}.get(stopped_by, "done")
-        summary = {"steps": p.step, "epoch": p.epoch + p.window / self.batches.windows_per_epoch,
-                   "session_steps": steps, "session_seconds": seconds, "chars_per_s": speed,
-                   "val_loss": p.last_val, "best_val": p.best_val, "best_step": p.best_step,
+        epoch = p.step / self.batches.windows_per_epoch
+        summary = {"steps": p.step, "epoch": epoch, "session_steps": steps, "session_seconds": seconds,
+                   "chars_per_s": speed, "val_loss": p.last_val, "best_val": p.best_val, "best_step": p.best_step,
                    "run_dir": str(self.out), "reason": reason}
         val = (f"val {p.last_val:.4f} nats/char ({p.last_val / math.log(2):.3f} bpc), best {p.best_val:.4f} at "
-               f"step {p.best_step}" if math.isfinite(p.last_val) else "no validation text")
-        self.say(f"{reason}: step {p.step} (epoch {summary['epoch']:.2f}), {steps} steps in {_hms(seconds)} at "
+               f"step {p.best_step}" if math.isfinite(p.last_val) else "no validation yet")
+        self.say(f"{reason}: step {p.step} (epoch {epoch:.2f}), {steps} steps in {_hms(seconds)} at "
                  f"{speed:,.0f} chars/s; {val}; saved in {self.out}")
         return summary
+
+
+def _or(value, default):
+    return default if value is None else value
+
+
+def _write_text(path, text):
+    """Write a small text file atomically; a failure is a one-line error."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}{checkpoint.TMP_SUFFIX}")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise CharlstmError(f"cannot write {path}: {e.strerror}") from None
 
 
 def _hms(seconds):
@@ -500,12 +553,56 @@ class _signals:
             signal.signal(sig, old)
 
 
-def resume_config(run_dir, overrides):
-    """The config of the run in run_dir with overrides applied; only train.* and optim.* may change."""
+FROZEN_ON_RESUME = ("train.seed", "optim.name", "optim.momentum", "optim.centered")
+
+
+def resume_config(run_dir, overrides, say=None):
+    """The config of the run in run_dir with overrides applied. The model, the data and what shapes the
+    optimizer state or the random streams (FROZEN_ON_RESUME) cannot change; a time budget applies to one
+    session, so it is dropped unless given again."""
     saved = checkpoint.load(pathlib.Path(run_dir) / "latest.npz").config
-    cfg = config_mod.update(copy.deepcopy(saved), overrides, source="--set")
-    for section in ("model", "data"):
-        for key, value in dataclasses.asdict(getattr(cfg, section)).items():
-            if value != getattr(getattr(saved, section), key):
-                raise ConfigError(f"{section}.{key} cannot change when resuming; only train.* and optim.* can")
+    cfg = copy.deepcopy(saved)
+    cfg.train.time_budget = None
+    config_mod.update(cfg, overrides, source="--set")
+    changed = [f"{section}.{key}" for section in ("model", "data", "train", "optim")
+               for key, value in dataclasses.asdict(getattr(cfg, section)).items()
+               if value != dataclasses.asdict(getattr(saved, section))[key]]
+    for key in changed:
+        if key.split(".")[0] in ("model", "data") or key in FROZEN_ON_RESUME:
+            raise ConfigError(f"{key} cannot change when resuming; the other train.* and optim.* keys can")
+    if "train.steps" in changed and cfg.optim.schedule == "cosine" and say is not None:
+        say(f"note: the cosine schedule now spans {cfg.train.steps} steps instead of {saved.train.steps}: "
+            f"the learning rate changes from here on, unlike in a run started with {cfg.train.steps}")
     return cfg
+
+
+def prepare(corpus, config_path=None, out=None, resume=None, flags=None, overrides=(), val=None, force=False,
+            quiet=False):
+    """A Trainer from command-line arguments. flags: {"section.key": value or None}, applied before the
+    --set overrides. With no corpus and no resume: the rooms demo (data/rooms-train.txt, rooms.yaml)."""
+    mapping = {}
+    for key, value in (flags or {}).items():
+        if value is not None:
+            section, name = key.split(".")
+            mapping.setdefault(section, {})[name] = value
+    for section, values in config_mod.parse_overrides(overrides).items():
+        mapping.setdefault(section, {}).update(values)
+    say = None if quiet else (lambda text: print(text, file=sys.stderr, flush=True))
+    if resume:
+        cfg = resume_config(resume, mapping, say)
+        return Trainer(cfg, corpus, resume, val_source=val, resume=True, quiet=quiet)
+    run_name = None
+    if not corpus:
+        from . import assets
+
+        corpus, config_path, run_name = (str(assets.CORPUS),), config_path or str(assets.CONFIG), "rooms"
+        mapping.setdefault("train", {}).setdefault("cloze", str(assets.CLOZE))
+        if say:
+            say(f"no corpus given: training on the rooms stories ({assets.CORPUS.name}) with "
+                f"{pathlib.Path(config_path).name}")
+    cfg = config_mod.load(config_path)
+    config_mod.update(cfg, mapping, source="the command line")
+    if cfg.train.cloze:
+        cfg.train.cloze = os.path.abspath(cfg.train.cloze)  # a resumed run may start elsewhere
+    return Trainer(cfg, corpus, out or default_run_dir(corpus, name=run_name), val_source=val, quiet=quiet,
+                   force=force)

@@ -95,7 +95,7 @@ def test_html_page_is_self_contained(cli, four_run, tmp_path):
                            "forget gate, layer 0 (mean over 32 units)", "output gate, layer 0 (mean over 32 units)"]
     assert len(options) == 6 and text.count("<span data-i=") == len(TEXT)
     data = json.loads(re.search(r"const DATA = (.*);\n", text).group(1).replace("<\\/", "</"))
-    assert data["text"] == TEXT and len(data["rows"][0]["values"]) == len(TEXT)
+    assert data["chars"] == list(TEXT) and len(data["rows"][0]["values"]) == len(TEXT)
 
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
@@ -141,6 +141,14 @@ def test_braille_points_land_where_the_values_are():
     # (0, 0) is the bottom-left dot of a 4 x 4 dot grid, (1, 1) the top-right, joined by a diagonal:
     # dots (col 0, row 3) and (1, 2) in the first character, (2, 1) and (3, 0) in the second
     assert lines[0].endswith("┤" + chr(0x2800 | 0x40 | 0x20) + chr(0x2800 | 0x02 | 0x08))
+
+
+def test_plot_tolerates_a_line_being_written(tmp_path):
+    (tmp_path / "metrics.jsonl").write_text('{"step": 5, "train_loss": 2.0}\n{"step": 10, "train_loss": 1.5}\n{"st')
+    assert [r["step"] for r in plot.read_metrics(tmp_path)] == [5, 10]
+    (tmp_path / "metrics.jsonl").write_text('{"st\n{"step": 10, "train_loss": 1.5}\n')
+    with pytest.raises(Exception, match="line 1 is not JSON"):
+        plot.read_metrics(tmp_path)
 
 
 def test_plot_errors_and_png(cli, tmp_path, four_run):

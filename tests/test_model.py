@@ -207,3 +207,36 @@ def test_workspace_is_reused_across_windows():
     arrays = {k: id(v) for k, v in work._arrays.items()}
     model.backward(params, model.forward(params, x, y, state, work)[2], work)
     assert {k: id(v) for k, v in work._arrays.items()} == arrays
+
+
+@pytest.mark.parametrize("cell", CELL_NAMES)
+def test_dropout_gradients_match_finite_differences_with_a_fixed_mask(cell):
+    spec, params, state, rng = make(cell, 7, 4, 3, 3, seed=11)
+    x, y = rng.integers(0, 7, (5, 3)), rng.integers(0, 7, (5, 3))
+
+    def dropout():  # the same masks at every call: a generator seeded the same way
+        return model.Dropout(layers=0.3, output=0.25, rng=np.random.default_rng(5))
+
+    loss, _, cache = model.forward(params, x, y, state, dropout=dropout())
+    assert loss != model.forward(params, x, y, state)[0]
+    grads = model.backward(params, cache)
+    for name in params:
+        num = numeric_grad(lambda: model.forward(params, x, y, state, dropout=dropout())[0], params[name])
+        assert relative_error(grads[name], num) < 1e-6, name
+
+
+def test_dropout_masks_are_inverted_bernoulli():
+    a = np.ones((200, 50))
+    rng = np.random.default_rng(0)
+    dropped, m = model._dropout(a, 0.25, rng)
+    assert set(np.unique(m)) == {0.0, 1 / 0.75}
+    assert abs((m == 0).mean() - 0.25) < 0.01 and abs(dropped.mean() - 1.0) < 0.02
+    same, none = model._dropout(a, 0.0, rng)
+    assert same is a and none is None
+
+
+def test_dropout_zero_is_no_dropout():
+    spec, params, state, rng = make("lstm", 6, 4, 2, 2)
+    x, y = rng.integers(0, 6, (4, 2)), rng.integers(0, 6, (4, 2))
+    plain = model.forward(params, x, y, state)[0]
+    assert model.forward(params, x, y, state, dropout=model.Dropout(0.0, 0.0, np.random.default_rng(1)))[0] == plain

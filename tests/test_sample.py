@@ -37,7 +37,7 @@ def test_length_until_and_num_samples(cli, four_run):
     code, out, _ = cli("sample", "-c", four_run, "-n", 300, "--seed", 3, "--until", "bowl.", "--num-samples", 4,
                        "--format", "jsonl", "my fish")
     records = [json.loads(line) for line in out.splitlines()]
-    assert len(records) == 4 and all(r["prompt"] == "my fish" for r in records)
+    assert len(records) == 4 and all(r["prompt"] == "my fish" and r["seed"] == 3 for r in records)
     for r in records:
         assert r["completion"].endswith("bowl.") and r["completion"].count("bowl.") == 1
         assert r["text"] == "my fish" + r["completion"]
@@ -95,9 +95,10 @@ def test_sequences_in_a_batch_advance_independently():
     prompts = ["ab", "dcba ca", "", "b___ d", "cc___"]
     opts = sample_mod.Options(length=25, temperature=0.9, until=("ad",))
     requests = [sample_mod.parse(p, i) for i, p in enumerate(prompts)]
-    batch = sample_mod.generate(params, vocab, requests, opts, seed=11)
+    packed = model.pack(params)
+    batch = sample_mod.generate(packed, vocab, requests, opts, seed=11)
     for r, res in zip(requests, batch):
-        alone = sample_mod.generate(params, vocab, [r], opts, seed=11)[0]
+        alone = sample_mod.generate(packed, vocab, [r], opts, seed=11)[0]
         assert (alone.text, alone.completion) == (res.text, res.completion)
         assert alone.logprob == pytest.approx(res.logprob, rel=1e-5)  # float32 GEMM vs GEMV rounding
     blank = batch[3]
@@ -110,12 +111,15 @@ def test_unknown_characters(cli, four_run):
     code, out, err = cli("sample", "-c", four_run, "--unknown", "skip", "--greedy", "-n", 5, "the ЖX cat")
     assert code == 0 and "warning: dropped characters not in the vocabulary: 'X' 'Ж'" in err
     assert out.startswith("the ЖX cat")
+    code, out, err = cli("sample", "-c", four_run, "--until", "Ж", "-n", 5, "--seed", 1, "the")
+    assert code == 0 and "--until 'Ж' holds characters the model never writes" in err
 
 
 def test_bad_requests_are_one_line_errors(cli, four_run, tmp_path):
-    for args, message in [(["___ and ___"], "one blank"), (["-t", "0", "x"], "--temperature > 0"),
-                          (["--top-p", "0", "x"], "--top-p in (0, 1]"), (["-c", tmp_path / "none", "x"], "no checkpoint"),
-                          (["x", "-"], "cannot be mixed")]:
+    for args, message in [(["___ and ___"], "one blank"), (["-t", "0", "x"], "Invalid value for '-t'"),
+                          (["--top-p", "0", "x"], "Invalid value for '--top-p'"),
+                          (["-c", tmp_path / "none", "x"], "no checkpoint"), (["x", "-"], "cannot be mixed"),
+                          (["--num-samples", "0", "x"], "Invalid value for '--num-samples'")]:
         full = args if "-c" in args else ["-c", four_run, *args]
         code, out, err = cli("sample", *full)
         assert code != 0 and message in err and out == "", (args, err)
@@ -140,9 +144,11 @@ def test_writer_streams_the_first_unfinished_sequence():
     done = [[False, False, False, True], [False, False, True, True]]
     seen = []
     for t in range(4):
-        on_step(lambda b: completions[b][t], np.array([done[0][t], done[1][t]]))
+        on_step(lambda b, start: completions[b][t][start:], np.array([done[0][t], done[1][t]]))
         seen.append(out.text)
     assert seen == ["ab", "abc", "abcd", "abcd\nxzy\n"]
+    writer.results([], seed=1)  # a live batch has already been written
+    assert out.text == seen[-1]
 
 
 def test_prompt_batches_do_not_wait_for_the_end_of_input():

@@ -76,12 +76,16 @@ def test_same_seed_same_run_bit_for_bit(cli, corpus, tmp_path):
     assert not np.array_equal(a["decoder.weight"], c["decoder.weight"])
 
 
-@pytest.mark.parametrize("stop", [7, 20, 33])
-def test_resume_is_bit_identical_to_an_uninterrupted_run(cli, corpus, tmp_path, stop):
+@pytest.mark.parametrize("stop, extra", [(7, []), (20, []), (33, []),
+                                         (13, ["--set", "model.dropout=0.3", "--set", "model.layers=2",
+                                               "--set", "model.decoder_dropout=0.2"]),
+                                         (17, ["--set", "data.mode=lines", "--set", "model.dropout=0.1",
+                                               "--set", "model.layers=2", "--set", "data.curriculum_steps=25"])])
+def test_resume_is_bit_identical_to_an_uninterrupted_run(cli, corpus, tmp_path, stop, extra):
     # random offsets and several epochs: the corpus is cut so that an epoch is about 10 windows
     text = make_text(90)
     corpus.write_text(text)
-    opts = ["--config", TINY, "-q", "--set", "data.window=8", "--set", "data.batch=5"]
+    opts = ["--config", TINY, "-q", "--set", "data.window=8", "--set", "data.batch=5", *extra]
     assert cli("train", corpus, *opts, "--out", tmp_path / "straight")[0] == 0
     assert cli("train", corpus, *opts, "--out", tmp_path / "split", "--steps", stop)[0] == 0
     assert weights(tmp_path / "split")[1]["step"] == stop
@@ -189,8 +193,8 @@ def test_nan_loss_stops_with_a_message_and_keeps_the_last_good_checkpoint(cli, c
     real_forward = model.forward
     calls = {"n": 0}
 
-    def failing_forward(params, x, y, state, work=None, mask=None):
-        loss, state, cache = real_forward(params, x, y, state, work, mask)
+    def failing_forward(params, x, y, state, *args, **kwargs):
+        loss, state, cache = real_forward(params, x, y, state, *args, **kwargs)
         if x.shape[1] == 4:  # training windows only (validation runs 2 streams)
             calls["n"] += 1
             if calls["n"] == 15:
@@ -268,3 +272,57 @@ def test_a_signal_saves_and_resume_matches_an_uninterrupted_run(corpus, tmp_path
     assert subprocess.run([sys.executable, "-m", "charlstm", "train", str(corpus), *map(str, opts), "--out",
                            str(straight), "--steps", str(total), "-q"]).returncode == 0
     assert_same_training_state(straight, run)
+
+
+def test_force_leaves_nothing_of_the_old_run(cli, corpus, tmp_path):
+    run = tmp_path / "run"
+    cli("train", corpus, "--config", TINY, "--out", run, "-q")
+    assert (run / "best.npz").exists()
+    code, _, err = cli("train", corpus, "--config", TINY, "--out", run, "-q", "--force", "--time-budget", "0")
+    assert code == 0, err
+    assert not (run / "best.npz").exists()  # stopped before any step: no validation, so no best
+    assert checkpoint.load(run).step == 0  # -c RUN_DIR finds latest.npz, not the old run's best.npz
+
+
+def test_resume_keeps_what_shapes_state_and_randomness(cli, corpus, tmp_path):
+    run = tmp_path / "run"
+    cli("train", corpus, "--config", TINY, "--out", run, "-q", "--steps", 10, "--time-budget", "1h")
+    for setting in ("train.seed=5", "optim.name=sgd", "optim.momentum=0.5", "data.batch=3"):
+        code, _, err = cli("train", "--resume", run, "--set", setting)
+        assert code == 1 and f"{setting.split('=')[0]} cannot change when resuming" in err, err
+    code, _, err = cli("train", "--resume", run, "--steps", 20, "-q")
+    assert code == 0, err
+    assert checkpoint.load(run / "latest.npz").config.train.time_budget is None  # one session's budget
+
+
+def test_resume_from_another_directory_with_a_validation_file(cli, corpus, tmp_path, monkeypatch):
+    val = tmp_path / "val.txt"
+    val.write_text(make_text(200, seed=4))
+    work = tmp_path / "elsewhere"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    code, _, err = cli("train", "../corpus.txt", "--val", "../val.txt", "--config", TINY, "--out", "../run", "-q",
+                       "--steps", 10)
+    assert code == 0, err
+    monkeypatch.chdir(tmp_path)
+    code, _, err = cli("train", "--resume", "run", "--steps", 20, "-q")
+    assert code == 0, err
+    meta = checkpoint.load(tmp_path / "run" / "latest.npz").meta
+    assert meta["corpus"]["val_file"] == str(val) and meta["corpus"]["files"] == [str(corpus)]
+
+
+def test_a_time_stop_reports_a_final_validation_without_touching_best(cli, corpus, tmp_path):
+    run = tmp_path / "run"
+    code, _, err = cli("train", corpus, "--config", TINY, "--out", run, "--steps", 10**6, "--time-budget", "2s",
+                       "--set", "train.eval_every=1000000")
+    assert code == 0 and "time budget reached" in err
+    lines = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    final = [r for r in lines if r.get("final")]
+    assert len(final) == 1 and "val_loss" in final[0]
+    assert not (run / "best.npz").exists()
+    assert checkpoint.load(run / "latest.npz").meta["best_val"] is None
+
+
+def test_window_must_be_positive_for_eval(cli, four_run):
+    code, _, err = cli("eval", "-c", four_run, "--window", 0, "-")
+    assert code == 2 and "Invalid value for '--window'" in err

@@ -1,0 +1,178 @@
+"""Time to quality: charlstm and PyTorch's nn.LSTM, the same configuration, the same wall-clock budget.
+
+    python bench/quality.py ../shared/corpora/tinyshakespeare.txt --config configs/shakespeare.yaml --minutes 10
+
+Both train on the same windows of the same corpus (charlstm's own batching, random offsets and all),
+from the same initial weights, with the same optimizer, learning-rate schedule and clipping, and both
+are validated with the same definition on the same held-out text (charlstm's validation streams, from the
+zero state, state carried). The clock runs over training and validation alike. charlstm runs as
+`charlstm train` in a subprocess, exactly as a user runs it; PyTorch in this process, one after the other
+(never at the same time: 2 cores). Writes bench/results/quality-<name>.json and prints a Markdown table;
+--png draws both curves (needs matplotlib).
+"""
+
+import argparse
+import json
+import math
+import pathlib
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+
+
+def parse():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("corpus")
+    ap.add_argument("--config", default=str(ROOT / "configs" / "shakespeare.yaml"))
+    ap.add_argument("--minutes", type=float, default=10.0)
+    ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--skip", default="", help="charlstm or torch: leave one side out")
+    ap.add_argument("--name", default=None, help="result file name [default: the config's name]")
+    ap.add_argument("--png", help="write the curves to this PNG (matplotlib)")
+    return ap.parse_args()
+
+
+def run_charlstm(args, out_dir):
+    cmd = [sys.executable, "-m", "charlstm", "train", args.corpus, "--config", args.config, "--out", str(out_dir),
+           "--time-budget", f"{args.minutes}m", "-q"]
+    for o in args.overrides:
+        cmd += ["--set", o]
+    subprocess.run(cmd, check=True)
+    records = [json.loads(line) for line in (out_dir / "metrics.jsonl").read_text().splitlines()]
+    curve = [(r["elapsed"], r["val_loss"], r["step"]) for r in records if "val_loss" in r]
+    speed = [r["chars_per_s"] for r in records if "chars_per_s" in r]
+    return {"curve": curve, "chars_per_s": float(np.median(speed)) if speed else None}
+
+
+def run_torch(args):
+    import torch
+
+    from charlstm import config as config_mod
+    from charlstm import model
+    from charlstm.data import load_corpus, make_batches, split_streams
+    from charlstm.optim import learning_rate
+
+    torch.set_num_threads(args.threads)
+    cfg = config_mod.load(args.config, args.overrides)
+    corpus = load_corpus([args.corpus], cfg.data)
+    batches = make_batches(corpus.train, corpus.vocab, cfg.data, cfg.train.seed)
+    V, H, L = len(corpus.vocab), cfg.model.hidden, cfg.model.layers
+    spec = model.Spec("lstm", V, H, L)
+    init = model.init_params(spec, np.random.default_rng([cfg.train.seed, 0]), np.float32, cfg.model.forget_bias)
+    lstm = torch.nn.LSTM(V, H, L, dropout=cfg.model.dropout)
+    decoder = torch.nn.Linear(H, V)
+    net = torch.nn.ModuleDict({"lstm": lstm, "decoder": decoder})
+    net.load_state_dict({k: torch.from_numpy(v.copy()) for k, v in init.items()})
+    out_drop = torch.nn.Dropout(cfg.model.decoder_dropout)
+    o = cfg.optim
+    opt = torch.optim.Adam(net.parameters(), lr=o.lr, betas=o.betas, eps=o.eps, weight_decay=o.weight_decay)
+    limit = cfg.train.val_max_chars
+    val = split_streams(corpus.val[:limit] if limit else corpus.val, cfg.data.val_streams)
+
+    def validate():
+        net.eval()
+        total, count = 0.0, 0
+        with torch.no_grad():
+            for s in val:  # each stream from the zero state, the state carried across windows
+                ids = torch.from_numpy(s.astype(np.int64))
+                state = None
+                for a in range(0, len(s) - 1, cfg.data.window):
+                    b = min(a + cfg.data.window, len(s) - 1)
+                    out, state = lstm(torch.nn.functional.one_hot(ids[a:b], V).float()[:, None], state)
+                    logp = torch.log_softmax(decoder(out[:, 0]), dim=-1)
+                    total -= logp[torch.arange(b - a), ids[a + 1 : b + 1]].sum().item()
+                    count += b - a
+        net.train()
+        return total / count
+
+    curve, start, step, epoch, n, state = [], time.monotonic(), 0, 0, 0, None
+    chars, train_time = 0, 0.0
+    budget = args.minutes * 60
+    while time.monotonic() - start < budget and step < cfg.train.steps:
+        if n >= batches.windows_per_epoch:
+            epoch, n = epoch + 1, 0
+        if batches.starts_sequence(n):
+            state = None
+        x, y, mask = batches.window(epoch, n, step)
+        t0 = time.monotonic()
+        for g in opt.param_groups:
+            g["lr"] = learning_rate(o, step, epoch, cfg.train.steps)
+        out, (h, c) = lstm(torch.nn.functional.one_hot(torch.from_numpy(x.astype(np.int64)), V).float(), state)
+        logits = decoder(out_drop(out)).reshape(-1, V)
+        loss = torch.nn.functional.cross_entropy(logits, torch.from_numpy(y.astype(np.int64)).reshape(-1))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if o.clip:
+            torch.nn.utils.clip_grad_norm_(net.parameters(), o.clip)
+        opt.step()
+        state = (h.detach(), c.detach())
+        train_time += time.monotonic() - t0
+        chars += x.size
+        step, n = step + 1, n + 1
+        if step % cfg.train.eval_every == 0:
+            curve.append((time.monotonic() - start, validate(), step))
+    curve.append((time.monotonic() - start, validate(), step))
+    return {"curve": curve, "chars_per_s": chars / train_time}
+
+
+def at(curve, seconds):
+    """The last validation loss recorded at or before `seconds`."""
+    seen = [v for t, v, _ in curve if t <= seconds + 1e-9]
+    return min(seen) if seen else math.nan
+
+
+def main():
+    args = parse()
+    name = args.name or pathlib.Path(args.config).stem
+    results = {"corpus": args.corpus, "config": args.config, "overrides": args.overrides, "minutes": args.minutes}
+    skip = set(args.skip.split(","))
+    if "charlstm" not in skip:
+        with tempfile.TemporaryDirectory() as d:
+            print("charlstm ...", file=sys.stderr, flush=True)
+            results["charlstm"] = run_charlstm(args, pathlib.Path(d) / "run")
+    if "torch" not in skip:
+        print("pytorch ...", file=sys.stderr, flush=True)
+        results["torch"] = run_torch(args)
+        import torch
+
+        results["torch_version"] = torch.__version__
+    out = ROOT / "bench" / "results" / f"quality-{name}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=1))
+    sides = [s for s in ("charlstm", "torch") if s in results]
+    marks = [m for m in (1, 2, 4, 6, 8, 10, 15, 20, 30) if m <= args.minutes] or [args.minutes]
+    print("| minutes | " + " | ".join(f"{s} val (nats/char)" for s in sides) + " |")
+    print("|---|" + "---|" * len(sides))
+    for m in marks:
+        print(f"| {m:g} | " + " | ".join(f"{at(results[s]['curve'], m * 60):.4f}" for s in sides) + " |")
+    print("| final | " + " | ".join(f"{results[s]['curve'][-1][1]:.4f} (step {results[s]['curve'][-1][2]})"
+                                     for s in sides) + " |")
+    print("| training chars/s | " + " | ".join(f"{results[s]['chars_per_s']:,.0f}" for s in sides) + " |")
+    if args.png:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        fig, ax = plt.subplots(figsize=(7, 4))
+        for s in sides:
+            t, v, _ = zip(*results[s]["curve"])
+            ax.plot(np.array(t) / 60, v, marker=".", label="charlstm" if s == "charlstm" else "PyTorch nn.LSTM")
+        ax.set_xlabel("minutes of training (2 cores)")
+        ax.set_ylabel("validation loss (nats/char)")
+        ax.set_title(f"{pathlib.Path(args.corpus).name}, {name}")
+        ax.grid(alpha=0.3)
+        ax.legend()
+        fig.tight_layout()
+        fig.savefig(args.png, dpi=120)
+        print(f"wrote {args.png}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

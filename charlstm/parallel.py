@@ -1,0 +1,210 @@
+"""Data parallelism over the streams of a batch, in worker processes: how training uses every core.
+
+A window's forward and backward passes are independent from stream to stream, so P workers each run
+them on B/P of the streams, with a single-threaded BLAS each, and the main process adds their
+gradients. Processes, not threads: NumPy releases the GIL inside every call, but a step makes thousands
+of small calls, and two threads trading the GIL after each of them ran slower than one (measured; see
+docs/performance.md).
+
+Everything that crosses between processes lives in one block of shared memory, so nothing is pickled
+per step: the parameters (the trainer's own arrays: the optimizer updates them in place and the workers
+read them), each worker's gradients, the window's inputs, targets and mask, and the carried state. A
+step is one short message to each worker and one reply. Workers ignore SIGINT (Ctrl-C is the main
+process's business) and exit when the main process goes away.
+"""
+
+import multiprocessing
+import os
+import signal
+import traceback
+from multiprocessing import shared_memory
+
+import numpy as np
+
+from . import model
+from .cells import CELLS
+from .errors import TrainingError
+from .workspace import Workspace
+
+BLAS_ENV = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def auto_workers(spec, batch):
+    """Workers worth starting: one per core (two at most), for models big enough that a step outlasts
+    the messages, with a batch that splits evenly."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    if cores < 2 or spec.hidden < 128 or batch < 16 or batch % 2:
+        return 1
+    return 2
+
+
+class Layout:
+    """Named arrays at fixed offsets of one shared buffer; the same in every process."""
+
+    def __init__(self, spec, batch, window, workers, dtype):
+        cell = CELLS[spec.cell]
+        shapes = model.param_shapes(spec)
+        self.entries = []  # (name, shape, dtype)
+        self.entries += [(f"param/{k}", s, dtype) for k, s in shapes.items()]
+        for w in range(workers):
+            self.entries += [(f"grad{w}/{k}", s, dtype) for k, s in shapes.items()]
+        self.entries += [("x", (window, batch), np.int32), ("y", (window, batch), np.int32),
+                         ("mask", (window, batch), dtype),
+                         ("state_in", (len(cell.STATE), spec.layers, batch, spec.hidden), dtype),
+                         ("state_out", (len(cell.STATE), spec.layers, batch, spec.hidden), dtype),
+                         ("loss", (workers,), np.float64)]
+        self.nbytes = sum(_aligned(int(np.prod(s)) * np.dtype(d).itemsize) for _, s, d in self.entries)
+
+    def views(self, buf):
+        out, offset = {}, 0
+        for name, shape, dtype in self.entries:
+            size = int(np.prod(shape)) * np.dtype(dtype).itemsize
+            out[name] = np.ndarray(shape, dtype, buf, offset)
+            offset += _aligned(size)
+        return out
+
+
+def _aligned(n):
+    return (n + 63) // 64 * 64
+
+
+class DataParallel:
+    """Forward and backward of a window over `workers` processes; `params` are the shared arrays to train."""
+
+    def __init__(self, spec, batch, window, workers, dtype=np.float32):
+        self.spec, self.batch, self.workers = spec, batch, workers
+        self.layout = Layout(spec, batch, window, workers, dtype)
+        self.shm = shared_memory.SharedMemory(create=True, size=self.layout.nbytes)
+        self.arrays = self.layout.views(self.shm.buf)
+        self.params = {k[len("param/"):]: a for k, a in self.arrays.items() if k.startswith("param/")}
+        self.grads = {k: np.empty_like(a) for k, a in self.params.items()}
+        bounds = np.linspace(0, batch, workers + 1).astype(int)
+        self.slices = list(zip(bounds[:-1].tolist(), bounds[1:].tolist()))
+        self.procs, self.conns = [], []
+        try:
+            self._start(spec, batch, window, workers, dtype)
+        except BaseException:
+            self.close()
+            raise
+
+    def _start(self, spec, batch, window, workers, dtype):
+        ctx = multiprocessing.get_context("spawn")  # a fresh interpreter: no inherited BLAS threads
+        saved = {k: os.environ.get(k) for k in BLAS_ENV}
+        try:
+            for k in BLAS_ENV:  # read by the worker's BLAS when it is imported: one thread each
+                os.environ[k] = "1"
+            for w, (b0, b1) in enumerate(self.slices):
+                parent, child = ctx.Pipe()
+                proc = ctx.Process(target=_worker, args=(child, self.shm.name, spec, batch, window, workers, dtype,
+                                                         w, b0, b1), daemon=True)
+                proc.start()
+                child.close()
+                self.procs.append(proc)
+                self.conns.append(parent)
+        finally:
+            for k, v in saved.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
+        for conn in self.conns:
+            self._reply(conn)  # ready
+
+    def forward_backward(self, x, y, state, mask=None, dropout=None):
+        """(loss, new state, grads) for the window, as model.forward + model.backward over all streams
+        would give them (up to float rounding: each worker's matrix products see fewer rows)."""
+        T = x.shape[0]
+        a = self.arrays
+        a["x"][:T] = x
+        a["y"][:T] = y
+        a["mask"][:T] = 1.0 if mask is None else mask
+        for j, s in enumerate(state):
+            a["state_in"][j] = s
+        total = float(x.size if mask is None else mask.sum(dtype=np.float64)) or 1.0
+        for conn in self.conns:
+            conn.send(("step", T, mask is not None, total, dropout))
+        for conn in self.conns:
+            self._reply(conn)
+        for k, g in self.grads.items():  # the sum over workers of their slices' gradients
+            np.copyto(g, a[f"grad0/{k}"])
+            for w in range(1, self.workers):
+                g += a[f"grad{w}/{k}"]
+        loss = float(a["loss"].sum())
+        new_state = tuple(a["state_out"][j].copy() for j in range(a["state_out"].shape[0]))
+        return loss, new_state, self.grads
+
+    def _reply(self, conn):
+        try:
+            kind, payload = conn.recv()
+        except EOFError:
+            raise TrainingError("a training worker process died (out of memory?); the last checkpoint is intact") from None
+        if kind == "error":
+            raise TrainingError(f"a training worker failed: {payload}")
+
+    def close(self):
+        for conn in self.conns:
+            try:
+                conn.send(None)
+                conn.close()
+            except OSError:
+                pass
+        for proc in self.procs:
+            proc.join(timeout=5)
+            if proc.is_alive():
+                proc.kill()
+        self.arrays = None
+        try:
+            self.shm.close()
+        except BufferError:  # the trainer still holds views of the parameters; the mapping goes with it
+            pass
+        self.shm.unlink()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def _worker(conn, shm_name, spec, batch, window, workers, dtype, w, b0, b1):
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    shm = shared_memory.SharedMemory(name=shm_name)
+    try:  # the main process owns the block; without this, Python < 3.13 would also track it here
+        from multiprocessing import resource_tracker
+
+        resource_tracker.unregister(shm._name, "shared_memory")
+    except Exception:
+        pass
+    try:
+        a = Layout(spec, batch, window, workers, dtype).views(shm.buf)
+        params = {k[len("param/"):]: v for k, v in a.items() if k.startswith("param/")}
+        grads = {k: a[f"grad{w}/{k}"] for k in params}
+        work = Workspace()
+        conn.send(("ready", None))
+        while True:
+            try:
+                message = conn.recv()
+            except EOFError:
+                return
+            if message is None:
+                return
+            try:
+                _, T, masked, total, dropout = message
+                x = a["x"][:T, b0:b1].astype(np.intp)
+                y = a["y"][:T, b0:b1].astype(np.intp)
+                mask = a["mask"][:T, b0:b1] if masked else None
+                state = tuple(np.ascontiguousarray(s[:, b0:b1]) for s in a["state_in"])
+                if dropout is not None:  # each worker its own masks: the seed extended by its first stream
+                    p_layers, p_out, seed = dropout
+                    dropout = model.Dropout(p_layers, p_out, np.random.default_rng([*seed, b0]))
+                loss, new_state, cache = model.forward(params, x, y, state, work, mask, dropout, total=total)
+                for k, g in model.backward(params, cache, work).items():
+                    np.copyto(grads[k], g)
+                for j, s in enumerate(new_state):
+                    a["state_out"][j, :, b0:b1] = s
+                a["loss"][w] = loss
+                conn.send(("ok", None))
+            except Exception:
+                conn.send(("error", traceback.format_exc(limit=3).strip().splitlines()[-1]))
+    finally:
+        conn.close()  # the mapping goes with the process

@@ -1,0 +1,53 @@
+"""Training with the batch shared among worker processes (charlstm/parallel.py)."""
+
+import multiprocessing
+
+import numpy as np
+import pytest
+
+from charlstm import checkpoint, model
+from charlstm.parallel import DataParallel
+from conftest import CONFIGS
+
+
+@pytest.mark.parametrize("cell, masked", [("lstm", False), ("gru", True)])
+def test_workers_give_the_loss_state_and_gradients_of_one_process(cell, masked):
+    rng = np.random.default_rng(0)
+    spec = model.Spec(cell, 9, 8, 2)
+    T, B = 6, 5
+    params = model.init_params(spec, rng, np.float64)
+    x, y = rng.integers(0, 9, (T, B)), rng.integers(0, 9, (T, B))
+    state = tuple(rng.normal(size=s.shape) for s in model.zero_state(spec, B, np.float64))
+    mask = (rng.random((T, B)) < 0.7).astype(np.float64) if masked else None
+    loss, final, cache = model.forward(params, x, y, state, mask=mask)
+    grads = model.backward(params, cache)
+    with DataParallel(spec, B, T, 2, np.float64) as dp:
+        for k, v in params.items():
+            np.copyto(dp.params[k], v)
+        p_loss, p_final, p_grads = dp.forward_backward(x, y, state, mask)
+        assert p_loss == pytest.approx(loss, rel=1e-12)
+        for a, b in zip(final, p_final):
+            np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
+        for k in params:
+            np.testing.assert_allclose(p_grads[k], grads[k], rtol=1e-10, atol=1e-13, err_msg=k)
+        x2 = x[:3]  # a shorter window (lines mode) reuses the shared buffers
+        p_loss2, _, _ = dp.forward_backward(x2, y[:3], state, None if mask is None else mask[:3])
+        assert p_loss2 == pytest.approx(model.forward(params, x2, y[:3], state, mask=None if mask is None else mask[:3])[0],
+                                        rel=1e-12)
+    assert not multiprocessing.active_children()
+
+
+@pytest.mark.slow
+def test_training_with_workers_resumes_bit_for_bit(cli, corpus, tmp_path):
+    opts = ["--config", CONFIGS / "tiny.yaml", "-q", "--set", "train.workers=2", "--set", "model.dropout=0.2",
+            "--set", "model.layers=2"]
+    assert cli("train", corpus, *opts, "--out", tmp_path / "straight", "--steps", 30)[0] == 0
+    assert cli("train", corpus, *opts, "--out", tmp_path / "split", "--steps", 12)[0] == 0
+    code, _, err = cli("train", "--resume", tmp_path / "split", "--steps", 30, "-q")
+    assert code == 0, err
+    a, ma = checkpoint.read(tmp_path / "straight" / "latest.npz")
+    b, mb = checkpoint.read(tmp_path / "split" / "latest.npz")
+    assert ma["step"] == mb["step"] == 30
+    for name in a:
+        np.testing.assert_array_equal(a[name], b[name], err_msg=name)
+    assert not multiprocessing.active_children()
