@@ -274,16 +274,13 @@ class StreamBatches:
         return n == 0
 
 
-BUCKET = 32  # lines mode: batches whose lines are sorted by length together
-
-
 class LineBatches:
     """Every line its own sequence from the zero state (mode "lines"): the model reads a newline and the
     line, and predicts the line and its closing newline. A batch holds B lines, padded to the longest of
     them and masked; the state is reset before every batch. For corpora of independent lines, such as
     the rooms stories, where context should never leak from one line into the next.
 
-    Epoch e visits every line once, in batches of lines of similar length (see _epoch_batches). A line
+    Epoch e visits every line once, in random batches (see _epoch_batches). A line
     longer than the window is cut into pieces of at most T - 1 characters, each trained from the zero
     state: it reads the character before it and predicts the character after it, so no false line
     break is taught.
@@ -337,19 +334,13 @@ class LineBatches:
         return seq[:-1], seq[1:], mask
 
     def _epoch_batches(self, epoch):
-        """(windows_per_epoch, B) line indices: a permutation seeded by (seed, epoch), sorted by length
-        within runs of BUCKET batches so that a batch holds lines of similar length (little padding),
-        then the batches shuffled. Cached for the current epoch."""
+        """(windows_per_epoch, B) line indices: a permutation seeded by (seed, epoch), cut into batches.
+        Batches are not sorted by length: similar lengths would mean similar stories in a batch, and the
+        rooms task then swung between its two forms instead of learning both (measured)."""
         if self._cached_epoch != epoch:
-            rng = np.random.default_rng([self.seed, epoch])
-            order = rng.permutation(len(self.lines))[: self.windows_per_epoch * self.B]
-            lengths = self.lines[order, 1] - self.lines[order, 0]
-            run = self.B * BUCKET
-            for start in range(0, len(order), run):
-                part = slice(start, start + run)
-                order[part] = order[part][np.argsort(lengths[part], kind="stable")]
-            batches = order.reshape(self.windows_per_epoch, self.B)
-            self._cached, self._cached_epoch = batches[rng.permutation(len(batches))], epoch
+            order = np.random.default_rng([self.seed, epoch]).permutation(len(self.lines))
+            self._cached = order[: self.windows_per_epoch * self.B].reshape(self.windows_per_epoch, self.B)
+            self._cached_epoch = epoch
         return self._cached
 
     def starts_sequence(self, n):

@@ -168,13 +168,9 @@ class DataParallel:
 
 def _worker(conn, shm_name, spec, batch, window, workers, dtype, w, b0, b1):
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # attaching registers the block again with the resource tracker the main process shares with its
+    # workers: a no-op there; the main process unregisters it when it unlinks the block
     shm = shared_memory.SharedMemory(name=shm_name)
-    try:  # the main process owns the block; without this, Python < 3.13 would also track it here
-        from multiprocessing import resource_tracker
-
-        resource_tracker.unregister(shm._name, "shared_memory")
-    except Exception:
-        pass
     try:
         a = Layout(spec, batch, window, workers, dtype).views(shm.buf)
         params = {k[len("param/"):]: v for k, v in a.items() if k.startswith("param/")}
