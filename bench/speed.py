@@ -45,8 +45,9 @@ def parse_args():
 
 
 ARGS = parse_args()
-for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):  # read by the BLAS at import
-    os.environ[var] = str(ARGS.threads)
+if __name__ == "__main__":  # not when a spawned training worker re-runs this module: it keeps one thread
+    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):  # read by the BLAS at import
+        os.environ[var] = str(ARGS.threads)
 
 import numpy as np  # noqa: E402
 
