@@ -35,6 +35,7 @@ def parse():
     ap.add_argument("--skip", default="", help="charlstm or torch: leave one side out")
     ap.add_argument("--name", default=None, help="result file name [default: the config's name]")
     ap.add_argument("--png", help="write the curves to this PNG (matplotlib)")
+    ap.add_argument("--keep", metavar="DIR", help="charlstm's run directory, kept (default: a temporary one)")
     return ap.parse_args()
 
 
@@ -133,9 +134,12 @@ def main():
     results = {"corpus": args.corpus, "config": args.config, "overrides": args.overrides, "minutes": args.minutes}
     skip = set(args.skip.split(","))
     if "charlstm" not in skip:
-        with tempfile.TemporaryDirectory() as d:
-            print("charlstm ...", file=sys.stderr, flush=True)
-            results["charlstm"] = run_charlstm(args, pathlib.Path(d) / "run")
+        print("charlstm ...", file=sys.stderr, flush=True)
+        if args.keep:
+            results["charlstm"] = run_charlstm(args, pathlib.Path(args.keep))
+        else:
+            with tempfile.TemporaryDirectory() as d:
+                results["charlstm"] = run_charlstm(args, pathlib.Path(d) / "run")
     if "torch" not in skip:
         print("pytorch ...", file=sys.stderr, flush=True)
         results["torch"] = run_torch(args)

@@ -14,6 +14,7 @@ median over rounds of each round's median step time, as characters per second:
            PyTorch with oneDNN on and off;
   eval     characters scored per second by full-context evaluation of one long text (batch 1).
 One JSON object per configuration goes to stdout; progress to stderr. Without torch the peer fields are null.
+--doc docs/performance.md rewrites that page's tables from this run.
 PyTorch is never a charlstm dependency: install it only where you benchmark (pip install torch==2.13.0).
 """
 
@@ -41,6 +42,8 @@ def parse_args():
     ap.add_argument("--no-torch", action="store_true", help="skip the PyTorch peer even if it is installed")
     ap.add_argument("--skip", default="", help="comma-separated parts to skip: train, sample, eval, memory")
     ap.add_argument("--workers", type=int, default=0, help="training processes (0: as charlstm train chooses)")
+    ap.add_argument("--doc", metavar="FILE", help="also rewrite the tables between the speed-table markers of "
+                    "FILE (docs/performance.md)")
     return ap.parse_args()
 
 
@@ -316,6 +319,7 @@ def main():
     skip = set(filter(None, ARGS.skip.split(",")))
     header = {"threads": ARGS.threads, "torch": torch.__version__ if torch else None, **blas_info()}
     log(json.dumps(header))
+    rows = []
     for name in ARGS.configs.split(","):
         H, L, B, T = CONFIGS[name]
         row = {"config": name, "H": H, "L": L, "B": B, "T": T, "V": V, "threads": ARGS.threads}
@@ -356,6 +360,62 @@ def main():
             log(f"{name}: peak memory of charlstm train ...")
             row["memory"] = {k: round(v, 2) for k, v in peak_memory(H, L, B, T).items()}
         print(json.dumps(row), flush=True)
+        rows.append(row)
+    if ARGS.doc:
+        update_doc(ARGS.doc, header, rows)
+
+
+def markdown(header, rows):
+    """The tables of docs/performance.md: chars/s, ours against PyTorch, per configuration."""
+    def num(x):
+        return "-" if x is None else f"{x:,}"
+
+    def ratio(x):
+        return "-" if x is None else f"{x:.2f}x"
+
+    env = ", ".join(f"{k} {v}" for k, v in header.items())
+    out = [f"Measured {time.strftime('%Y-%m-%d')}: `python bench/speed.py --rounds {ARGS.rounds} --seconds "
+           f"{ARGS.seconds:g}` ({env}).", "",
+           "| config | H | L | B | T | charlstm train | PyTorch train | ratio | GEMM bound | charlstm / bound | "
+           "PyTorch / bound | workers |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        if "train_chars_per_s" in r:
+            out.append(f"| {r['config']} | {r['H']} | {r['L']} | {r['B']} | {r['T']} | {num(r['train_chars_per_s'])} | "
+                       f"{num(r['torch_train_chars_per_s'])} | {ratio(r['train_ratio'])} | "
+                       f"{num(r['gemm_bound_chars_per_s'])} | {r['gemm_fraction']:.2f} | "
+                       f"{'-' if r['torch_gemm_fraction'] is None else format(r['torch_gemm_fraction'], '.2f')} | "
+                       f"{r['train_workers']} |")
+    out += ["", "| config | sample b1 | PyTorch b1 oneDNN on / off | ratio to faster | sample b64 | "
+            "PyTorch b64 on / off | ratio | eval | PyTorch eval | ratio |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        if "sample_b1_chars_per_s" in r or "eval_chars_per_s" in r:
+            g = r.get
+            out.append(f"| {r['config']} | {num(g('sample_b1_chars_per_s'))} | {num(g('torch_sample_b1_onednn_on'))} / "
+                       f"{num(g('torch_sample_b1_onednn_off'))} | {ratio(g('sample_b1_ratio_to_faster'))} | "
+                       f"{num(g('sample_b64_chars_per_s'))} | {num(g('torch_sample_b64_onednn_on'))} / "
+                       f"{num(g('torch_sample_b64_onednn_off'))} | {ratio(g('sample_b64_ratio_to_faster'))} | "
+                       f"{num(g('eval_chars_per_s'))} | {num(g('torch_eval_chars_per_s'))} | {ratio(g('eval_ratio'))} |")
+    for r in rows:
+        if "memory" in r:
+            m = r["memory"]
+            out += ["", f"Peak memory of `charlstm train` on {r['config']} ({m['processes']} processes): "
+                    f"{m['peak_mb']:.0f} MB proportional set size, of which {m['processes']} x {m['baseline_mb']:.0f} MB "
+                    f"interpreter baseline; parameters, gradients, Adam moments and window buffers need "
+                    f"{m['needed_mb']:.0f} MB: ratio {m['ratio']:.2f}."]
+    return "\n".join(out)
+
+
+def update_doc(path, header, rows):
+    begin, end = "<!-- speed-table -->", "<!-- /speed-table -->"
+    text = open(path, encoding="utf-8").read()
+    if begin not in text or end not in text:
+        log(f"{path} has no {begin} ... {end} markers; tables not written")
+        return
+    head, rest = text.split(begin, 1)
+    tail = rest.split(end, 1)[1]
+    with open(path, "w", encoding="utf-8") as fh:
+        fh.write(f"{head}{begin}\n{markdown(header, rows)}\n{end}{tail}")
+    log(f"{path}: tables rewritten")
 
 
 def _round(x):

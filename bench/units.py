@@ -1,0 +1,62 @@
+"""Which memory units of a rooms model hold the name it is about to say?
+
+    python bench/units.py [-c data/rooms.npz] [--stories 400] [--top 6]
+
+Runs the prompts of data/rooms-cloze.tsv up to their blank ("... said hi to ") through the model and
+takes every unit's cell state at that moment. For each unit, the share of its variance that the answer's
+name explains (η², between-name variance over total variance): 1 means the unit's value alone tells which
+name comes next, 0 that it does not vary with the name. Prints the units with the highest η², the mean
+value of each for every name, and the same for the names of the first two entrants (what a unit must keep
+for the first story form). Used for docs/inspect.md.
+"""
+
+import argparse
+import pathlib
+import sys
+
+import numpy as np
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from charlstm import checkpoint, evaluate, inspection  # noqa: E402
+
+
+def eta_squared(values, labels):
+    """(units,) share of each column's variance explained by the label groups."""
+    total = values.var(axis=0) * len(values)
+    between = sum(len(g) * (g.mean(axis=0) - values.mean(axis=0)) ** 2
+                  for g in (values[labels == name] for name in np.unique(labels)))
+    return between / np.maximum(total, 1e-12)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("-c", "--checkpoint", default=str(ROOT / "data" / "rooms.npz"))
+    ap.add_argument("--cloze", default=str(ROOT / "data" / "rooms-cloze.tsv"))
+    ap.add_argument("--stories", type=int, default=400)
+    ap.add_argument("--top", type=int, default=6)
+    args = ap.parse_args()
+
+    ckpt = checkpoint.load(args.checkpoint)
+    prompts, answers = evaluate.read_cloze(args.cloze)
+    prompts, answers = prompts[: args.stories], np.array(answers[: args.stories])
+    layer = ckpt.spec.layers - 1
+    states = []
+    for prompt in prompts:
+        _, traced = inspection.run(ckpt, prompt.split("___")[0])
+        states.append(traced["cell"][-1, layer])
+    states = np.array(states)  # (stories, H)
+    eta = eta_squared(states, answers)
+    names = sorted(set(answers))
+    order = np.argsort(-eta)[: args.top]
+    print(f"{len(prompts)} stories, layer {layer}: units whose memory at '... said hi to ' best tells the answer")
+    print(f"{'unit':>5} {'eta2':>6}  " + " ".join(f"{n[:7]:>7}" for n in names))
+    for u in order:
+        means = [states[answers == n, u].mean() for n in names]
+        print(f"{u:>5} {eta[u]:6.3f}  " + " ".join(f"{m:7.2f}" for m in means))
+    print(f"median eta2 over all {states.shape[1]} units: {np.median(eta):.3f}")
+
+
+if __name__ == "__main__":
+    main()
