@@ -33,6 +33,7 @@ def parse():
     ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--skip", default="", help="charlstm or torch: leave one side out")
+    ap.add_argument("--reuse", metavar="JSON", help="take the skipped side's curve from this earlier result file")
     ap.add_argument("--name", default=None, help="result file name [default: the config's name]")
     ap.add_argument("--png", help="write the curves to this PNG (matplotlib)")
     ap.add_argument("--keep", metavar="DIR", help="charlstm's run directory, kept (default: a temporary one)")
@@ -146,6 +147,13 @@ def main():
         import torch
 
         results["torch_version"] = torch.__version__
+    if args.reuse:
+        earlier = json.loads(pathlib.Path(args.reuse).read_text())
+        keys = {"charlstm": ["charlstm"], "torch": ["torch", "torch_version"]}
+        for side in skip & keys.keys():
+            for key in keys[side]:
+                results[key] = earlier[key]
+        results["reused"] = {"file": args.reuse, "sides": sorted(skip)}
     out = ROOT / "bench" / "results" / f"quality-{name}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=1))

@@ -6,12 +6,16 @@ Runs the prompts of data/rooms-cloze.tsv up to their blank ("... said hi to ") t
 takes every unit's cell state at that moment. For each unit, the share of its variance that the answer's
 name explains (η², between-name variance over total variance): 1 means the unit's value alone tells which
 name comes next, 0 that it does not vary with the name. Prints the units with the highest η², the mean
-value of each for every name, and the same for the names of the first two entrants (what a unit must keep
-for the first story form). Used for docs/inspect.md.
+value of each for every name. Then forgetting: in the second story form ("A and B walk in ..., later C
+walks in ... A said hi to ___") the answer is the newcomer C, and B, who would be the answer had C not
+come, is no longer needed. A nearest-centroid read-out of the cell state at the blank (fitted on half the
+stories, scored on the other half) says how well each name can still be read from the memory there.
+Used for docs/inspect.md.
 """
 
 import argparse
 import pathlib
+import re
 import sys
 
 import numpy as np
@@ -56,6 +60,28 @@ def main():
         means = [states[answers == n, u].mean() for n in names]
         print(f"{u:>5} {eta[u]:6.3f}  " + " ".join(f"{m:7.2f}" for m in means))
     print(f"median eta2 over all {states.shape[1]} units: {np.median(eta):.3f}")
+
+    form2 = re.compile(r"^(\w+) and (\w+) walk in to the room together, later (\w+) walks in.* (\w+) said hi to ___")
+    rows = [(i, m.groups()) for i, p in enumerate(prompts) if (m := form2.match(p))]
+    if len(rows) >= 20:
+        index = np.array([i for i, _ in rows])
+        first, second, newcomer, speaker = zip(*(g for _, g in rows))
+        left_over = np.array([b if s == a else a for a, b, s in zip(first, second, speaker)])
+        print(f"\nforgetting, {len(rows)} stories of the second form: can the name be read from the memory at the blank?")
+        print(f"  the newcomer (the answer):            {readout(states[index], np.array(newcomer)):.2f}")
+        print(f"  the other one of the first two:       {readout(states[index], left_over):.2f}")
+        print(f"  the speaker:                          {readout(states[index], np.array(speaker)):.2f}")
+        print(f"  (chance: 1 in {len(set(newcomer))})")
+
+
+def readout(states, labels):
+    """Accuracy of a nearest-centroid classifier fitted on the even rows and scored on the odd ones."""
+    z = (states - states.mean(axis=0)) / (states.std(axis=0) + 1e-6)
+    fit, test = z[0::2], z[1::2]
+    names = np.unique(labels[0::2])
+    centroids = np.array([fit[labels[0::2] == n].mean(axis=0) for n in names])
+    guess = names[np.argmin(((test[:, None, :] - centroids[None]) ** 2).sum(axis=2), axis=1)]
+    return float((guess == labels[1::2]).mean())
 
 
 if __name__ == "__main__":
