@@ -134,6 +134,22 @@ def main():
     name = args.name or pathlib.Path(args.config).stem
     results = {"corpus": args.corpus, "config": args.config, "overrides": args.overrides, "minutes": args.minutes}
     skip = set(args.skip.split(","))
+    if args.reuse:
+        earlier = json.loads(pathlib.Path(args.reuse).read_text())
+        keys = {"charlstm": ["charlstm"], "torch": ["torch", "torch_version"]}
+        taken = sorted(skip & keys.keys())
+        if not taken:
+            sys.exit("quality.py: --reuse takes the side named by --skip; give --skip charlstm or --skip torch")
+        for key in ("corpus", "config", "overrides", "minutes"):
+            if earlier.get(key) != results[key]:
+                sys.exit(f"quality.py: {args.reuse} was run with {key} {earlier.get(key)!r}, not {results[key]!r}")
+        for side in taken:
+            if side not in earlier:
+                sys.exit(f"quality.py: {args.reuse} has no {side} curve")
+            for key in keys[side]:
+                if key in earlier:
+                    results[key] = earlier[key]
+        results["reused"] = {"file": args.reuse, "sides": taken}
     if "charlstm" not in skip:
         print("charlstm ...", file=sys.stderr, flush=True)
         if args.keep:
@@ -147,13 +163,6 @@ def main():
         import torch
 
         results["torch_version"] = torch.__version__
-    if args.reuse:
-        earlier = json.loads(pathlib.Path(args.reuse).read_text())
-        keys = {"charlstm": ["charlstm"], "torch": ["torch", "torch_version"]}
-        for side in skip & keys.keys():
-            for key in keys[side]:
-                results[key] = earlier[key]
-        results["reused"] = {"file": args.reuse, "sides": sorted(skip)}
     out = ROOT / "bench" / "results" / f"quality-{name}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=1))

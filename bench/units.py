@@ -3,13 +3,14 @@
     python bench/units.py [-c data/rooms.npz] [--stories 400] [--top 6]
 
 Runs the prompts of data/rooms-cloze.tsv up to their blank ("... said hi to ") through the model and
-takes every unit's cell state at that moment. For each unit, the share of its variance that the answer's
-name explains (η², between-name variance over total variance): 1 means the unit's value alone tells which
-name comes next, 0 that it does not vary with the name. Prints the units with the highest η², the mean
-value of each for every name. Then forgetting: in the second story form ("A and B walk in ..., later C
-walks in ... A said hi to ___") the answer is the newcomer C, and B, who would be the answer had C not
-come, is no longer needed. A nearest-centroid read-out of the cell state at the blank (fitted on half the
-stories, scored on the other half) says how well each name can still be read from the memory there.
+takes every unit's memory at that moment (an LSTM's cell state c; a GRU's or RNN's hidden state h). For
+each unit, the share of its variance that the answer's name explains (η², between-name variance over
+total variance): 1 means the unit's value alone tells which name comes next, 0 that it does not vary
+with the name. Prints the units with the highest η² and their mean value for every name. Then
+forgetting: in the second story form ("A and B walk in ..., later C walks in ... A said hi to ___") the
+answer is the newcomer C, and B, who would be the answer had C not come, is no longer needed. A
+nearest-centroid read-out of the memory at the blank (fitted on half the stories, scored on the other
+half) says how well each name can still be read there.
 Used for docs/inspect.md.
 """
 
@@ -49,7 +50,7 @@ def main():
     states = []
     for prompt in prompts:
         _, traced = inspection.run(ckpt, prompt.split("___")[0])
-        states.append(traced["cell"][-1, layer])
+        states.append(traced["cell" if "cell" in traced else "hidden"][-1, layer])  # a GRU's memory is h
     states = np.array(states)  # (stories, H)
     eta = eta_squared(states, answers)
     names = sorted(set(answers))

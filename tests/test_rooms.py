@@ -202,3 +202,22 @@ def test_score_in_groups_equals_score_at_once():
     b = evaluate.score(params, streams, window=100, group=64)
     assert a[1] == b[1] == sum(len(s) - 1 for s in streams)
     assert a[0] == pytest.approx(b[0], rel=1e-12)
+
+
+SHIPPED_ACCURACY = 0.92  # data/rooms.npz scores 0.930 and 0.941 (docs/memory.md)
+ARTICLE = ("Mady walks in to the room, Monica also walks in to the room. Mady said hi to ___.",
+           "Mady and Monica walk in to the room together, later Richard walks in to the room. Mady said hi to ___.")
+
+
+def test_the_shipped_model_fills_the_article_blanks(cli):
+    code, out, err = cli("sample", "--greedy", *ARTICLE)
+    assert code == 0, err
+    assert out.splitlines() == [ARTICLE[0].replace("___", "Monica"), ARTICLE[1].replace("___", "Richard")]
+
+
+@pytest.mark.parametrize("name", ["rooms-cloze.tsv", "rooms-cloze-nofill.tsv"])
+def test_the_shipped_model_scores_what_the_docs_say(cli, name):
+    code, out, err = cli("eval", "--cloze", ROOT / "data" / name, "--format", "json")
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["n"] == 1000 and report["accuracy"] >= SHIPPED_ACCURACY
