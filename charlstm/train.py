@@ -522,7 +522,12 @@ def _progress_bar(total, initial, quiet, stream):
         return None
     from tqdm import tqdm
 
-    return tqdm(total=total, initial=initial, file=stream, unit="step", dynamic_ncols=True, smoothing=0.1,
+    try:  # a terminal that reports no size (a bare pty) gets nothing from tqdm: give it one
+        sized = os.get_terminal_size(stream.fileno()).columns > 0
+    except (OSError, ValueError, AttributeError):
+        sized = False
+    shape = {"dynamic_ncols": True} if sized else {"ncols": 100, "nrows": 24}
+    return tqdm(total=total, initial=initial, file=stream, unit="step", smoothing=0.1, **shape,
                 bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}{postfix}]")
 
 

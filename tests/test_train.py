@@ -1,6 +1,8 @@
 """`charlstm train`: the run directory, determinism, resume, stops and failures."""
 
 import json
+import os
+import pty
 import signal
 import subprocess
 import sys
@@ -9,7 +11,7 @@ import time
 import numpy as np
 import pytest
 
-from charlstm import checkpoint, model
+from charlstm import checkpoint, model, train
 from charlstm.train import RunLock
 from conftest import CONFIGS, make_text
 
@@ -326,3 +328,23 @@ def test_a_time_stop_reports_a_final_validation_without_touching_best(cli, corpu
 def test_window_must_be_positive_for_eval(cli, four_run):
     code, _, err = cli("eval", "-c", four_run, "--window", 0, "-")
     assert code == 2 and "Invalid value for '--window'" in err
+
+
+def test_the_progress_bar_shows_on_a_terminal_that_reports_no_size():
+    """A fresh pseudo-terminal has 0 columns and 0 rows (as under `script` or some CI runners); tqdm
+    prints nothing at all there unless it is given a size."""
+    import os
+    import pty
+
+    from charlstm import train as train_mod
+
+    master, slave = pty.openpty()
+    with os.fdopen(slave, "w", encoding="utf-8") as stream:
+        assert os.get_terminal_size(stream.fileno()).columns == 0
+        bar = train._progress_bar(10, 0, False, stream)
+        bar.update(3)
+        bar.close()
+        stream.flush()
+    shown = os.read(master, 65536).decode("utf-8", "replace")
+    os.close(master)
+    assert "3/10" in shown and "█" in shown
