@@ -220,7 +220,7 @@ def inspect(text, ckpt_path, show, top, html_path, color, width, unknown):
     \b
     TEXT is the text to run (from the zero state); - or no TEXT reads stdin.
         charlstm inspect -c runs/rooms 'Mady walks in to the room, ...' --top 4
-        charlstm inspect -c runs/rooms --show forget --show cell:0:17 'Mady said hi to Monica.'
+        charlstm inspect -c runs/shk --show forget --show cell:0:17 'To be, or not to be'
         charlstm inspect -c runs/rooms --html gates.html 'Mady and Monica walk in ...'
     """
     from . import inspection
