@@ -6,10 +6,10 @@ parameter count and equal training time, on this machine.
 
 Each cell trains with configs/rooms.yaml (lines mode, the gap curriculum) for the same wall-clock budget,
 its hidden size chosen so its parameter count matches the LSTM's, and the learning rate halved every 10
-epochs (the recipe of the measured run; the shipped GRU recipe halves it sooner). During training the cloze accuracy is
-scored every 100 steps on 200 filler stories (the curve and the time to break through: the first score
-of at least 0.5); at the end all three are scored on data/rooms-cloze.tsv, by gap length, and on
-data/rooms-cloze-nofill.tsv. The result table is printed as Markdown for docs/memory.md.
+epochs (the recipe of the measured run; the shipped GRU recipe halves it sooner). During training the
+cloze accuracy is scored every 100 steps on 200 filler stories (the curve and the time to break through:
+the first score of at least 0.5); at the end all three are scored on data/rooms-cloze.tsv, by gap length
+and by story form, and on data/rooms-cloze-nofill.tsv. The result table is printed as Markdown for docs/memory.md.
 """
 
 import argparse
@@ -26,6 +26,7 @@ from charlstm import checkpoint, corpus, evaluate, model  # noqa: E402
 from charlstm.cells import CELLS  # noqa: E402
 
 BUCKETS = ((0, 40), (40, 80), (80, 120), (120, 10_000))
+FORMS = ("form 1 (the other one)", "form 2 (the newcomer)")  # "A walks in ..., B also ..."; "A and B ..., later C"
 
 
 def n_params(cell, V, H):
@@ -80,9 +81,9 @@ def main():
         for lo, hi in BUCKETS:
             hits = [f == a for p, a, f in zip(prompts, answers, fills) if lo <= corpus.story_gap(p) < hi]
             by_gap[f"{lo}-{hi if hi < 10_000 else ''}"] = (sum(hits) / len(hits) if hits else None, len(hits))
-        forms = {"form 1 (the other one)": [], "form 2 (the newcomer)": []}
+        forms = {form: [] for form in FORMS}
         for p, a, f in zip(prompts, answers, fills):
-            forms["form 2 (the newcomer)" if " together, later " in p else "form 1 (the other one)"].append(f == a)
+            forms[FORMS[" together, later " in p]].append(f == a)
         nofill_prompts, nofill_answers = evaluate.read_cloze(ROOT / "data" / "rooms-cloze-nofill.tsv")
         nofill, _, _ = evaluate.cloze(ckpt.params, ckpt.vocab, nofill_prompts, nofill_answers)
         results["cells"][cell] = {
