@@ -2,7 +2,9 @@
 
 Layout (every entry a plain array; `numpy.load(path, allow_pickle=False)` reads it):
     lstm.weight_ih_l0 ... decoder.bias      the model, named as a PyTorch state_dict
-    optim.<slot>.<param>                    optimizer state, e.g. optim.exp_avg.decoder.bias
+    optim.<slot>.<param>                    optimizer state, e.g. optim.exp_avg.decoder.bias; with optim.ema the
+                                            model entries hold the moving average and optim.weights.<param>
+                                            the weights the optimizer steps
     state.h, state.c                        the carried recurrent state, (L, B, H)
     meta                                    UTF-8 JSON bytes: format and version, vocabulary, config, step
                                             (which fixes the data position and every random stream),

@@ -65,6 +65,8 @@ class OptimConfig:
     decay_rate: float = _doc(0.5, "step schedule: factor per decay")
     warmup: int = _doc(0, "cosine schedule: steps of linear warmup")
     min_lr: float = _doc(0.0, "cosine schedule: the rate the cosine reaches at train.steps")
+    ema: float = _doc(0.0, "keep an exponential moving average of the weights, this decay per step (e.g. "
+                           "0.998); validation, cloze scores and checkpoints use the average; 0: off")
 
 
 @dataclass
@@ -225,8 +227,8 @@ def validate(config):
         raise ConfigError("optim.lr and optim.eps must be positive; clip, weight_decay and min_lr not negative")
     if not all(math.isfinite(v) for v in (o.lr, o.eps, o.clip, o.weight_decay, o.min_lr, o.decay_rate)):
         raise ConfigError("optim.lr, eps, clip, weight_decay, min_lr and decay_rate must be finite numbers")
-    if not all(0.0 <= b < 1.0 for b in o.betas) or not 0.0 <= o.alpha < 1.0 or not 0.0 <= o.momentum < 1.0:
-        raise ConfigError("optim.betas, optim.alpha and optim.momentum must lie in [0, 1)")
+    if not all(0.0 <= b < 1.0 for b in o.betas) or not all(0.0 <= v < 1.0 for v in (o.alpha, o.momentum, o.ema)):
+        raise ConfigError("optim.betas, optim.alpha, optim.momentum and optim.ema must each lie in [0, 1)")
     if o.nesterov and o.momentum == 0:
         raise ConfigError("optim.nesterov needs optim.momentum > 0")
     if m.forget_bias is not None and m.cell == "rnn":

@@ -10,6 +10,11 @@ is a loop over keys. Updates happen in place.
     Adam      g ← g + λθ;  m ← β₁m + (1-β₁)g;  v ← β₂v + (1-β₂)g²
               θ ← θ - η/(1-β₁ᵗ) · m / (√v / √(1-β₂ᵗ) + ε)
     AdamW     θ ← θ(1 - ηλ), then Adam with λ = 0
+
+With `ema` = β > 0 the optimizer also keeps an exponential moving average of the weights, θ̄ ← βθ̄ + (1-β)θ
+after every step (θ̄ starts at the initial weights): Polyak averaging, which irons out the step-to-step
+noise of the weights when the signal that shapes them is faint. The average is what a run evaluates and
+saves as its model (see train.py); θ goes on being the weights the steps move.
 """
 
 import math
@@ -33,6 +38,7 @@ class Optimizer:
         self.step_count = 0
         self.state = {slot: {k: np.zeros_like(p) for k, p in params.items()} for slot in self.slots()}
         self._tmp = {k: np.empty_like(p) for k, p in params.items()}
+        self.average = {k: p.copy() for k, p in params.items()} if config.ema else None
 
     def slots(self):
         c = self.config
@@ -52,6 +58,10 @@ class Optimizer:
                 np.multiply(p, c.weight_decay, out=tmp)
                 g = np.add(g, tmp, out=tmp)
             getattr(self, "_" + self.name)(k, p, g, lr)
+            if self.average is not None:
+                a = self.average[k]
+                a *= c.ema
+                a += np.multiply(p, 1 - c.ema, out=self._tmp[k])
 
     def _sgd(self, k, p, g, lr):
         c = self.config

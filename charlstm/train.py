@@ -5,6 +5,8 @@ A run lives in one directory:
     metrics.jsonl   one JSON object per log interval and per validation
     latest.npz      the whole training state, every train.save_every steps and at the end
     best.npz        the same, at the lowest validation loss so far
+(with optim.ema the model in both is the moving average of the weights, which is also what validation and
+the cloze scores measure; the weights the optimizer steps are saved beside it as optimizer state)
     .lock           held (flock) while a process trains here; released by the kernel if it dies
 
 Determinism: the same config and seed give the same run bit for bit, and a run stopped at any step and
@@ -136,7 +138,11 @@ def corpus_fingerprint(corpus):
 def save(path, params, opt, state, cfg, vocab, progress, corpus_info, windows_per_epoch):
     cell = CELLS[cfg.model.cell]
     epoch, window = divmod(progress.step, windows_per_epoch)
-    arrays = dict(params)
+    if opt.average is None:
+        arrays = dict(params)
+    else:  # the model is the average; the weights the steps move are optimizer state
+        arrays = dict(opt.average)
+        arrays.update({f"optim.weights.{k}": a for k, a in params.items()})
     arrays.update({f"optim.{k}": a for k, a in opt.state_arrays().items()})
     arrays.update({f"state.{name}": s for name, s in zip(cell.STATE, state)})
     meta = {
@@ -250,10 +256,13 @@ class Trainer:
             self.state = model.zero_state(self.spec, cfg.data.batch)
             self.progress = Progress()
         else:
-            self.params = {k: np.array(v, np.float32) for k, v in ckpt.params.items()}
-            self.opt = Optimizer(cfg.optim, self.params)
             m = ckpt.meta
             try:
+                weights = ckpt.params if not cfg.optim.ema else {k: ckpt.optim[f"weights.{k}"] for k in ckpt.params}
+                self.params = {k: np.array(v, np.float32) for k, v in weights.items()}
+                self.opt = Optimizer(cfg.optim, self.params)
+                if self.opt.average is not None:
+                    self.opt.average = {k: np.array(v, np.float32) for k, v in ckpt.params.items()}
                 self.opt.load_state_arrays(ckpt.optim, int(m["step"]))
                 self.state = tuple(np.array(s, np.float32) for s in ckpt.state)
                 self.progress = Progress(step=int(m["step"]), best_val=_or(m.get("best_val"), math.inf),
@@ -407,10 +416,14 @@ class Trainer:
         raise TrainingError(f"{what} at step {self.progress.step + 1}; training stopped and {keep} "
                             f"(try a lower optim.lr or optim.clip)")
 
+    def model_params(self):
+        """The weights the run evaluates and saves: the moving average with optim.ema, else the weights."""
+        return self.params if self.opt.average is None else self.opt.average
+
     def _validate(self, final=False):
         """Score the held-out text; on schedule (not final), keep best.npz at the lowest loss."""
         p = self.progress
-        total, count = evaluate.score(self.params, self.val_streams, self.cfg.data.window, self.val_work)
+        total, count = evaluate.score(self.model_params(), self.val_streams, self.cfg.data.window, self.val_work)
         if count == 0:
             return
         val = total / count
@@ -430,7 +443,7 @@ class Trainer:
 
     def _score_cloze(self):
         p = self.progress
-        accuracy, n, _ = evaluate.cloze(self.params, self.corpus.vocab, *self.cloze, unknown="skip")
+        accuracy, n, _ = evaluate.cloze(self.model_params(), self.corpus.vocab, *self.cloze, unknown="skip")
         self.last_cloze = accuracy
         self._log({"step": p.step, "cloze_accuracy": accuracy, "cloze_n": n, "elapsed": round(p.elapsed, 2)})
         if self.bar is not None:
@@ -558,7 +571,7 @@ class _signals:
             signal.signal(sig, old)
 
 
-FROZEN_ON_RESUME = ("train.seed", "optim.name", "optim.momentum", "optim.centered")
+FROZEN_ON_RESUME = ("train.seed", "optim.name", "optim.momentum", "optim.centered", "optim.ema")
 
 
 def resume_config(run_dir, overrides, say=None):

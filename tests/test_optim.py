@@ -461,3 +461,33 @@ def test_cosine_schedule_without_warmup_starts_at_lr():
     assert learning_rate(c, 50, 0, 100) == pytest.approx(0.25, rel=1e-13)
     assert learning_rate(c, 25, 0, 100) == pytest.approx(0.25 * (1 + math.cos(math.pi / 4)), rel=1e-13)
     assert learning_rate(c, 100, 0, 100) == pytest.approx(0.0, abs=1e-16)
+
+
+def test_weight_average_follows_its_definition():
+    # θ̄ starts at θ₀ and after each step becomes βθ̄ + (1-β)θ, computed here the long way in float64
+    rng = np.random.default_rng(3)
+    params = {k: rng.normal(size=s) for k, s in SHAPES.items()}
+    expected = {k: p.copy() for k, p in params.items()}
+    opt = Optimizer(OptimConfig(name="adam", ema=0.9), params)
+    for lr in LRS:
+        opt.update(params, {k: rng.normal(size=s) for k, s in SHAPES.items()}, lr)
+        expected = {k: 0.9 * expected[k] + 0.1 * params[k] for k in params}
+    for k in params:
+        np.testing.assert_allclose(opt.average[k], expected[k], rtol=RTOL, atol=ATOL)
+        assert not np.allclose(opt.average[k], params[k])  # the average lags the weights
+
+
+def test_weight_average_does_not_change_the_steps():
+    rng = np.random.default_rng(4)
+    start = {k: rng.normal(size=s) for k, s in SHAPES.items()}
+    grads = [{k: rng.normal(size=s) for k, s in SHAPES.items()} for _ in LRS]
+    runs = []
+    for ema in (0.0, 0.99):
+        params = {k: p.copy() for k, p in start.items()}
+        opt = Optimizer(OptimConfig(name="adam", weight_decay=0.1, ema=ema), params)
+        for g, lr in zip(grads, LRS):
+            opt.update(params, {k: a.copy() for k, a in g.items()}, lr)
+        runs.append((params, opt.average))
+    assert runs[0][1] is None
+    for k in start:
+        np.testing.assert_array_equal(runs[0][0][k], runs[1][0][k])

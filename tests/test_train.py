@@ -11,7 +11,7 @@ import time
 import numpy as np
 import pytest
 
-from charlstm import checkpoint, model, train
+from charlstm import checkpoint, evaluate, model, train
 from charlstm.train import RunLock
 from conftest import CONFIGS, make_text
 
@@ -82,7 +82,8 @@ def test_same_seed_same_run_bit_for_bit(cli, corpus, tmp_path):
                                          (13, ["--set", "model.dropout=0.3", "--set", "model.layers=2",
                                                "--set", "model.decoder_dropout=0.2"]),
                                          (17, ["--set", "data.mode=lines", "--set", "model.dropout=0.1",
-                                               "--set", "model.layers=2", "--set", "data.curriculum_steps=25"])])
+                                               "--set", "model.layers=2", "--set", "data.curriculum_steps=25"]),
+                                         (19, ["--set", "optim.ema=0.9"])])
 def test_resume_is_bit_identical_to_an_uninterrupted_run(cli, corpus, tmp_path, stop, extra):
     # random offsets and several epochs: the corpus is cut so that an epoch is about 10 windows
     text = make_text(90)
@@ -139,6 +140,29 @@ def test_resume_refuses_model_changes_and_other_text(cli, corpus, tmp_path):
     code, _, err = cli("train", "--resume", run, "--set", "optim.lr=0.001", "--steps", 20, "-q")
     assert code == 0, err
     assert checkpoint.load(run / "latest.npz").config.optim.lr == 0.001
+
+
+def test_weight_average_is_the_model_a_run_validates_and_saves(cli, corpus, tmp_path):
+    run = tmp_path / "run"
+    trainer = train.prepare([str(corpus)], TINY, run, overrides=["optim.ema=0.8", "train.eval_every=30",
+                                                                   "train.steps=30"], quiet=True)
+    trainer.run()
+    entries, _ = weights(run)
+    ckpt = checkpoint.load(run / "latest.npz")
+    stepped = {k: entries[f"optim.weights.{k}"] for k in ckpt.params}  # the weights the steps moved
+    assert not np.array_equal(ckpt.params["decoder.bias"], stepped["decoder.bias"])
+    # the validation loss logged at the last step is the saved model's, the average's
+    logged = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if "val_loss" in line]
+    def val_loss(params):
+        total, count = evaluate.score(params, trainer.val_streams, trainer.cfg.data.window)
+        return total / count
+    assert logged[-1]["step"] == 30
+    assert logged[-1]["val_loss"] == pytest.approx(val_loss(ckpt.params), rel=1e-6)
+    assert logged[-1]["val_loss"] != pytest.approx(val_loss(stepped), rel=1e-6)
+    code, _, err = cli("train", "--resume", run, "--set", "optim.ema=0")
+    assert code == 1 and "optim.ema cannot change when resuming" in err
+    code, _, err = cli("train", corpus, "--config", TINY, "--out", tmp_path / "bad", "--set", "optim.ema=1")
+    assert code == 1 and "optim.ema must each lie in [0, 1)" in err
 
 
 def test_time_budget_stops_cleanly_and_saves(cli, corpus, tmp_path):
