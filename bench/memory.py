@@ -66,7 +66,7 @@ def main():
         cmd = [sys.executable, "-m", "charlstm", "train", str(ROOT / "data" / "rooms-train.txt"), "--config",
                str(ROOT / "configs" / "rooms.yaml"), "--out", str(run), "--time-budget", f"{args.minutes}m",
                "--steps", "1000000", "--set", f"model.cell={cell}", "--set", f"model.hidden={H}",
-               "--set", "optim.decay_every=10",
+               "--set", "optim.decay_every=10", "--set", "optim.ema=0",
                "--set", f"train.cloze={probe}", "--set", "train.cloze_every=100", "-q"]
         if cell == "rnn":
             cmd += ["--set", "model.forget_bias=null"]
