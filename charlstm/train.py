@@ -5,9 +5,9 @@ A run lives in one directory:
     metrics.jsonl   one JSON object per log interval and per validation
     latest.npz      the whole training state, every train.save_every steps and at the end
     best.npz        the same, at the lowest validation loss so far
-(with optim.ema the model in both is the moving average of the weights, which is also what validation and
-the cloze scores measure; the weights the optimizer steps are saved beside it as optimizer state)
     .lock           held (flock) while a process trains here; released by the kernel if it dies
+With optim.ema the model in both checkpoints is the moving average of the weights, which is also what
+validation and the cloze scores measure; the weights the optimizer steps are saved as optimizer state.
 
 Determinism: the same config and seed give the same run bit for bit, and a run stopped at any step and
 resumed reaches the same weights as one that never stopped. Every random draw comes from a generator
