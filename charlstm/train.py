@@ -258,11 +258,13 @@ class Trainer:
         else:
             m = ckpt.meta
             try:
-                weights = ckpt.params if not cfg.optim.ema else {k: ckpt.optim[f"weights.{k}"] for k in ckpt.params}
-                self.params = {k: np.array(v, np.float32) for k, v in weights.items()}
+                # with optim.ema the saved model is the average, and the stepped weights are optimizer state
+                stepped = {k: ckpt.optim[f"weights.{k}"] for k in ckpt.params} if cfg.optim.ema else ckpt.params
+                self.params = {k: np.array(v, np.float32) for k, v in stepped.items()}
                 self.opt = Optimizer(cfg.optim, self.params)
                 if self.opt.average is not None:
-                    self.opt.average = {k: np.array(v, np.float32) for k, v in ckpt.params.items()}
+                    for k, a in self.opt.average.items():
+                        a[...] = ckpt.params[k]
                 self.opt.load_state_arrays(ckpt.optim, int(m["step"]))
                 self.state = tuple(np.array(s, np.float32) for s in ckpt.state)
                 self.progress = Progress(step=int(m["step"]), best_val=_or(m.get("best_val"), math.inf),

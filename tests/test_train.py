@@ -153,6 +153,7 @@ def test_weight_average_is_the_model_a_run_validates_and_saves(cli, corpus, tmp_
     assert not np.array_equal(ckpt.params["decoder.bias"], stepped["decoder.bias"])
     # the validation loss logged at the last step is the saved model's, the average's
     logged = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if "val_loss" in line]
+
     def val_loss(params):
         total, count = evaluate.score(params, trainer.val_streams, trainer.cfg.data.window)
         return total / count
@@ -357,11 +358,6 @@ def test_window_must_be_positive_for_eval(cli, four_run):
 def test_the_progress_bar_shows_on_a_terminal_that_reports_no_size():
     """A fresh pseudo-terminal has 0 columns and 0 rows (as under `script` or some CI runners); tqdm
     prints nothing at all there unless it is given a size."""
-    import os
-    import pty
-
-    from charlstm import train as train_mod
-
     master, slave = pty.openpty()
     with os.fdopen(slave, "w", encoding="utf-8") as stream:
         assert os.get_terminal_size(stream.fileno()).columns == 0
