@@ -504,8 +504,10 @@ class Trainer:
         summary = {"steps": p.step, "epoch": epoch, "session_steps": steps, "session_seconds": seconds,
                    "chars_per_s": speed, "val_loss": p.last_val, "best_val": p.best_val, "best_step": p.best_step,
                    "run_dir": str(self.out), "reason": reason}
-        val = (f"val {p.last_val:.4f} nats/char ({p.last_val / math.log(2):.3f} bpc), best {p.best_val:.4f} at "
-               f"step {p.best_step}" if math.isfinite(p.last_val) else "no validation yet")
+        best = (f"best {p.best_val:.4f} at step {p.best_step}" if p.best_step >= 0
+                else f"no best.npz yet (it is kept from the validations every {self.cfg.train.eval_every} steps)")
+        val = (f"val {p.last_val:.4f} nats/char ({p.last_val / math.log(2):.3f} bpc), {best}"
+               if math.isfinite(p.last_val) else "no validation yet")
         self.say(f"{reason}: step {p.step} (epoch {epoch:.2f}), {steps} steps in {_hms(seconds)} at "
                  f"{speed:,.0f} chars/s; {val}; saved in {self.out}")
         return summary
