@@ -2,7 +2,8 @@
 
 `trace` runs a text through the model from the zero state, one character at a time with the same step
 code as sampling, and records for every character:
-    surprisal   -log2 p(x_t | x_0..x_{t-1}) in bits (undefined for the first character)
+    surprisal   -log2 p(x_t | x_0..x_{t-1}) in bits (for the first character: after the newline that `run`
+                reads first, as sampling does; undefined if nothing was read before it)
     gates       the mean over units of each gate, per layer (LSTM: input, forget, output; GRU: reset,
                 update), after reading x_t
     cell        every unit's memory c_t, per layer (LSTM only)
@@ -23,6 +24,7 @@ from . import model
 from .cells import CELLS
 from .data import encode_text
 from .errors import DataError
+from .sample import line_start
 from .workspace import Workspace
 
 # Gate name -> block of the activations a cell's step leaves in its gates buffer (see cells/).
@@ -35,11 +37,13 @@ def run(ckpt, text, unknown="error", warn=None):
     ids = encode_text(ckpt.vocab, text, unknown, warn)
     if len(ids) == 0:
         raise DataError("nothing to inspect: the text is empty")
-    return ckpt.vocab.decode(ids), trace(ckpt.params, ids)
+    read = line_start(ckpt.vocab, ids)  # the text starts a line, as a prompt does (see sample.line_start)
+    return ckpt.vocab.decode(ids), trace(ckpt.params, ids, lead=read[: len(read) - len(ids)])
 
 
-def trace(params, ids):
-    """Run ids (N,) through the model; returns a dict of per-character arrays (see the module docstring)."""
+def trace(params, ids, lead=()):
+    """Run ids (N,) through the model after the characters lead, which are read but not recorded; returns
+    a dict of per-character arrays of ids (see the module docstring)."""
     packed = model.pack(params)
     spec = packed["spec"]
     cell = CELLS[spec.cell]
@@ -60,14 +64,23 @@ def trace(params, ids):
             out["cell"][t, k] = state[1][k, 0]
 
     with np.errstate(over="ignore"):
+        for x in lead:
+            logits = model.step(packed, np.array([x]), state, work)
+        if len(lead):
+            out["surprisal"][0] = _bits(logits[0], ids[0])
         for t, x in enumerate(ids):
             logits = model.step(packed, np.array([x]), state, work,
                                 on_layer=lambda k, activations, h: record(t, k, activations, h))
             if t + 1 < N:
-                z = logits[0].astype(np.float64)
-                z -= z.max()
-                out["surprisal"][t + 1] = (math.log(np.exp(z).sum()) - z[ids[t + 1]]) / math.log(2)
+                out["surprisal"][t + 1] = _bits(logits[0], ids[t + 1])
     return out
+
+
+def _bits(logits, x):
+    """-log2 of the probability the logits (V,) give character x."""
+    z = logits.astype(np.float64)
+    z -= z.max()
+    return (math.log(np.exp(z).sum()) - z[x]) / math.log(2)
 
 
 def quantities(traced, spec, show, top):

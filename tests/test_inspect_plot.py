@@ -69,7 +69,9 @@ def test_no_colour_when_piped_or_no_color(cli, four_run, monkeypatch):
     assert code == 0 and "\x1b[" not in out
     lines = out.splitlines()
     assert lines[1] == "the cat" and len(lines[2]) == 7 and set(lines[2]) <= set(inspection.BLOCKS)
-    assert lines[2][0] == " "  # the first character has no surprisal
+    assert lines[2][0] != " "  # the first character has a surprisal: it is read after a newline
+    lines = cli("inspect", "-c", four_run, "\nthe cat", "--width", 40)[1].splitlines()
+    assert lines[1] == "↵the cat" and lines[2][0] == " "  # a text that starts a line itself: nothing before it
     monkeypatch.setenv("NO_COLOR", "1")
     assert "\x1b[" not in cli("inspect", "-c", four_run, "the cat")[1]
     monkeypatch.setenv("COLORTERM", "truecolor")
@@ -117,7 +119,7 @@ def test_html_page_renders_in_headless_chromium(cli, four_run, tmp_path):
     coloured = [(*c.groups(), t.group(1)) for c, t in zip(colours, titles)]
     assert len(coloured) == len(TEXT)
     assert len({c[:3] for c in coloured}) > 5  # the colours vary with the surprisal
-    assert coloured[0][3] == "n/a" and float(coloured[1][3]) >= 0
+    assert float(coloured[0][3]) >= 0 and float(coloured[1][3]) >= 0
     assert re.search(r'<span id="low">0\.00</span>', dom) and "linear-gradient" in dom
     shot = tmp_path / "shot.png"
     subprocess.run([CHROMIUM, *flags, f"--screenshot={shot}", "--window-size=1000,600", page.as_uri()],
@@ -166,3 +168,12 @@ def test_plot_errors_and_png(cli, tmp_path, four_run):
     else:
         code, _, err = cli("plot", four_run, "--png", tmp_path / "x.png")
         assert code == 0 and (tmp_path / "x.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_run_reads_the_text_as_the_start_of_a_line(four_run):
+    ckpt = checkpoint.load(four_run)
+    shown, traced = inspection.run(ckpt, TEXT)
+    after_newline = inspection.trace(ckpt.params, ckpt.vocab.encode("\n" + TEXT))
+    assert shown == TEXT and not math.isnan(traced["surprisal"][0])
+    np.testing.assert_allclose(traced["surprisal"], after_newline["surprisal"][1:], rtol=1e-6)
+    np.testing.assert_allclose(traced["hidden"], after_newline["hidden"][1:], rtol=1e-6)

@@ -204,7 +204,7 @@ def test_score_in_groups_equals_score_at_once():
     assert a[0] == pytest.approx(b[0], rel=1e-12)
 
 
-SHIPPED_ACCURACY = 0.96  # data/rooms.npz scores 0.962 on both (docs/memory.md)
+SHIPPED_ACCURACY = 1.0  # data/rooms.npz fills all 1,000 blanks of both (docs/memory.md)
 ARTICLE = ("Mady walks in to the room, Monica also walks in to the room. Mady said hi to ___.",
            "Mady and Monica walk in to the room together, later Richard walks in to the room. Mady said hi to ___.")
 

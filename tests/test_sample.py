@@ -9,6 +9,7 @@ import pytest
 
 from charlstm import checkpoint, evaluate, model
 from charlstm import sample as sample_mod
+from charlstm.errors import DataError
 from charlstm.streams import Writer, prompt_batches
 from conftest import FOUR, run_cli
 
@@ -49,10 +50,10 @@ def test_jsonl_logprob_is_the_models_log_probability_of_the_completion(cli, four
     code, out, _ = cli("sample", "-c", four_run, "-n", 40, "--seed", 5, "--format", "jsonl", "the dog")
     record = json.loads(out)
     ckpt = checkpoint.load(four_run)
-    ids = ckpt.vocab.encode(record["text"])
-    # log p(completion | prompt) = log p(text) - log p(prompt), each from the zero state
+    ids = ckpt.vocab.encode("\n" + record["text"])
+    # log p(completion | prompt) = log p(text) - log p(prompt), each read after a newline from the zero state
     whole, _ = evaluate.score(ckpt.params, [ids])
-    prompt, _ = evaluate.score(ckpt.params, [ids[: len("the dog")]])
+    prompt, _ = evaluate.score(ckpt.params, [ids[: 1 + len("the dog")]])
     assert record["logprob"] == pytest.approx(-(whole - prompt), rel=1e-4)
 
 
@@ -103,6 +104,27 @@ def test_sequences_in_a_batch_advance_independently():
         assert alone.logprob == pytest.approx(res.logprob, rel=1e-5)  # float32 GEMM vs GEMV rounding
     blank = batch[3]
     assert blank.text == "b" + blank.completion + " d" and " " not in blank.completion
+
+
+def test_a_prompt_is_read_as_the_start_of_a_line():
+    """A model trained on lines (data.mode lines) reads every line after a newline from the zero state;
+    a prompt is read the same way, so "ab" and "\\nab" are the same prompt, and neither is "ab" read
+    from the zero state alone. A vocabulary without a newline reads the prompt as it is."""
+    from charlstm.data import Vocab
+
+    spec = model.Spec("gru", 5, 8, 1)
+    params = model.init_params(spec, np.random.default_rng(3))
+    packed = model.pack(params)
+    opts = sample_mod.Options(length=12, temperature=1.0)
+    bare, lined = (sample_mod.generate(packed, Vocab("\n abc"), [sample_mod.parse(p)], opts, seed=2)[0]
+                   for p in ("ab", "\nab"))
+    assert lined.text == "\n" + bare.text and lined.completion == bare.completion
+    assert lined.logprob == pytest.approx(bare.logprob, rel=1e-6)
+    # the same ids, but character 0 is a tab: the prompt is read from the zero state alone
+    no_newline = sample_mod.generate(packed, Vocab("\t abc"), [sample_mod.parse("ab")], opts, seed=2)[0]
+    assert no_newline.text.startswith("ab") and no_newline.logprob != pytest.approx(bare.logprob, rel=1e-5)
+    with pytest.raises(DataError, match="empty prompt"):
+        sample_mod.generate(packed, Vocab("\t abc"), [sample_mod.parse("")], opts)
 
 
 def test_unknown_characters(cli, four_run):
