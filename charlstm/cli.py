@@ -122,6 +122,7 @@ def sample(prompts, ckpt_path, length, temperature, top_k, top_p, greedy, seed, 
         cut -f1 questions.tsv | charlstm sample -c runs/rooms --greedy
     A prompt holding ___ is filled in at the blank instead of continued:
         charlstm sample -c runs/rooms --greedy 'Mady said hi to ___.'
+    Every prompt is read as the start of a line, after a newline.
     """
     import numpy as np
 
@@ -218,7 +219,8 @@ def inspect(text, ckpt_path, show, top, html_path, color, width, unknown):
     """Show, character by character, what the model expects and what its gates and memory do.
 
     \b
-    TEXT is the text to run (from the zero state); - or no TEXT reads stdin.
+    TEXT is the text to run (from the zero state, after a newline, as a prompt); - or
+    no TEXT reads stdin.
         charlstm inspect -c runs/rooms 'Mady walks in to the room, ...' --top 4
         charlstm inspect -c runs/shk --show forget --show cell:0:17 'To be, or not to be'
         charlstm inspect -c runs/rooms --html gates.html 'Mady and Monica walk in ...'
