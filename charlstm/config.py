@@ -66,7 +66,8 @@ class OptimConfig:
     warmup: int = _doc(0, "cosine schedule: steps of linear warmup")
     min_lr: float = _doc(0.0, "cosine schedule: the rate the cosine reaches at train.steps")
     ema: float = _doc(0.0, "keep an exponential moving average of the weights, this decay per step (e.g. "
-                           "0.998); validation, cloze scores and checkpoints use the average; 0: off")
+                           "0.998, warmed up as min(ema, (1+t)/(10+t)) at step t); validation, cloze scores and "
+                           "checkpoints use the average; 0: off")
 
 
 @dataclass

@@ -11,10 +11,14 @@ is a loop over keys. Updates happen in place.
               θ ← θ - η/(1-β₁ᵗ) · m / (√v / √(1-β₂ᵗ) + ε)
     AdamW     θ ← θ(1 - ηλ), then Adam with λ = 0
 
-With `ema` = β > 0 the optimizer also keeps an exponential moving average of the weights, θ̄ ← βθ̄ + (1-β)θ
-after every step (θ̄ starts at the initial weights): Polyak averaging, which irons out the step-to-step
-noise of the weights when the signal that shapes them is faint. The average is what a run evaluates and
-saves as its model (see train.py); θ goes on being the weights the steps move.
+With `ema` = β > 0 the optimizer also keeps an exponential moving average of the weights, θ̄ ← βₜθ̄ + (1-βₜ)θ
+after step t, with βₜ = min(β, (1 + t) / (10 + t)) (θ̄ starts at the initial weights): Polyak averaging,
+which irons out the step-to-step noise of the weights when the signal that shapes them is faint. The
+warm-up of βₜ (TensorFlow's ExponentialMovingAverage with num_updates) keeps the average from dragging
+the initial weights along: with β = 0.998 alone they would still weigh 37% at step 500 and 14% at step
+1,000; with it, the average spans about the last t/9 steps until βₜ reaches β (step 4,490 for 0.998).
+The average is what a run evaluates and saves as its model (see train.py); θ goes on being the weights
+the steps move.
 """
 
 import math
@@ -59,9 +63,10 @@ class Optimizer:
                 g = np.add(g, tmp, out=tmp)
             getattr(self, "_" + self.name)(k, p, g, lr)
             if self.average is not None:
+                beta = min(c.ema, (1 + self.step_count) / (10 + self.step_count))
                 a = self.average[k]
-                a *= c.ema
-                a += np.multiply(p, 1 - c.ema, out=self._tmp[k])
+                a *= beta
+                a += np.multiply(p, 1 - beta, out=self._tmp[k])
 
     def _sgd(self, k, p, g, lr):
         c = self.config

@@ -463,15 +463,18 @@ def test_cosine_schedule_without_warmup_starts_at_lr():
     assert learning_rate(c, 100, 0, 100) == pytest.approx(0.0, abs=1e-16)
 
 
-def test_weight_average_follows_its_definition():
-    # θ̄ starts at θ₀ and after each step becomes βθ̄ + (1-β)θ, computed here the long way in float64
+@pytest.mark.parametrize("ema", [0.9, 0.22])
+def test_weight_average_follows_its_definition(ema):
+    # θ̄ starts at θ₀ and after step t becomes βₜθ̄ + (1-βₜ)θ with βₜ = min(β, (1+t)/(10+t)), computed here the
+    # long way in float64. With β = 0.9 every step is in the warm-up; 0.22 caps it from step 2 (3/12 > 0.22).
     rng = np.random.default_rng(3)
     params = {k: rng.normal(size=s) for k, s in SHAPES.items()}
     expected = {k: p.copy() for k, p in params.items()}
-    opt = Optimizer(OptimConfig(name="adam", ema=0.9), params)
-    for lr in LRS:
+    opt = Optimizer(OptimConfig(name="adam", ema=ema), params)
+    for t, lr in enumerate(LRS, start=1):
         opt.update(params, {k: rng.normal(size=s) for k, s in SHAPES.items()}, lr)
-        expected = {k: 0.9 * expected[k] + 0.1 * params[k] for k in params}
+        beta = {0.9: [2 / 11, 3 / 12, 4 / 13, 5 / 14, 6 / 15, 7 / 16], 0.22: [2 / 11, .22, .22, .22, .22, .22]}[ema][t - 1]
+        expected = {k: beta * expected[k] + (1 - beta) * params[k] for k in params}
     for k in params:
         np.testing.assert_allclose(opt.average[k], expected[k], rtol=RTOL, atol=ATOL)
         assert not np.allclose(opt.average[k], params[k])  # the average lags the weights
