@@ -43,7 +43,7 @@ def run(ckpt, text, unknown="error", warn=None):
 
 def trace(params, ids, lead=()):
     """Run ids (N,) through the model after the characters lead, which are read but not recorded; returns
-    a dict of per-character arrays of ids (see the module docstring)."""
+    a dict of arrays with one row per character of ids (see the module docstring)."""
     packed = model.pack(params)
     spec = packed["spec"]
     cell = CELLS[spec.cell]
