@@ -167,7 +167,11 @@ class DataParallel:
 
 
 def _worker(conn, shm_name, spec, batch, window, workers, dtype, w, b0, b1):
+    # Ctrl-C, `timeout` or `kill -- -PGID` signal the whole process group: the main process saves and then
+    # stops its workers, which must live until it does (they end on a None or when its end of the pipe
+    # closes, so they do not outlive a main process that is killed outright)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     # attaching registers the block again with the resource tracker the main process shares with its
     # workers: a no-op there; the main process unregisters it when it unlinks the block
     shm = shared_memory.SharedMemory(name=shm_name)

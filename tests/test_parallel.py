@@ -1,6 +1,11 @@
 """Training with the batch shared among worker processes (charlstm/parallel.py)."""
 
 import multiprocessing
+import os
+import signal
+import subprocess
+import sys
+import time
 
 import numpy as np
 import pytest
@@ -51,3 +56,23 @@ def test_training_with_workers_resumes_bit_for_bit(cli, corpus, tmp_path):
     for name in a:
         np.testing.assert_array_equal(a[name], b[name], err_msg=name)
     assert not multiprocessing.active_children()
+
+
+@pytest.mark.slow
+def test_a_signal_to_the_whole_process_group_stops_cleanly(corpus, tmp_path):
+    """`timeout` and `kill -- -PGID` send SIGTERM to the workers too: the run must still save and say so,
+    not report a dead worker."""
+    run = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "-m", "charlstm", "train", str(corpus), "--config",
+                             str(CONFIGS / "tiny.yaml"), "--set", "train.workers=2", "--set", "train.save_every=100000",
+                             "--out", str(run), "--steps", "100000"], stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    deadline = time.monotonic() + 60
+    while not (run / "metrics.jsonl").exists() or (run / "metrics.jsonl").stat().st_size < 300:
+        assert time.monotonic() < deadline and proc.poll() is None
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143, err
+    assert "stopped by signal" in err and "worker" not in err
+    assert checkpoint.load(run / "latest.npz").step > 0
