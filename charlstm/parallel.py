@@ -9,10 +9,13 @@ docs/performance.md).
 Everything that crosses between processes lives in one block of shared memory, so nothing is pickled
 per step: the parameters (the trainer's own arrays: the optimizer updates them in place and the workers
 read them), each worker's gradients, the window's inputs, targets and mask, and the carried state. A
-step is one short message to each worker and one reply. Workers ignore SIGINT (Ctrl-C is the main
-process's business) and exit when the main process goes away.
+step is one short message to each worker and one reply. Workers ignore SIGINT and SIGTERM (Ctrl-C,
+`timeout` and `kill -- -PGID` signal the whole process group; stopping is the main process's business)
+and exit when it tells them to or goes away. A DataParallel that was never closed is closed at exit,
+before multiprocessing's own exit handler would wait for the workers it can no longer stop.
 """
 
+import atexit
 import multiprocessing
 import os
 import signal
@@ -81,6 +84,7 @@ class DataParallel:
         bounds = np.linspace(0, batch, workers + 1).astype(int)
         self.slices = list(zip(bounds[:-1].tolist(), bounds[1:].tolist()))
         self.procs, self.conns = [], []
+        atexit.register(self.close)  # runs before multiprocessing's exit handler, registered at its import
         try:
             self._start(spec, batch, window, workers, dtype)
         except BaseException:
@@ -142,6 +146,9 @@ class DataParallel:
             raise TrainingError(f"a training worker failed: {payload}")
 
     def close(self):
+        if self.shm is None:  # closed already
+            return
+        atexit.unregister(self.close)
         for conn in self.conns:
             try:
                 conn.send(None)
@@ -158,6 +165,7 @@ class DataParallel:
         except BufferError:  # the trainer still holds views of the parameters; the mapping goes with it
             pass
         self.shm.unlink()
+        self.shm = None
 
     def __enter__(self):
         return self
@@ -169,7 +177,7 @@ class DataParallel:
 def _worker(conn, shm_name, spec, batch, window, workers, dtype, w, b0, b1):
     # Ctrl-C, `timeout` or `kill -- -PGID` signal the whole process group: the main process saves and then
     # stops its workers, which must live until it does (they end on a None or when its end of the pipe
-    # closes, so they do not outlive a main process that is killed outright)
+    # closes, so they do not outlive a main process that is killed outright; see the module docstring)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     # attaching registers the block again with the resource tracker the main process shares with its

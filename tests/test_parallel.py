@@ -58,6 +58,39 @@ def test_training_with_workers_resumes_bit_for_bit(cli, corpus, tmp_path):
     assert not multiprocessing.active_children()
 
 
+def test_workers_outlive_a_sigterm_and_close_twice():
+    """A SIGTERM to the process group reaches the workers too; they must go on serving the main process,
+    which decides when to stop them."""
+    rng = np.random.default_rng(5)
+    spec = model.Spec("gru", 7, 6, 1)
+    params = model.init_params(spec, rng, np.float64)
+    x, y = rng.integers(0, 7, (4, 4)), rng.integers(0, 7, (4, 4))
+    state = model.zero_state(spec, 4, np.float64)
+    dp = DataParallel(spec, 4, 4, 2, np.float64)
+    with dp:
+        for k, v in params.items():
+            np.copyto(dp.params[k], v)
+        for proc in dp.procs:
+            os.kill(proc.pid, signal.SIGTERM)
+        time.sleep(0.3)
+        assert all(proc.is_alive() for proc in dp.procs)
+        loss, _, _ = dp.forward_backward(x, y, state)
+        assert loss == pytest.approx(model.forward(params, x, y, state)[0], rel=1e-12)
+    assert not any(proc.is_alive() for proc in dp.procs)
+    dp.close()  # a second close is harmless
+
+
+def test_a_process_that_never_closes_its_workers_still_exits():
+    """Workers ignore SIGTERM, which is how multiprocessing stops daemon processes at exit; a DataParallel
+    left open (an error before close) is closed at exit instead of leaving the interpreter waiting."""
+    code = ("import numpy as np\n"
+            "from charlstm import model\n"
+            "from charlstm.parallel import DataParallel\n"
+            "kept = [DataParallel(model.Spec('lstm', 5, 4, 1), 4, 3, 2, np.float64)]\n"
+            "raise SystemExit(3)\n")
+    assert subprocess.run([sys.executable, "-c", code], timeout=60).returncode == 3
+
+
 @pytest.mark.slow
 def test_a_signal_to_the_whole_process_group_stops_cleanly(corpus, tmp_path):
     """`timeout` and `kill -- -PGID` send SIGTERM to the workers too: the run must still save and say so,
@@ -67,12 +100,17 @@ def test_a_signal_to_the_whole_process_group_stops_cleanly(corpus, tmp_path):
                              str(CONFIGS / "tiny.yaml"), "--set", "train.workers=2", "--set", "train.save_every=100000",
                              "--out", str(run), "--steps", "100000"], stderr=subprocess.PIPE, text=True,
                             start_new_session=True)
-    deadline = time.monotonic() + 60
-    while not (run / "metrics.jsonl").exists() or (run / "metrics.jsonl").stat().st_size < 300:
-        assert time.monotonic() < deadline and proc.poll() is None
-        time.sleep(0.05)
-    os.killpg(proc.pid, signal.SIGTERM)
-    _, err = proc.communicate(timeout=60)
+    try:
+        deadline = time.monotonic() + 60
+        while not (run / "metrics.jsonl").exists() or (run / "metrics.jsonl").stat().st_size < 300:
+            assert time.monotonic() < deadline and proc.poll() is None
+            time.sleep(0.05)
+        os.killpg(proc.pid, signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
     assert proc.returncode == 143, err
     assert "stopped by signal" in err and "worker" not in err
     assert checkpoint.load(run / "latest.npz").step > 0
