@@ -22,9 +22,8 @@ import numpy as np
 
 from . import model
 from .cells import CELLS
-from .data import encode_text
+from .data import encode_text, line_start
 from .errors import DataError
-from .sample import line_start
 from .workspace import Workspace
 
 # Gate name -> block of the activations a cell's step leaves in its gates buffer (see cells/).
@@ -37,7 +36,7 @@ def run(ckpt, text, unknown="error", warn=None):
     ids = encode_text(ckpt.vocab, text, unknown, warn)
     if len(ids) == 0:
         raise DataError("nothing to inspect: the text is empty")
-    read = line_start(ckpt.vocab, ids)  # the text starts a line, as a prompt does (see sample.line_start)
+    read = line_start(ckpt.vocab, ids)  # the text starts a line, as a prompt does (see data.line_start)
     return ckpt.vocab.decode(ids), trace(ckpt.params, ids, lead=read[: len(read) - len(ids)])
 
 

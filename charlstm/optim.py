@@ -56,6 +56,7 @@ class Optimizer:
         """One step: params updated in place from grads (which may be modified)."""
         self.step_count += 1
         c = self.config
+        beta = min(c.ema, (1 + self.step_count) / (10 + self.step_count))  # the average's decay this step
         for k, p in params.items():
             g, tmp = grads[k], self._tmp[k]
             if c.weight_decay and self.name != "adamw":
@@ -63,7 +64,6 @@ class Optimizer:
                 g = np.add(g, tmp, out=tmp)
             getattr(self, "_" + self.name)(k, p, g, lr)
             if self.average is not None:
-                beta = min(c.ema, (1 + self.step_count) / (10 + self.step_count))
                 a = self.average[k]
                 a *= beta
                 a += np.multiply(p, 1 - beta, out=self._tmp[k])

@@ -2,8 +2,8 @@
 
 All sequences of a batch advance together, one character per step through `model.step`: a sequence
 first reads its prompt (the model is primed character by character, from the zero state and a newline:
-a prompt starts a line, see `line_start`), then samples, until its own stop condition; a sequence that
-is done idles while the others finish. At step t, sequence b reads
+a prompt starts a line, see `data.line_start`), then samples, until its own stop condition; a sequence
+that is done idles while the others finish. At step t, sequence b reads
 
     x_b = prompt_b[t]              while t < len(prompt_b)
     x_b = generated_b[t - len]     afterwards
@@ -24,7 +24,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from . import model
-from .data import encode_text
+from .data import encode_text, line_start
 from .errors import DataError
 from .workspace import Workspace
 
@@ -171,19 +171,6 @@ def _encode_prefix(vocab, request, unknown, warn):
     if len(ids) == 0 and "\n" not in vocab.index:
         raise DataError("an empty prompt needs a model whose vocabulary has a newline; give a prompt")
     return line_start(vocab, ids)
-
-
-def line_start(vocab, ids):
-    """ids (N,) read as the start of a line: after a newline, from the zero state, for every model. That is
-    how every line is read in training with data.mode lines; a model trained on one stream sees the zero
-    state only at the start of its text, where a newline is as good a context as any. A lines model never
-    sees a first character straight from the zero state, and reads it badly (the rooms model shipped until
-    2026-11-26 filled 96.2% of the cloze blanks without the newline, 100% with it). Unchanged if the text
-    starts with a newline or the vocabulary has none."""
-    newline = vocab.index.get("\n")
-    if newline is None or (len(ids) and ids[0] == newline):
-        return ids
-    return np.concatenate([[newline], ids]).astype(np.intp)
 
 
 def _ends_with_any(ids, patterns):
