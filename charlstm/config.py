@@ -29,6 +29,9 @@ class ModelConfig:
     hidden: int = _doc(256, "H, hidden units per layer")
     layers: int = _doc(2, "L, stacked recurrent layers")
     forget_bias: Optional[float] = _doc(None, "initial forget-gate bias (GRU: update gate); null keeps PyTorch's init")
+    chrono: int = _doc(0, "chrono initialisation with this T_max (characters): forget biases log U(1, T_max - 1), "
+                          "input biases their negatives (LSTM; GRU: update gate); 0: off")
+    orthogonal: bool = _doc(False, "each gate's block of the recurrent weights starts as a random orthogonal matrix")
     dropout: float = _doc(0.0, "dropout on the outputs of every layer but the last, as nn.LSTM(dropout=p)")
     decoder_dropout: float = _doc(0.0, "dropout on the last layer's output, before the decoder")
 
@@ -234,6 +237,12 @@ def validate(config):
         raise ConfigError("optim.nesterov needs optim.momentum > 0")
     if m.forget_bias is not None and m.cell == "rnn":
         raise ConfigError("model.forget_bias needs a gated cell (lstm or gru); a vanilla rnn has no forget gate")
+    if m.chrono and m.cell == "rnn":
+        raise ConfigError("model.chrono needs a gated cell (lstm or gru); a vanilla rnn has no forget gate")
+    if m.chrono and m.forget_bias is not None:
+        raise ConfigError("model.chrono sets the forget biases itself: leave model.forget_bias null")
+    if m.chrono < 0 or m.chrono == 1:
+        raise ConfigError(f"model.chrono must be 0 (off) or a T_max of at least 2 characters, not {m.chrono}")
     if t.time_budget is not None:
         parse_duration(t.time_budget)
 

@@ -73,27 +73,54 @@ def spec_of(params):
     return Spec(cell, vocab, hidden, layers)
 
 
-def init_params(spec, rng, dtype=np.float32, forget_bias=None):
-    """PyTorch's default initialisation: every weight and bias uniform in (-1/sqrt(H), 1/sqrt(H)).
+def init_params(spec, rng, dtype=np.float32, forget_bias=None, chrono=0, orthogonal=False):
+    """PyTorch's default initialisation: every weight and bias uniform in (-1/sqrt(H), 1/sqrt(H)), then:
 
-    forget_bias, if given, sets the forget gate's total bias (bias_ih + bias_hh) to that value: the gate
-    starts open, so the memory survives early training (Jozefowicz et al. 2015). For a GRU it is the
-    update gate z, whose opening keeps the old state; a vanilla RNN has no such gate.
+    forget_bias: the forget gate's total bias (bias_ih + bias_hh) set to this value: the gate starts open,
+        so the memory survives early training (Jozefowicz et al. 2015). For a GRU it is the update gate z,
+        whose opening keeps the old state.
+    chrono: T_max of the chrono initialisation (Tallec & Ollivier 2018, "Can recurrent neural networks warp
+        time?"): every unit's forget bias log(u), u ~ U(1, T_max - 1), so memories start with time scales
+        spread up to T_max characters, and (LSTM) its input bias -log(u), so a unit that keeps long also
+        writes little. A GRU's update gate takes the forget bias (its write is tied to it).
+    orthogonal: each gate's block of W_hh a random orthogonal matrix (Saxe et al. 2014), so the recurrent
+        map neither shrinks nor blows up a state at the start.
+    A vanilla RNN has no gate to bias. The default draws are the same whatever the options (they draw
+    after them), so a run changes only in what the options name.
     """
     bound = 1.0 / np.sqrt(spec.hidden)
     params = {
         name: rng.uniform(-bound, bound, size=shape).astype(dtype)
         for name, shape in param_shapes(spec).items()
     }
-    if forget_bias is not None:
-        if spec.cell == "rnn":
-            raise ValueError("a vanilla RNN has no forget gate to bias")
-        H = spec.hidden
-        gate = slice(H, 2 * H)  # f in (i, f, g, o); z in (r, z, n)
-        for k in range(spec.layers):
-            params[f"{spec.cell}.bias_ih_l{k}"][gate] = forget_bias
-            params[f"{spec.cell}.bias_hh_l{k}"][gate] = 0
+    H = spec.hidden
+    forget = CELLS[spec.cell].FORGET_GATE  # the block that keeps the old state; None for a vanilla RNN
+    if (forget_bias is not None or chrono) and forget is None:
+        raise ValueError(f"a {spec.cell} has no forget gate to bias")
+    for k in range(spec.layers):
+        b_ih, b_hh = params[f"{spec.cell}.bias_ih_l{k}"], params[f"{spec.cell}.bias_hh_l{k}"]
+        if forget_bias is not None:
+            b_ih[forget * H : (forget + 1) * H] = forget_bias
+            b_hh[forget * H : (forget + 1) * H] = 0
+        if chrono:
+            keep = np.log(rng.uniform(1, max(chrono - 1, 1 + 1e-6), size=H))  # (H,)
+            b_ih[forget * H : (forget + 1) * H] = keep
+            b_hh[forget * H : (forget + 1) * H] = 0
+            write = CELLS[spec.cell].INPUT_GATE
+            if write is not None:
+                b_ih[write * H : (write + 1) * H] = -keep
+                b_hh[write * H : (write + 1) * H] = 0
+        if orthogonal:
+            w_hh = params[f"{spec.cell}.weight_hh_l{k}"]  # (G, H): one H x H block per gate
+            for g in range(w_hh.shape[0] // H):
+                w_hh[g * H : (g + 1) * H] = _random_orthogonal(H, rng)
     return params
+
+
+def _random_orthogonal(n, rng):
+    """An n x n orthogonal matrix drawn uniformly (QR of a Gaussian matrix, signs fixed by R's diagonal)."""
+    q, r = np.linalg.qr(rng.standard_normal((n, n)))
+    return q * np.sign(np.diag(r))
 
 
 def zero_state(spec, batch, dtype=np.float32):

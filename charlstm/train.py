@@ -251,7 +251,8 @@ class Trainer:
         self.spec = model.Spec(cfg.model.cell, len(self.corpus.vocab), cfg.model.hidden, cfg.model.layers)
         if ckpt is None:
             rng = np.random.default_rng([cfg.train.seed, 0])
-            self.params = model.init_params(self.spec, rng, np.float32, cfg.model.forget_bias)
+            self.params = model.init_params(self.spec, rng, np.float32, cfg.model.forget_bias,
+                                           cfg.model.chrono, cfg.model.orthogonal)
             self.opt = Optimizer(cfg.optim, self.params)
             self.state = model.zero_state(self.spec, cfg.data.batch)
             self.progress = Progress()

@@ -297,6 +297,10 @@ def test_config_file_not_utf8_is_a_config_error(tmp_path):
     (["optim.nesterov=true"], "nesterov"),
     (["optim.nesterov=true", "optim.momentum=0"], "nesterov"),
     (["model.cell=rnn", "model.forget_bias=1.0"], "forget_bias"),
+    (["model.cell=rnn", "model.chrono=100"], "model.chrono needs a gated cell"),
+    (["model.chrono=100", "model.forget_bias=1.0"], "leave model.forget_bias null"),
+    (["model.chrono=1"], "model.chrono must be"),
+    (["model.chrono=-5"], "model.chrono must be"),
     (["train.time_budget=ten minutes"], "time budget"),
     (["train.time_budget=5x"], "time budget"),
 ])

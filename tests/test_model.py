@@ -199,6 +199,46 @@ def test_forget_bias_sets_the_total_forget_gate_bias():
         assert not np.allclose(total[:4], 1.0)
 
 
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_chrono_spreads_the_forget_biases_and_closes_the_input_gate(cell):
+    H, T_max = 64, 100
+    spec = model.Spec(cell, 5, H, 2)
+    plain = model.init_params(spec, np.random.default_rng(0))
+    params = model.init_params(spec, np.random.default_rng(0), chrono=T_max)
+    for k in range(2):
+        b_ih, b_hh = params[f"{cell}.bias_ih_l{k}"], params[f"{cell}.bias_hh_l{k}"]
+        forget = (b_ih + b_hh)[H : 2 * H]  # f in (i, f, g, o); z in (r, z, n)
+        assert forget.min() >= 0 and forget.max() <= np.log(T_max - 1) + 1e-6
+        assert forget.std() > 0.5  # spread over time scales, not one value
+        if cell == "lstm":
+            np.testing.assert_allclose((b_ih + b_hh)[:H], -forget, rtol=1e-6)
+            changed = np.r_[0 : 2 * H]
+        else:
+            changed = np.r_[H : 2 * H]
+        untouched = np.setdiff1d(np.arange(len(b_ih)), changed)
+        np.testing.assert_array_equal(b_ih[untouched], plain[f"{cell}.bias_ih_l{k}"][untouched])
+    for name in plain:  # the weights keep PyTorch's draws
+        if "bias" not in name:
+            np.testing.assert_array_equal(params[name], plain[name])
+
+
+def test_orthogonal_recurrent_blocks():
+    H = 16
+    spec = model.Spec("lstm", 5, H, 2)
+    params = model.init_params(spec, np.random.default_rng(0), orthogonal=True)
+    for k in range(2):
+        w = params[f"lstm.weight_hh_l{k}"].astype(np.float64)
+        for g in range(4):
+            block = w[g * H : (g + 1) * H]
+            np.testing.assert_allclose(block @ block.T, np.eye(H), atol=1e-5)
+    assert model.init_params(spec, np.random.default_rng(0))["lstm.weight_hh_l0"].std() < params["lstm.weight_hh_l0"].std()
+
+
+def test_a_vanilla_rnn_has_no_gate_to_bias():
+    with pytest.raises(ValueError, match="no forget gate"):
+        model.init_params(model.Spec("rnn", 5, 4, 1), np.random.default_rng(0), chrono=50)
+
+
 def test_workspace_is_reused_across_windows():
     spec, params, state, rng = make("lstm", 6, 4, 2, 2, dtype=np.float32)
     x, y = rng.integers(0, 6, (5, 2)), rng.integers(0, 6, (5, 2))

@@ -15,6 +15,8 @@ import numpy as np
 
 GATES = 3
 STATE = ("h",)
+FORGET_GATE = 1  # block of z in (r, z, n): the update gate, which keeps the old state
+INPUT_GATE = None  # writing is tied to z: h' = (1 - z) n + z h
 
 
 def pack(w_ih, w_hh, b_ih, b_hh):

@@ -22,6 +22,8 @@ import numpy as np
 
 GATES = 4
 STATE = ("h", "c")
+FORGET_GATE = 1  # block of f in PyTorch's order (i, f, g, o): the gate that keeps the memory
+INPUT_GATE = 0  # block of i: the gate that writes it
 
 
 def pack(w_ih, w_hh, b_ih, b_hh):

@@ -10,6 +10,8 @@ import numpy as np
 
 GATES = 1
 STATE = ("h",)
+FORGET_GATE = None  # no gates
+INPUT_GATE = None
 
 
 def pack(w_ih, w_hh, b_ih, b_hh):

@@ -1,0 +1,168 @@
+"""What sets the LSTM's breakthrough on the rooms task? Short runs of the rooms recipe, one lever changed
+at a time, over several seeds, compared at equal optimizer steps.
+
+    python bench/levers.py --steps 2500 --seeds 1,2,3 --parallel 2 lstm-base lr6e-3 chrono256
+    python bench/levers.py --list                      # the named variants
+    python bench/levers.py --table                     # the table again from bench/results/levers.json
+
+Every run is `charlstm train` with no corpus (the rooms stories and configs/rooms.yaml) plus the
+variant's --set overrides and the seed, the cloze accuracy on data/rooms-cloze.tsv scored every
+--cloze-every steps. With --parallel 2 two runs share the machine, each in one process with one BLAS
+thread, so minutes mean nothing: runs are compared by steps, and each configuration's speed is measured
+apart (`--timing`: the variant alone, as `charlstm train` runs it, for a few hundred steps) to turn steps
+into minutes. Curves go to bench/results/levers.json (merged with earlier runs); the table, Markdown
+for docs/memory.md, to stdout.
+"""
+
+import argparse
+import json
+import os
+import pathlib
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results" / "levers.json"
+LSTM = ["model.cell=lstm", "model.hidden=256"]  # the rooms recipe on the 256-unit LSTM
+VARIANTS = {
+    "gru-recipe": [],
+    "lstm-base": LSTM,
+    "no-forget-bias": LSTM + ["model.forget_bias=null"],
+    "forget-bias-4": LSTM + ["model.forget_bias=4.0"],
+    "chrono64": LSTM + ["model.forget_bias=null", "model.chrono=64"],
+    "chrono256": LSTM + ["model.forget_bias=null", "model.chrono=256"],
+    "orthogonal": LSTM + ["model.orthogonal=true"],
+    "lr6e-3": LSTM + ["optim.lr=0.006"],
+    "lr1e-2": LSTM + ["optim.lr=0.01"],
+    "clip5": LSTM + ["optim.clip=5.0"],
+    "betas-0.99": LSTM + ["optim.betas=[0.9, 0.99]"],
+    "batch16": LSTM + ["data.batch=16"],
+    "batch64": LSTM + ["data.batch=64"],
+    "hidden128": LSTM + ["model.hidden=128"],
+    "hidden384": LSTM + ["model.hidden=384"],
+    "no-curriculum": LSTM + ["data.curriculum_steps=0"],
+    "curriculum-short": LSTM + ["data.curriculum_start=0.05"],
+    "no-average": LSTM + ["optim.ema=0.0"],
+    "average-0.99": LSTM + ["optim.ema=0.99"],
+}
+
+
+def run(name, overrides, seed, steps, cloze_every, single, timing=False):
+    """One training run; returns its record with the cloze curve [(step, elapsed, accuracy)]."""
+    env = dict(os.environ)
+    extra = []
+    if single:  # a share of the machine: one process, one BLAS thread
+        env.update(OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+        extra = ["--set", "train.workers=1"]
+    with tempfile.TemporaryDirectory() as d:
+        cmd = [sys.executable, "-m", "charlstm", "train", "--out", d, "-q", "--steps", str(steps),
+               "--seed", str(seed), "--set", f"train.cloze_every={cloze_every}", *extra]
+        for s in overrides:
+            cmd += ["--set", s]
+        start = time.monotonic()
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+        wall = time.monotonic() - start
+        path = pathlib.Path(d) / "metrics.jsonl"
+        records = [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+    curve = [(r["step"], r["elapsed"], r["cloze_accuracy"]) for r in records if "cloze_accuracy" in r]
+    train = [r for r in records if "train_loss" in r]
+    return {"variant": name, "overrides": overrides, "seed": seed, "steps": steps, "single": single,
+            "timing": timing, "wall": wall, "curve": curve,
+            "chars_per_s": statistics.median(r["chars_per_s"] for r in train) if train else None,
+            "error": proc.stderr.strip()[-300:] if proc.returncode else None}
+
+
+def first(curve, level):
+    """(step, elapsed) of the first score at or above level, or None."""
+    return next(((s, e) for s, e, a in curve if a >= level), None)
+
+
+def load():
+    return json.loads(RESULTS.read_text()) if RESULTS.exists() else []
+
+
+def save(results):
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(results, indent=1))
+
+
+def table(results, at=(500, 1000, 1500, 2000, 2500)):
+    """Per variant: the median over seeds of the steps to 50/90/98% and of the accuracy at some steps."""
+    runs = [r for r in results if not r["timing"]]
+    timing = {r["variant"]: r for r in results if r["timing"]}
+    lines = ["| variant | seeds | steps to 50% | to 90% | to 98% | " + " | ".join(f"at {s}" for s in at)
+             + " | s/1000 steps alone |", "|---" * (6 + len(at)) + "|"]
+    for name in dict.fromkeys(r["variant"] for r in runs):
+        mine = [r for r in runs if r["variant"] == name]
+        cells = []
+        for level in (0.5, 0.9, 0.98):
+            hits = [first(r["curve"], level) for r in mine]
+            steps = sorted(h[0] if h else None for h in hits if h) + ["never"] * sum(h is None for h in hits)
+            cells.append(" / ".join(str(s) for s in steps))
+        for s in at:
+            accs = [next((a for st, _, a in r["curve"] if st == s), None) for r in mine]
+            shown = [f"{100 * a:.0f}" for a in accs if a is not None]
+            cells.append(" / ".join(shown) + "%" if shown else "-")
+        t = timing.get(name)
+        speed = f"{1000 * t['curve'][-1][1] / t['curve'][-1][0]:.0f}" if t and t["curve"] else "-"
+        lines.append(f"| {name} | {','.join(str(r['seed']) for r in mine)} | " + " | ".join(cells) + f" | {speed} |")
+    return "\n".join(lines)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("variants", nargs="*")
+    ap.add_argument("--steps", type=int, default=2500)
+    ap.add_argument("--seeds", default="1")
+    ap.add_argument("--cloze-every", type=int, default=125)
+    ap.add_argument("--parallel", type=int, default=2, help="runs at a time (each one process, one thread)")
+    ap.add_argument("--set", dest="extra", action="append", default=[], metavar="KEY=VALUE",
+                    help="an extra override for every variant (then named with it)")
+    ap.add_argument("--timing", action="store_true",
+                    help="time each variant alone, as charlstm train runs it (machine otherwise idle)")
+    ap.add_argument("--list", action="store_true")
+    ap.add_argument("--table", action="store_true")
+    args = ap.parse_args()
+    if args.list:
+        for name, overrides in VARIANTS.items():
+            print(f"{name}: {' '.join(overrides)}")
+        return
+    results = load()
+    if args.table:
+        print(table(results))
+        return
+    jobs = []
+    for name in args.variants:
+        overrides = VARIANTS[name] + args.extra
+        label = name + "".join(f" +{e}" for e in args.extra)
+        for seed in [int(s) for s in args.seeds.split(",")]:
+            jobs.append((label, overrides, seed))
+    if args.timing:
+        for label, overrides, seed in jobs:
+            print(f"timing {label}", file=sys.stderr, flush=True)
+            results = [r for r in load() if not (r["timing"] and r["variant"] == label)]
+            results.append(run(label, overrides, seed, args.steps, args.cloze_every, single=False, timing=True))
+            save(results)
+        return
+    from concurrent.futures import ThreadPoolExecutor
+
+    def one(job):
+        label, overrides, seed = job
+        record = run(label, overrides, seed, args.steps, args.cloze_every, single=args.parallel > 1)
+        print(json.dumps({k: record[k] for k in ("variant", "seed", "wall", "error")}), file=sys.stderr, flush=True)
+        return record
+
+    with ThreadPoolExecutor(args.parallel) as pool:
+        for record in pool.map(one, jobs):
+            results = [r for r in load() if not (not r["timing"] and r["variant"] == record["variant"]
+                                                 and r["seed"] == record["seed"])]
+            results.append(record)
+            save(results)
+    print(table(load()))
+
+
+if __name__ == "__main__":
+    main()
