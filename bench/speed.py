@@ -602,14 +602,18 @@ def kernel_lines(run):
     warnings = []
     if run["kernel_overridden"]:
         set_ = " ".join(f"{k}={v}" for k, v in run["kernel_overrides"].items()) or "nothing visible"
-        warnings += [f"WARNING: the BLAS kernel is overridden ({set_}): NumPy runs OpenBLAS's {run['blas_kernel']} "
-                     f"kernel, not the {run['blas_kernel_native']} kernel it picks for this processor.",
+        if run["blas_kernel"] != run["blas_kernel_native"]:
+            what = f"runs OpenBLAS's {run['blas_kernel']} kernel, not the {run['blas_kernel_native']} kernel " \
+                   f"it picks for this processor"
+        else:
+            what = f"runs OpenBLAS's {run['blas_kernel']} kernel, with its parameters set by hand"
+        warnings += [f"WARNING: the BLAS kernel is overridden ({set_}): NumPy {what}.",
                      "WARNING: users' machines don't set these; figures from this run are not what users get. "
                      "Measure as users run:",
                      f"WARNING:     {UNSET} python bench/speed.py ..."]
     if run["threads"] != run["blas_threads"] or (run["torch"] and run["threads"] != run["torch_threads"]):
-        warnings.append(f"WARNING: asked for {run['threads']} threads; NumPy has {run['blas_threads']}, "
-                        f"PyTorch {run['torch_threads']}")
+        warnings.append(f"WARNING: asked for {run['threads']} threads; NumPy has {run['blas_threads']}"
+                        + (f", PyTorch {run['torch_threads']}" if run["torch"] else ""))
     if run["peer_overrides"]:
         warnings.append("WARNING: PyTorch's kernels are overridden: "
                         + " ".join(f"{k}={v}" for k, v in run["peer_overrides"].items()))
@@ -734,6 +738,7 @@ def main():
             row = measure_config(runner, name, run)
             print(json.dumps(row), flush=True)
             rows.append(row)
+        log("", markdown(run, rows), "", sep="\n")
         for line in warnings:  # again, where it will be seen
             log(line)
         if runner.errors:
