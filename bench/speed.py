@@ -655,6 +655,9 @@ def measure_config(runner, name, run):
                     "gemm_fraction": _ratio(ours, bound), "torch_gemm_fraction": _ratio(theirs, bound),
                     "gflop_per_char": reports.get("bound", {}).get("gflop_per_char"),
                     "train_workers": reports.get("ours", {}).get("workers")})
+        if ours and bound and ours > bound:  # small products with two BLAS threads on a busy machine spin
+            log(f"WARNING: {name}: the GEMM bound ({bound:,.0f} chars/s) is below the training speed: "
+                "was the machine busy?")
         check_kernels(runner, run, reports)
     if "sample" not in skip:
         for batch in SAMPLE_LENGTH:
@@ -738,7 +741,7 @@ def main():
             row = measure_config(runner, name, run)
             print(json.dumps(row), flush=True)
             rows.append(row)
-        log("", markdown(run, rows), "", sep="\n")
+        log(f"\n{markdown(run, rows)}\n")
         for line in warnings:  # again, where it will be seen
             log(line)
         if runner.errors:
