@@ -28,7 +28,7 @@ class FiniteFloat(click.FloatRange):
     def convert(self, value, param, ctx):
         number = click.FLOAT.convert(value, param, ctx)
         if not math.isfinite(number):
-            self.fail(f"{value!r} is not a finite number", param, ctx)
+            self.fail(f"{value!r} is not a finite number.", param, ctx)
         return super().convert(number, param, ctx)
 
 
@@ -144,9 +144,10 @@ def sample(prompts, ckpt_path, length, temperature, top_k, top_p, greedy, seed, 
     Every prompt is read as the start of a line, after a newline.
 
     \b
-    Text goes out as it is made, in the order of the prompts: the first
-    unfinished sample streams, the others of its batch wait until it is done.
-    Samples are separated by a blank line (--separator).
+    Text goes out as it is made, to a pipe too, in memory that does not grow
+    with --length; Ctrl-C stops, keeping what was written. Samples go out in
+    the order of the prompts, separated by a blank line (--separator): the
+    first unfinished one streams, the others of its batch wait for it.
 
     \b
     Sample i (from 0, counting every sample of every prompt in order) draws

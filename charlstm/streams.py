@@ -92,16 +92,15 @@ class Writer:
 
     def start(self, requests):
         """Begin a batch of requests, in input order; returns the sink for sample.run."""
-        self.requests, self.head = requests, 0
-        streamed = self.fmt == "text"
-        self.held = Collector(self.vocab, len(requests)) if not streamed or len(requests) > 1 else None
-        if streamed:
-            self._open()
+        self.requests, self.head, self.opened = requests, 0, False
+        self.held = Collector(self.vocab, len(requests)) if self.fmt == "jsonl" or len(requests) > 1 else None
         return self
 
     def step(self, chosen, keep, done, logprob):
         """After each generated character: stream the head's, and write whatever has finished in order."""
         newline = False
+        if self.fmt == "text" and not self.opened:  # the first step: the prompts were good, start writing
+            self._open()
         if self.held is not None:
             self.held.step(chosen, keep)
         h = self.head
@@ -117,6 +116,8 @@ class Writer:
 
     def finish(self, logprob):
         """The batch is done: write what is left of it."""
+        if self.fmt == "text" and not self.opened and self.requests:
+            self._open()
         while self.head < len(self.requests):
             self._close(logprob[self.head])
         self.flush()
@@ -129,6 +130,7 @@ class Writer:
         """Text format: start writing the head: the separator, its prompt (the text before a blank) and
         what it has made so far, which from now on goes out as it comes instead of being held."""
         r = self.requests[self.head]
+        self.opened = True
         self.out.write((self.separator if self.written else "") + r.prefix)
         if self.held is not None:
             self.out.write(self.held.text(self.head))
