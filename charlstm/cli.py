@@ -273,7 +273,8 @@ def _use_colour(choice):
               help="surprisal, forget, input, output (GRU: reset, update), cell:LAYER:UNIT or hidden:LAYER:UNIT; "
                    "repeatable; replaces the default, surprisal.")
 @click.option("--top", default=0, metavar="N", type=click.IntRange(min=0),
-              help="Also show the N units whose memory varies most over the text (below the surprisal or --show rows).")
+              help="Also show the N units whose memory varies most over the text (below the surprisal or "
+                   "--show rows).")
 @click.option("--html", "html_path", metavar="FILE",
               help="Write a self-contained web page instead [default rows: surprisal, every gate, --top 8].")
 @click.option("--color", "color", type=COLOUR, default="auto", show_default=True,
