@@ -243,17 +243,17 @@ LONG_TEXT = 50_000  # characters: a shorter text scores in a second or two, with
 
 def _scoring_bar(total, quiet=False):
     """The progress bar of `charlstm eval` (characters scored, characters per second) on stderr: only on a
-    terminal, for a text of LONG_TEXT characters or more, and not with --quiet."""
+    terminal, for a text of LONG_TEXT characters or more, and not with --quiet; None otherwise."""
+    if quiet or total < LONG_TEXT or not sys.stderr.isatty():
+        return None
     from tqdm import tqdm
 
-    show = not quiet and total >= LONG_TEXT and sys.stderr.isatty()
     try:  # a terminal that reports no size (a bare pty) gets nothing from tqdm: give it one
         sized = os.get_terminal_size(sys.stderr.fileno()).columns > 0
     except (OSError, ValueError):
         sized = False
     shape = {"dynamic_ncols": True} if sized else {"ncols": 100, "nrows": 24}
-    return tqdm(total=total, desc="scoring", unit="char", unit_scale=True, file=sys.stderr, leave=False,
-                disable=not show, **shape)
+    return tqdm(total=total, desc="scoring", unit="char", unit_scale=True, file=sys.stderr, leave=False, **shape)
 
 
 # ------------------------------------------------------------------------------------------ inspect, plot

@@ -61,19 +61,17 @@ def _score_group(params, packed, streams, window, work, on_scored=None):
 def score_files(params, vocab, files, encoding="utf-8", unknown="error", warn=None, window=256, progress=None):
     """`charlstm eval FILES`: every file (or directory of files, or - for stdin) one stream from the zero
     state; returns the metrics dict. progress(total), if given, is called with the number of characters
-    to score once the files are read, and returns a progress bar: an object with update(n) and close(),
-    such as a tqdm bar."""
+    to score once the files are read, and returns a progress bar (an object with update(n) and close(),
+    such as a tqdm bar) or None."""
     streams = []
     for f in expand_sources(files):
         text, _ = read_text([f], encoding)
         streams.append(encode_text(vocab, text, unknown, warn, where="stdin" if f == "-" else f))
-    if progress is None:
-        total, count = score(params, streams, window)
-    else:
-        bar = progress(sum(max(len(s) - 1, 0) for s in streams))
-        try:
-            total, count = score(params, streams, window, on_scored=bar.update)
-        finally:
+    bar = progress(sum(max(len(s) - 1, 0) for s in streams)) if progress is not None else None
+    try:
+        total, count = score(params, streams, window, on_scored=bar.update if bar is not None else None)
+    finally:
+        if bar is not None:
             bar.close()
     if count == 0:
         raise DataError("nothing to score: each text needs at least two characters")
