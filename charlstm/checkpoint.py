@@ -100,6 +100,7 @@ def read(path):
     path = pathlib.Path(path)
     if not path.exists():
         raise CheckpointError(f"no checkpoint at {path}")
+    _check_kind(path)
     _check_declared_sizes(path)
     try:
         archive = np.load(path, allow_pickle=False)
@@ -142,6 +143,34 @@ def read(path):
         raise CheckpointError(f"{path} has checkpoint format version {meta.get('version')!r}; "
                               f"this charlstm reads version {VERSION}")
     return entries, meta
+
+
+ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")  # a zip's first member, or an empty zip
+NPY_MAGIC = b"\x93NUMPY"
+
+
+def _check_kind(path):
+    """A file that is neither a zip (.npz) nor a .npy is not a checkpoint: say so, instead of letting
+    np.load take it for a pickle. A text file (notes.txt, README.md) is named as such."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(512)
+    except IsADirectoryError:
+        raise CheckpointError(f"{path} is a directory, not a checkpoint") from None
+    except OSError as e:
+        raise CheckpointError(f"cannot read {path}: {e.strerror}") from None
+    if head.startswith(ZIP_MAGIC) or head.startswith(NPY_MAGIC):
+        return
+    if not head:
+        raise CheckpointError(f"{path} is empty, not a checkpoint")
+    try:
+        head.decode("utf-8")
+        text = True
+    except UnicodeDecodeError as e:
+        text = e.start >= len(head) - 3  # only a character cut at byte 512
+    kind = "it looks like text, not an .npz zip archive" if text else "not an .npz zip archive"
+    raise CheckpointError(f"{path} is not a checkpoint ({kind}); give a .npz written by charlstm train, "
+                          f"or its run directory")
 
 
 def _check_declared_sizes(path):

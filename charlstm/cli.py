@@ -3,8 +3,11 @@ CharlstmError with a message written for users; `main` prints such errors on one
 Data goes to stdout; progress, warnings and errors to stderr.
 """
 
+import functools
 import json
+import math
 import os
+import re
 import sys
 
 import click
@@ -16,6 +19,17 @@ CHECKPOINT_HELP = ("Checkpoint file, or a run directory (its best.npz, else late
 UNKNOWN = click.Choice(["error", "skip"])
 UNKNOWN_HELP = "Characters missing from the model's vocabulary: stop, or drop them with a warning."
 COLOUR = click.Choice(["auto", "always", "never"])
+
+
+class FiniteFloat(click.FloatRange):
+    """A float option that refuses NaN and infinity, which click's FloatRange lets through (NaN compares
+    false with every bound): "'nan' is not a finite number", as click reports any bad value."""
+
+    def convert(self, value, param, ctx):
+        number = click.FLOAT.convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number.", param, ctx)
+        return super().convert(number, param, ctx)
 
 
 class _Group(click.Group):
@@ -98,22 +112,27 @@ def _warn(message):
 @click.option("-c", "--checkpoint", "ckpt_path", metavar="CKPT", help=CHECKPOINT_HELP)
 @click.option("-n", "--length", default=200, show_default=True, type=click.IntRange(min=0),
               help="Most characters generated per sample.")
-@click.option("-t", "--temperature", default=1.0, show_default=True, type=click.FloatRange(min=0, min_open=True),
+@click.option("-t", "--temperature", default=1.0, show_default=True, type=FiniteFloat(min=0, min_open=True),
               help="Below 1: safer; above 1: wilder.")
 @click.option("--top-k", default=0, type=click.IntRange(min=0), help="Sample among the K likeliest characters (0: all).")
-@click.option("--top-p", default=1.0, type=click.FloatRange(0, 1, min_open=True),
+@click.option("--top-p", default=1.0, type=FiniteFloat(0, 1, min_open=True),
               help="Sample among the likeliest characters holding probability P.")
 @click.option("--greedy", is_flag=True, help="Always take the likeliest character.")
-@click.option("--seed", type=click.IntRange(min=0), help="Same seed, same text [default: random; jsonl shows it].")
+@click.option("--seed", type=click.IntRange(min=0),
+              help="Sample i (from 0, over all prompts and samples) uses seed SEED+i [default: random; jsonl "
+                   "shows each sample's seed].")
 @click.option("--until", multiple=True, metavar="STR", help="Stop after the first occurrence of STR (repeatable).")
 @click.option("--num-samples", default=1, show_default=True, type=click.IntRange(min=1), help="Samples per prompt.")
 @click.option("--format", "fmt", type=click.Choice(["text", "jsonl"]), default="text", show_default=True,
               help="jsonl: one object per sample with prompt, completion, text, logprob and seed.")
+@click.option("--separator", metavar="STR",
+              help="Text format: written between two samples, after the first one's newline; \\n and \\t "
+                   "are understood [default: \\n, a blank line; prompts from stdin: nothing].")
 @click.option("--unknown", type=UNKNOWN, default="error", show_default=True, help=UNKNOWN_HELP)
 @click.option("--batch", default=64, show_default=True, type=click.IntRange(min=1),
-              help="Sequences advanced together.")
-def sample(prompts, ckpt_path, length, temperature, top_k, top_p, greedy, seed, until, num_samples, fmt, unknown,
-           batch):
+              help="Sequences advanced together (faster); 1: every sample streams as it is made.")
+def sample(prompts, ckpt_path, length, temperature, top_k, top_p, greedy, seed, until, num_samples, fmt, separator,
+           unknown, batch):
     """Complete PROMPTS with text from a trained model.
 
     \b
@@ -123,11 +142,25 @@ def sample(prompts, ckpt_path, length, temperature, top_k, top_p, greedy, seed, 
     A prompt holding ___ is filled in at the blank instead of continued:
         charlstm sample -c runs/rooms --greedy 'Mady said hi to ___.'
     Every prompt is read as the start of a line, after a newline.
+
+    \b
+    Text goes out as it is made, to a pipe too, in memory that does not grow
+    with --length; Ctrl-C stops, keeping what was written. Samples go out in
+    the order of the prompts, separated by a blank line (--separator): the
+    first unfinished one streams, the others of its batch wait for it.
+
+    \b
+    Sample i (from 0, counting every sample of every prompt in order) draws
+    with seed SEED+i, whatever else shares its batch; jsonl reports it, and
+    that prompt alone with --seed set to it gives the same text:
+        charlstm sample --seed 7 --num-samples 3 --format jsonl 'Mady'
+        charlstm sample --seed 9 'Mady'            # the third sample again
     """
     import numpy as np
 
     from . import sample as sample_mod
     from .data import check_text
+    from .errors import DataError
     from .streams import Writer, prompt_batches
 
     ckpt = _load_checkpoint(ckpt_path)
@@ -136,18 +169,27 @@ def sample(prompts, ckpt_path, length, temperature, top_k, top_p, greedy, seed, 
     from_stdin = prompts == ("-",) or (not prompts and not sys.stdin.isatty())
     if "-" in prompts and not from_stdin:
         raise click.UsageError("- (stdin) cannot be mixed with prompts given as arguments")
+    if separator is not None and fmt != "text":
+        raise click.UsageError("--separator applies to --format text only")
     options = sample_mod.Options(length=length, temperature=temperature, top_k=top_k, top_p=top_p, greedy=greedy,
                                  until=until, stop_at_newline=from_stdin and fmt == "text", unknown=unknown)
     seed = int(np.random.SeedSequence().entropy % 2**63) if seed is None else seed
-    per_batch = max(1, batch // num_samples)
+    if separator is None:
+        separator = "" if from_stdin else "\n"
     if from_stdin:
-        batches = prompt_batches(sys.stdin.buffer, per_batch)
+        batches = prompt_batches(sys.stdin.buffer, max(1, batch // num_samples))
     else:
-        given = list(prompts) or [""]
-        batches = (given[i : i + per_batch] for i in range(0, len(given), per_batch))
-    writer = Writer(sys.stdout, fmt, live=sys.stdout.isatty())
-    for _ in sample_mod.complete(ckpt.params, ckpt.vocab, batches, options, seed, num_samples, writer, _warn):
-        pass
+        batches = [list(prompts) or [""]]
+    writer = Writer(sys.stdout, ckpt.vocab, fmt, _unescape(separator), seed, tty=sys.stdout.isatty())
+    n = sample_mod.complete(ckpt.params, ckpt.vocab, batches, options, seed, num_samples, batch, writer, _warn)
+    if n == 0:
+        why = "" if prompts else " (it is not a terminal, so prompts are read from it, one per line)"
+        raise DataError(f"no prompt: stdin was empty{why}; give a prompt as an argument, '' for none")
+
+
+def _unescape(text):
+    """--separator '\\n---\\n': backslash-n and backslash-t as a newline and a tab, two backslashes as one."""
+    return re.sub(r"\\([nt\\])", lambda m: {"n": "\n", "t": "\t", "\\": "\\"}[m.group(1)], text)
 
 
 @cli.command("eval")
@@ -161,12 +203,14 @@ def sample(prompts, ckpt_path, length, temperature, top_k, top_p, greedy, seed, 
 @click.option("--encoding", default="utf-8", show_default=True)
 @click.option("--window", default=256, show_default=True, type=click.IntRange(min=1),
               help="Characters per forward pass (speed and memory only; the score is the same).")
-def eval_(files, ckpt_path, cloze_path, fmt, verbose, unknown, encoding, window):
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar or warnings; errors only.")
+def eval_(files, ckpt_path, cloze_path, fmt, verbose, unknown, encoding, window, quiet):
     """Score FILES (or stdin, -): cross-entropy, bits per character, perplexity.
 
     The state starts at zero and is carried through each whole file (files run as parallel
     streams); the score is the mean over t = 1..N-1 of -log p(x_t | x_0..x_{t-1}), in nats.
-    With --cloze, the exact-match accuracy of greedy blank filling.
+    With --cloze, the exact-match accuracy of greedy blank filling. On a terminal, a text of
+    50,000 characters or more shows a progress bar on stderr.
     """
     from . import evaluate
 
@@ -175,12 +219,14 @@ def eval_(files, ckpt_path, cloze_path, fmt, verbose, unknown, encoding, window)
         if sys.stdin.isatty():
             raise click.UsageError("give files to score, - for stdin, or --cloze FILE")
         files = ("-",)
+    warn = None if quiet else _warn
     report = {}
     if files:
-        report.update(evaluate.score_files(ckpt.params, ckpt.vocab, files, encoding, unknown, _warn, window))
+        progress = functools.partial(_scoring_bar, quiet=quiet)
+        report.update(evaluate.score_files(ckpt.params, ckpt.vocab, files, encoding, unknown, warn, window, progress))
     if cloze_path:
         prompts, answers = evaluate.read_cloze(cloze_path)
-        accuracy, n, fills = evaluate.cloze(ckpt.params, ckpt.vocab, prompts, answers, unknown, _warn)
+        accuracy, n, fills = evaluate.cloze(ckpt.params, ckpt.vocab, prompts, answers, unknown, warn)
         report.update({"accuracy": accuracy, "n": n})
         if verbose:
             for p, a, f in zip(prompts, answers, fills):
@@ -190,6 +236,24 @@ def eval_(files, ckpt_path, cloze_path, fmt, verbose, unknown, encoding, window)
     else:
         for line in evaluate.report_lines(report):
             click.echo(line)
+
+
+LONG_TEXT = 50_000  # characters: a shorter text scores in a second or two, with no progress bar
+
+
+def _scoring_bar(total, quiet=False):
+    """The progress bar of `charlstm eval` (characters scored, characters per second) on stderr: only on a
+    terminal, for a text of LONG_TEXT characters or more, and not with --quiet; None otherwise."""
+    if quiet or total < LONG_TEXT or not sys.stderr.isatty():
+        return None
+    from tqdm import tqdm
+
+    try:  # a terminal that reports no size (a bare pty) gets nothing from tqdm: give it one
+        sized = os.get_terminal_size(sys.stderr.fileno()).columns > 0
+    except (OSError, ValueError):
+        sized = False
+    shape = {"dynamic_ncols": True} if sized else {"ncols": 100, "nrows": 24}
+    return tqdm(total=total, desc="scoring", unit="char", unit_scale=True, file=sys.stderr, leave=False, **shape)
 
 
 # ------------------------------------------------------------------------------------------ inspect, plot
@@ -206,11 +270,13 @@ def _use_colour(choice):
 @click.argument("text", required=False)
 @click.option("-c", "--checkpoint", "ckpt_path", metavar="CKPT", help=CHECKPOINT_HELP)
 @click.option("--show", multiple=True, metavar="QUANTITY",
-              help="surprisal (default), forget, input, output (GRU: reset, update), cell:LAYER:UNIT or "
-                   "hidden:LAYER:UNIT; repeatable.")
+              help="surprisal, forget, input, output (GRU: reset, update), cell:LAYER:UNIT or hidden:LAYER:UNIT; "
+                   "repeatable; replaces the default, surprisal.")
 @click.option("--top", default=0, metavar="N", type=click.IntRange(min=0),
-              help="Also show the N units whose memory varies most over the text.")
-@click.option("--html", "html_path", metavar="FILE", help="Write a self-contained web page instead.")
+              help="Also show the N units whose memory varies most over the text (below the surprisal or "
+                   "--show rows).")
+@click.option("--html", "html_path", metavar="FILE",
+              help="Write a self-contained web page instead [default rows: surprisal, every gate, --top 8].")
 @click.option("--color", "color", type=COLOUR, default="auto", show_default=True,
               help="auto: colours on a terminal unless NO_COLOR is set.")
 @click.option("--width", type=click.IntRange(min=10), help="Wrap at this many characters [default: the terminal's].")
@@ -240,7 +306,7 @@ def inspect(text, ckpt_path, show, top, html_path, color, width, unknown):
         inspection.write_html(html_path, text, rows, title=f"charlstm inspect: {ckpt.path}")
         click.echo(f"wrote {html_path} ({len(rows)} quantities; open it in a browser)", err=True)
         return
-    rows = inspection.quantities(traced, ckpt.spec, list(show) or (["surprisal"] if not top else []), top)
+    rows = inspection.quantities(traced, ckpt.spec, list(show) or ["surprisal"], top)
     use = _use_colour(color)
     truecolor = os.environ.get("COLORTERM", "").lower() in ("truecolor", "24bit")
     mode = "none" if not use else "truecolor" if truecolor else "ansi256"
@@ -320,12 +386,27 @@ def pysource(max_chars):
 def _quiet_broken_pipe():
     """The reader went away (`| head`): stop quietly with status 0, and keep Python from complaining
     when it flushes stdout at exit."""
+    _detach_stdout()
+    sys.exit(0)
+
+
+def _detach_stdout():
     try:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
     except (OSError, ValueError):
         pass
-    sys.exit(0)
+
+
+def _keep_output():
+    """Flush what went to stdout before a Ctrl-C (the text sampled so far), so a pipe gets all of it; a
+    reader that has gone away is no error."""
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        _detach_stdout()
+    except (OSError, ValueError):
+        pass
 
 
 def main():
@@ -336,6 +417,7 @@ def main():
     except BrokenPipeError:
         _quiet_broken_pipe()
     except click.exceptions.Abort:  # Ctrl-C outside training (click turns KeyboardInterrupt into Abort)
+        _keep_output()
         click.echo("Aborted.", err=True)
         sys.exit(130)
     except click.ClickException as e:

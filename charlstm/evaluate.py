@@ -17,10 +17,11 @@ from .sample import fill_blanks
 from .workspace import Workspace
 
 
-def score(params, streams, window=256, work=None, group=64):
+def score(params, streams, window=256, work=None, group=64, on_scored=None):
     """Total negative log-likelihood (nats) and the number of characters scored, over the id arrays in
     `streams`, each from the zero state. Streams run in groups of at most `group` side by side, streams
-    of similar length together; each window of a group is cut from the streams as it is needed."""
+    of similar length together; each window of a group is cut from the streams as it is needed.
+    on_scored(n), if given, is called with the characters scored by each window (for a progress bar)."""
     streams = sorted((s for s in streams if len(s) >= 2), key=len)
     if not streams:
         return 0.0, 0
@@ -28,12 +29,12 @@ def score(params, streams, window=256, work=None, group=64):
     packed = model.pack(params)
     total, count = 0.0, 0
     for g in range(0, len(streams), group):
-        t, c = _score_group(params, packed, streams[g : g + group], window, work)
+        t, c = _score_group(params, packed, streams[g : g + group], window, work, on_scored)
         total, count = total + t, count + c
     return total, count
 
 
-def _score_group(params, packed, streams, window, work):
+def _score_group(params, packed, streams, window, work, on_scored=None):
     spec, dtype = packed["spec"], params["decoder.weight"].dtype
     B = len(streams)
     lengths = np.array([len(s) - 1 for s in streams])  # (B,) characters scored per stream
@@ -50,18 +51,28 @@ def _score_group(params, packed, streams, window, work):
                 y[: len(piece) - 1, b] = piece[1:]
         mask = (start + np.arange(T)[:, None] < lengths[None, :]).astype(dtype)  # (T, B)
         loss, state, _ = model.forward(params, x, y, state, work, mask, packed=packed)
-        total += loss * float(mask.sum())
+        scored = float(mask.sum())
+        total += loss * scored
+        if on_scored is not None:
+            on_scored(int(scored))
     return total, int(lengths.sum())
 
 
-def score_files(params, vocab, files, encoding="utf-8", unknown="error", warn=None, window=256):
+def score_files(params, vocab, files, encoding="utf-8", unknown="error", warn=None, window=256, progress=None):
     """`charlstm eval FILES`: every file (or directory of files, or - for stdin) one stream from the zero
-    state; returns the metrics dict."""
+    state; returns the metrics dict. progress(total), if given, is called with the number of characters
+    to score once the files are read, and returns a progress bar (an object with update(n) and close(),
+    such as a tqdm bar) or None."""
     streams = []
     for f in expand_sources(files):
         text, _ = read_text([f], encoding)
         streams.append(encode_text(vocab, text, unknown, warn, where="stdin" if f == "-" else f))
-    total, count = score(params, streams, window)
+    bar = progress(sum(max(len(s) - 1, 0) for s in streams)) if progress is not None else None
+    try:
+        total, count = score(params, streams, window, on_scored=bar.update if bar is not None else None)
+    finally:
+        if bar is not None:
+            bar.close()
     if count == 0:
         raise DataError("nothing to score: each text needs at least two characters")
     return metrics(total, count)

@@ -14,8 +14,13 @@ A prompt holding a blank "___" is filled rather than continued: the text before 
 model, and the fill ends where the text after the blank would begin (its first character), at the end
 of a word, or at an --until string.
 
-Randomness: sequence i (counted over the whole input, not the batch) draws its uniforms from a generator
-seeded with (seed, i), so a prompt's completion does not depend on which other prompts share its batch.
+Memory does not grow with the length: `run` keeps per sequence its state, a block of uniforms and the
+last few characters that --until needs, and hands every step's characters to a sink, which writes them
+out (streams.Writer) or collects them (Collector, for blank fills and jsonl).
+
+Randomness: sequence i of the whole input (counted over all prompts and samples, not the batch) draws
+its uniforms from a generator seeded with seed + i. So a prompt's completion does not depend on which
+other prompts share its batch, and a sample is reproduced alone by its prompt with seed + i as the seed.
 """
 
 from dataclasses import dataclass
@@ -56,7 +61,7 @@ class Request:
     prompt: str
     prefix: str  # what primes the model
     suffix: Optional[str]  # text after the blank; None when the prompt has no blank
-    index: int  # position in the whole input, for the per-sequence random generator
+    index: int  # position in the whole input: the sequence's random generator is seeded with seed + index
 
 
 def parse(prompt, index=0):
@@ -69,69 +74,167 @@ def parse(prompt, index=0):
     return Request(prompt, prompt, None, index)
 
 
+def sample_seed(seed, request):
+    """The seed of a request's random generator: that of the run plus its index in the whole input. The
+    request alone (index 0) with this seed draws the same numbers."""
+    return seed + request.index
+
+
 def word_boundaries(vocab):
     """(V,) bool: characters that end a word (anything but letters, digits, apostrophe and hyphen)."""
     return np.array([not (c.isalnum() or c in "'-") for c in vocab.chars])
 
 
-def generate(packed, vocab, requests, options, seed=0, on_step=None, warn=None):
-    """Complete a batch of requests together with the packed weights (model.pack). Returns one Result
-    per request, in order.
+def run(packed, vocab, requests, options, seed, sink, warn=None):
+    """Advance a batch of requests together with the packed weights (model.pack) until every sequence is
+    done; returns their log-probabilities (B,).
 
-    on_step(text_from, done), if given, is called after every generated character with a function
-    (b, start) -> the completion of sequence b from character `start`, and the (B,) bool array of
-    finished sequences: what a live display needs, without decoding everything every step.
+    Nothing is kept per generated character: after every step, sink.step(chosen, keep, done, logprob)
+    sees the characters chosen (B,), which of them belong to their sequence's completion (B,) bool, which
+    sequences are finished (B,) bool, and the log-probabilities so far (B,). A sequence keeps a prefix of
+    the steps: its first unkept character ends it. The sink decides what to hold (see Collector,
+    streams.Writer), so memory does not grow with options.length.
     """
     B = len(requests)
     if B == 0:
-        return []
+        return np.zeros(0)
     if not options.greedy and options.temperature <= 0:
         raise DataError("temperature must be positive (use --greedy for the likeliest characters)")
     prompts = [_encode_prefix(vocab, r, options.unknown, warn) for r in requests]
     n_new = options.length
-    out = np.zeros((B, max(n_new, 1)), np.intp)  # (B, n_new) generated ids
     n_out = np.zeros(B, np.intp)  # (B,) characters kept per sequence
     done = np.full(B, n_new == 0)
     logprob = np.zeros(B)
-    uniforms = None if options.greedy else np.stack(  # (B, n_new), one generator per sequence
-        [np.random.default_rng([seed, r.index]).random(max(n_new, 1)) for r in requests])
+    uniforms = None if options.greedy else _Uniforms([sample_seed(seed, r) for r in requests], n_new)
     ends_before = _stop_table(vocab, requests, options)  # (B, V): this character ends sequence b unkept
-    until = []
-    for u in filter(None, options.until):
-        if vocab.unknown(u):
-            if warn is not None:
-                warn(f"warning: --until {u!r} holds characters the model never writes; it cannot stop anything")
-        else:
-            until.append(vocab.encode(u))
+    until = _Until(vocab, options.until, B, warn)
 
     state = model.zero_state(packed["spec"], B, packed["table"].dtype)
     work = Workspace()
     rows = np.arange(B)
     with np.errstate(over="ignore", divide="ignore"):  # see model.step
         logits = _prime(packed, prompts, state, work)
-        for g in range(n_new):
-            chosen, char_logp = _choose(logits, options, None if uniforms is None else uniforms[:, g])
+        for _ in range(n_new):
+            chosen, char_logp = _choose(logits, options, None if uniforms is None else uniforms.next())
             ending = ends_before[rows, chosen]
             keep = ~(done | ending)
-            out[:, g] = chosen
             n_out += keep
             logprob += np.where(keep, char_logp, 0.0)
             done |= ending | (n_out >= n_new)
-            if until:
-                for b in np.flatnonzero(keep & ~done):
-                    done[b] = _ends_with_any(out[b, : n_out[b]], until)
-            if on_step is not None:
-                on_step(lambda b, start: vocab.decode(out[b, start : n_out[b]]), done)
+            if until.patterns:
+                done |= until.reached(chosen, keep)
+            sink.step(chosen, keep, done, logprob)
             if done.all():
                 break
             logits = model.step(packed, chosen, state, work)
+    return logprob
 
-    results = []
-    for b, r in enumerate(requests):
-        completion = vocab.decode(out[b, : n_out[b]])
-        text = r.prefix + completion + r.suffix if r.suffix is not None else r.prompt + completion
-        results.append(Result(r.prompt, completion, text, float(logprob[b])))
-    return results
+
+class Collector:
+    """A sink for `run` that holds each sequence's completion as text. The chosen ids of the last CHUNK
+    steps sit in one (CHUNK, B) array, decoded per sequence when it fills, so a step costs two array
+    writes, not a loop over the batch. A sequence keeps a prefix of the steps, so its characters in a
+    chunk are the chunk's first rows. A dropped sequence's text is no longer held (streams.Writer drops
+    the one it writes as it goes)."""
+
+    CHUNK = 1024
+
+    def __init__(self, vocab, B):
+        self.vocab = vocab
+        self.ids = np.zeros((self.CHUNK, B), np.intp)  # (CHUNK, B) the ids chosen at the chunk's steps
+        self.row = 0  # rows of the chunk filled
+        self.kept = np.zeros(B, np.intp)  # (B,) characters kept per sequence
+        self.decoded = np.zeros(B, np.intp)  # (B,) of which already decoded into parts
+        self.parts = [[] for _ in range(B)]  # decoded text, chunk by chunk
+        self.dropped = np.zeros(B, bool)
+
+    def step(self, chosen, keep, done=None, logprob=None):
+        self.ids[self.row] = chosen
+        self.kept += keep
+        self.row += 1
+        if self.row == self.CHUNK:
+            for b in np.flatnonzero((self.kept > self.decoded) & ~self.dropped):
+                self.parts[b].append(self._pending(b))
+            self.decoded[:] = self.kept
+            self.row = 0
+
+    def _pending(self, b):
+        return self.vocab.decode(self.ids[: self.kept[b] - self.decoded[b], b])
+
+    def text(self, b):
+        """Everything sequence b has kept so far."""
+        return "".join(self.parts[b]) + self._pending(b)
+
+    def drop(self, b):
+        self.dropped[b] = True
+        self.parts[b] = []
+
+
+def generate(packed, vocab, requests, options, seed=0, warn=None):
+    """Complete a batch of requests together; returns one Result per request, in order. Holds every
+    completion: for blank fills and tests; `charlstm sample` streams through `complete` instead."""
+    texts = Collector(vocab, len(requests))
+    logprob = run(packed, vocab, requests, options, seed, texts, warn)
+    return [result(r, texts.text(b), float(logprob[b])) for b, r in enumerate(requests)]
+
+
+def result(request, completion, logprob):
+    """The Result for a request completed with `completion`."""
+    r = request
+    text = r.prefix + completion + r.suffix if r.suffix is not None else r.prompt + completion
+    return Result(r.prompt, completion, text, logprob)
+
+
+class _Uniforms:
+    """The uniforms that drive sampling: sequence b draws from its own generator, seeded with its seed
+    (--seed plus its index in the whole input), CHUNK at a time. Each double takes one 64-bit output, so
+    the numbers are those of a single long draw, and memory does not grow with the length."""
+
+    CHUNK = 4096
+
+    def __init__(self, seeds, length):
+        self.generators = [np.random.default_rng(s) for s in seeds]
+        self.length = length
+        self.g = 0  # uniforms handed out per sequence
+        self.block = None  # (n, B)
+
+    def next(self):
+        """(B,) one uniform per sequence, for the next step."""
+        j = self.g % self.CHUNK
+        if j == 0:
+            n = min(self.CHUNK, self.length - self.g)
+            self.block = np.empty((n, len(self.generators)))  # (n, B)
+            for b, gen in enumerate(self.generators):
+                self.block[:, b] = gen.random(n)
+        self.g += 1
+        return self.block[j]
+
+
+class _Until:
+    """Which sequences have just written one of the --until strings. Only the last W characters kept by
+    each sequence are held (W the longest string), not the completion."""
+
+    def __init__(self, vocab, strings, B, warn=None):
+        self.patterns = []
+        for u in filter(None, strings):
+            if vocab.unknown(u):
+                if warn is not None:
+                    warn(f"warning: --until {u!r} holds characters the model never writes; it cannot stop anything")
+            else:
+                self.patterns.append(vocab.encode(u).astype(np.intp))
+        W = max((len(p) for p in self.patterns), default=0)
+        self.tail = np.full((B, W), -1, np.intp)  # (B, W) the last W ids kept, right-aligned; -1 before any
+
+    def reached(self, chosen, keep):
+        """Take this step's kept characters; (B,) bool: the sequences whose completion now ends with one
+        of the strings."""
+        self.tail[keep, :-1] = self.tail[keep, 1:]
+        self.tail[keep, -1] = chosen[keep]
+        W = self.tail.shape[1]
+        hit = np.zeros(len(keep), bool)
+        for p in self.patterns:
+            hit |= (self.tail[:, W - len(p) :] == p).all(axis=1)
+        return hit & keep
 
 
 def _prime(packed, prompts, state, work):
@@ -171,10 +274,6 @@ def _encode_prefix(vocab, request, unknown, warn):
     if len(ids) == 0 and "\n" not in vocab.index:
         raise DataError("an empty prompt needs a model whose vocabulary has a newline; give a prompt")
     return line_start(vocab, ids)
-
-
-def _ends_with_any(ids, patterns):
-    return any(len(ids) >= len(p) and np.array_equal(ids[len(ids) - len(p):], p) for p in patterns)
 
 
 def _choose(logits, options, u):
@@ -220,20 +319,18 @@ def fill_blanks(params, vocab, prompts, batch=256, unknown="error", warn=None):
     return fills
 
 
-def complete(params, vocab, prompt_batches, options, seed, num_samples=1, writer=None, warn=None):
-    """Complete every prompt of every batch, num_samples times each: the samples of a batch advance
-    together, and sequence i of the whole input draws from generator (seed, i). Each finished batch is
-    handed to writer (see streams.Writer) before the next is read. Yields the results of each batch."""
+def complete(params, vocab, prompt_batches, options, seed, num_samples=1, batch=64, writer=None, warn=None):
+    """Complete every prompt of every batch of prompts, num_samples times each, handing the samples to
+    writer (see streams.Writer) as they are made; at most `batch` sequences advance together. Sample i of
+    the whole input (prompts in order, a prompt's samples together) draws from a generator seeded with
+    seed + i, whatever batch it is in. Returns the number of samples."""
     packed = model.pack(params)
     index = 0
     for prompts in prompt_batches:
-        requests = []
-        for prompt in prompts:
-            for _ in range(num_samples):
-                requests.append(parse(prompt, index))
-                index += 1
-        on_step = writer.batch(requests) if writer is not None else None
-        results = generate(packed, vocab, requests, options, seed, on_step=on_step, warn=warn)
-        if writer is not None:
-            writer.results(results, seed)
-        yield results
+        requests = [parse(p, index + k) for k, p in enumerate(p for p in prompts for _ in range(num_samples))]
+        index += len(requests)
+        for start in range(0, len(requests), batch):
+            chunk = requests[start : start + batch]
+            logprob = run(packed, vocab, chunk, options, seed, writer.start(chunk), warn)
+            writer.finish(logprob)
+    return index

@@ -2,14 +2,17 @@
 
 Prompts are read from stdin a line at a time without waiting for the end of the input: a batch takes
 the lines already available (up to its size), so a slow producer gets answers as it goes and a large
-file is still processed in full batches. Output is written in input order and flushed line by line.
+file is still processed in full batches. Samples are written in input order, each as early as that
+order allows: the first unfinished one character by character as it is generated (see Writer).
 """
 
 import json
 import os
 import select
+import time
 
 from .errors import DataError
+from .sample import Collector, result, sample_seed
 
 
 def prompt_batches(stream, size):
@@ -65,41 +68,88 @@ def _decode(line, line_no):
 
 
 class Writer:
-    """Writes results in order. On a TTY (live) the first unfinished sequence streams character by
-    character; otherwise each result is written whole, one per line (text) or as a JSON object (jsonl)."""
+    """The sink of `charlstm sample`: writes the samples of each batch in input order, each as early as
+    the order allows. In text format the first unfinished sample (the head) goes out character by
+    character as it is generated, its prompt first; the others are held (as text) until every sample
+    before them is out, then go out whole. In jsonl, each record goes out when its sample and all before
+    it are done. So with one sequence per batch nothing is held and memory does not grow with the length.
 
-    def __init__(self, out, fmt="text", live=False):
-        self.out, self.fmt, self.live = out, fmt, live and fmt == "text"
+    Samples are separated by `separator` (text format), written after a sample's closing newline and
+    before the next sample. Output is flushed at every character on a terminal, and otherwise at every
+    newline and at least every FLUSH_SECONDS, so a pipe (`| tee`) sees text as it comes and an interrupt
+    keeps what was made.
+    """
 
-    def batch(self, requests):
-        """Start a batch; returns the on_step callback for sample.generate (None when not live)."""
-        self.requests, self.k, self.shown = requests, 0, None
-        return self._on_step if self.live else None
+    FLUSH_SECONDS = 0.25
 
-    def _on_step(self, text_from, done):
-        while self.k < len(self.requests):
-            r = self.requests[self.k]
-            if self.shown is None:
-                self.out.write(r.prefix)
-                self.shown = 0
-            new = text_from(self.k, self.shown)
-            self.out.write(new)
-            self.shown += len(new)
-            if not done[self.k]:
-                break
-            self.out.write((r.suffix or "") + "\n")
-            self.k, self.shown = self.k + 1, None
+    def __init__(self, out, vocab, fmt="text", separator="", seed=0, tty=False, clock=time.monotonic):
+        self.out, self.vocab, self.fmt, self.separator, self.tty, self.clock = out, vocab, fmt, separator, tty, clock
+        self.seed = seed  # the --seed of the run; jsonl reports each sample's own (see sample.sample_seed)
+        self.chars = vocab.chars
+        self.written = 0  # samples written, over all batches
+        self.unflushed = False
+        self.flushed_at = clock()
+
+    def start(self, requests):
+        """Begin a batch of requests, in input order; returns the sink for sample.run."""
+        self.requests, self.head, self.opened = requests, 0, False
+        self.held = Collector(self.vocab, len(requests)) if self.fmt == "jsonl" or len(requests) > 1 else None
+        return self
+
+    def step(self, chosen, keep, done, logprob):
+        """After each generated character: stream the head's, and write whatever has finished in order."""
+        newline = False
+        if self.fmt == "text" and not self.opened:  # the first step: the prompts were good, start writing
+            self._open()
+        if self.held is not None:
+            self.held.step(chosen, keep)
+        h = self.head
+        if self.fmt == "text" and keep[h]:
+            ch = self.chars[chosen[h]]
+            self.out.write(ch)
+            self.unflushed, newline = True, ch == "\n"
+        while self.head < len(self.requests) and done[self.head]:
+            self._close(logprob[self.head])
+            newline = True
+        if self.unflushed and (self.tty or newline or self.clock() - self.flushed_at >= self.FLUSH_SECONDS):
+            self.flush()
+
+    def finish(self, logprob):
+        """The batch is done: write what is left of it."""
+        if self.fmt == "text" and not self.opened and self.requests:
+            self._open()
+        while self.head < len(self.requests):
+            self._close(logprob[self.head])
+        self.flush()
+
+    def flush(self):
         self.out.flush()
+        self.unflushed, self.flushed_at = False, self.clock()
 
-    def results(self, results, seed):
-        """The finished batch: written now unless it already streamed."""
-        if self.live:
-            return
-        for r in results:
-            if self.fmt == "jsonl":
-                record = {"prompt": r.prompt, "completion": r.completion, "text": r.text, "logprob": r.logprob,
-                          "seed": seed}
-                self.out.write(json.dumps(record, ensure_ascii=False) + "\n")
-            else:
-                self.out.write(r.text + "\n")
-            self.out.flush()
+    def _open(self):
+        """Text format: start writing the head: the separator, its prompt (the text before a blank) and
+        what it has made so far, which from now on goes out as it comes instead of being held."""
+        r = self.requests[self.head]
+        self.opened = True
+        self.out.write((self.separator if self.written else "") + r.prefix)
+        if self.held is not None:
+            self.out.write(self.held.text(self.head))
+            self.held.drop(self.head)
+        self.unflushed = True
+
+    def _close(self, logprob):
+        """The head is done: end it, and open the next."""
+        r = self.requests[self.head]
+        if self.fmt == "jsonl":
+            res = result(r, self.held.text(self.head), float(logprob))
+            self.held.drop(self.head)
+            record = {"prompt": res.prompt, "completion": res.completion, "text": res.text, "logprob": res.logprob,
+                      "seed": sample_seed(self.seed, r)}
+            self.out.write(json.dumps(record, ensure_ascii=False) + "\n")
+        else:
+            self.out.write((r.suffix or "") + "\n")
+        self.written += 1
+        self.head += 1
+        self.unflushed = True
+        if self.fmt == "text" and self.head < len(self.requests):
+            self._open()

@@ -1,10 +1,14 @@
 """Checkpoint files: atomic writes, pickle-free verified reads, named errors for every kind of damage."""
 
+import io
 import json
 import pathlib
+import zipfile
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from charlstm import checkpoint, config, model
 from charlstm.errors import CheckpointError
@@ -217,3 +221,59 @@ def test_resolve_prefers_best_then_latest(tmp_path):
     assert checkpoint.load(run).step == 5
     with pytest.raises(CheckpointError, match="no checkpoint at"):
         checkpoint.load(tmp_path / "nothing.npz")
+
+
+def _with_array_bytes_changed(blob, member, changes):
+    """The checkpoint `blob` with bytes of one member's array data (after its .npy header) XORed, and the
+    zip written again with valid CRCs and sizes: damage that zip's own checks cannot see."""
+    with zipfile.ZipFile(io.BytesIO(blob)) as z:
+        members = [(info.filename, z.read(info)) for info in z.infolist()]
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as z:
+        for name, data in members:
+            if name == member:
+                f = io.BytesIO(data)
+                read_header = {(1, 0): np.lib.format.read_array_header_1_0,
+                               (2, 0): np.lib.format.read_array_header_2_0}[np.lib.format.read_magic(f)]
+                read_header(f)
+                start, data = f.tell(), bytearray(data)
+                for offset, xor in changes:
+                    data[start + offset % (len(data) - start)] ^= xor
+            z.writestr(name, bytes(data))
+    return out.getvalue()
+
+
+@pytest.fixture(scope="module")
+def valid_blob(tmp_path_factory):
+    path = tmp_path_factory.mktemp("blob") / "c.npz"
+    checkpoint.write(path, *valid_entries())
+    with zipfile.ZipFile(path) as z:
+        return path.read_bytes(), [info.filename for info in z.infolist()]
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_array_bytes_changed_under_valid_crcs_fail_the_digest(valid_blob, tmp_path, data):
+    """Any change to any entry's bytes (parameters, meta, the digest itself), in a zip whose CRCs are
+    right, is caught by the SHA-256 and by nothing before it."""
+    blob, members = valid_blob
+    member = data.draw(st.sampled_from(members))
+    changes = data.draw(st.lists(st.tuples(st.integers(0, 10**6), st.integers(1, 255)), min_size=1, max_size=4,
+                                 unique_by=lambda c: c[0]))
+    path = tmp_path / "damaged.npz"
+    path.write_bytes(_with_array_bytes_changed(blob, member, changes))
+    with zipfile.ZipFile(path) as z:
+        assert z.testzip() is None  # zip's CRCs find nothing wrong
+    assert "do not match the SHA-256 recorded in it" in one_line_error(path)
+
+
+@pytest.mark.parametrize("content, kind", [(b"buy milk\n", "it looks like text, not an .npz zip archive"),
+                                           ("aé".encode() * 300, "it looks like text, not an .npz zip archive"),
+                                           (bytes(range(256)), "not an .npz zip archive")])
+def test_a_file_that_is_not_a_zip_is_not_a_checkpoint(tmp_path, content, kind):
+    path = tmp_path / "notes.txt"
+    path.write_bytes(content)
+    message = one_line_error(path)
+    assert message.startswith(f"{path} is not a checkpoint ({kind}); give a .npz") and "pickle" not in message
+    path.write_bytes(b"")
+    assert one_line_error(path) == f"{path} is empty, not a checkpoint"

@@ -8,7 +8,7 @@ import pytest
 
 import naive
 from charlstm import checkpoint, evaluate
-from conftest import FOUR
+from conftest import FOUR, run_cli
 
 
 def reference_nats(params, ids):
@@ -105,3 +105,47 @@ def test_score_pools_streams_of_different_lengths(four_run):
     parts = [evaluate.score(ckpt.params, [s]) for s in ids]
     assert count == sum(len(s) - 1 for s in ids)
     assert total == pytest.approx(sum(t for t, _ in parts), rel=1e-5)
+
+
+def _eval_on_a_terminal(*args):
+    """charlstm eval with stderr on a pseudo-terminal (stdout a pipe): (exit status, stdout, stderr)."""
+    import os
+    import pty
+    import subprocess
+    import sys
+
+    controller, terminal = pty.openpty()
+    env = {k: v for k, v in os.environ.items() if k != "CHARLSTM_DEBUG"}
+    proc = subprocess.Popen([sys.executable, "-m", "charlstm", "eval", *map(str, args)], stdin=subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=terminal, env=env)
+    os.close(terminal)
+    err = b""
+    while True:
+        try:
+            chunk = os.read(controller, 1 << 16)
+        except OSError:  # EIO: the process has closed the terminal
+            break
+        if not chunk:
+            break
+        err += chunk
+    os.close(controller)
+    out = proc.stdout.read().decode()
+    return proc.wait(timeout=60), out, err.decode(errors="replace")
+
+
+def test_a_long_text_shows_progress_on_a_terminal_only(four_run, tmp_path):
+    long = tmp_path / "long.txt"
+    long.write_text("".join(FOUR[i % 4] + "\n" for i in range(2500)))  # 61,875 characters
+    n = len(long.read_text()) - 1
+    code, out, err = _eval_on_a_terminal("-c", four_run, long)
+    assert code == 0 and out.startswith(f"chars        {n:,}\n"), err
+    from tqdm import tqdm
+
+    assert "scoring:" in err and f"/{tqdm.format_sizeof(n)} [" in err and "char/s]" in err  # scored of total; rate
+    code, out, err = _eval_on_a_terminal("-c", four_run, long, "--quiet")
+    assert code == 0 and out.startswith("chars") and err == ""
+    short = tmp_path / "short.txt"
+    short.write_text(FOUR[0] * 10)
+    assert _eval_on_a_terminal("-c", four_run, short)[2] == ""
+    code, out, err = run_cli("eval", "-c", four_run, long)  # stderr a pipe
+    assert code == 0 and out.startswith("chars") and err == ""

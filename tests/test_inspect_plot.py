@@ -12,6 +12,7 @@ import pytest
 
 import naive
 from charlstm import checkpoint, inspection, plot
+from conftest import run_cli
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 TEXT = "the cat sat on the mat.\nthe dog"
@@ -177,3 +178,14 @@ def test_run_reads_the_text_as_the_start_of_a_line(four_run):
     assert shown == TEXT and not math.isnan(traced["surprisal"][0])
     np.testing.assert_allclose(traced["surprisal"], after_newline["surprisal"][1:], rtol=1e-6)
     np.testing.assert_allclose(traced["hidden"], after_newline["hidden"][1:], rtol=1e-6)
+
+
+def test_top_adds_units_below_the_surprisal_unless_show_replaces_it(four_run):
+    code, out, err = run_cli("inspect", "-c", four_run, TEXT, "--top", 3, "--width", 80)
+    assert code == 0, err
+    headers = [line.split("  scale:")[0] for line in out.splitlines() if "scale:" in line]
+    assert headers[0] == "surprisal (bits)" and len(headers) == 4
+    assert all("varies most" in h for h in headers[1:])
+    code, out, err = run_cli("inspect", "-c", four_run, TEXT, "--top", 3, "--show", "forget", "--width", 80)
+    headers = [line for line in out.splitlines() if "scale:" in line]
+    assert len(headers) == 4 and "forget gate" in headers[0] and "surprisal" not in out

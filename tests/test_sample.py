@@ -1,6 +1,9 @@
 """`charlstm sample`: completion, blanks, sampling controls, batching and shell pipelines."""
 
 import json
+import os
+import select
+import signal
 import subprocess
 import sys
 
@@ -19,7 +22,7 @@ def test_greedy_fills_each_blank(cli, four_run):
                "a bird sang in the ___."]
     code, out, err = cli("sample", "-c", four_run, "--greedy", *prompts)
     assert code == 0, err
-    assert out.splitlines() == [FOUR[0], FOUR[1], FOUR[3], FOUR[2]]
+    assert out == "\n\n".join([FOUR[0], FOUR[1], FOUR[3], FOUR[2]]) + "\n"  # a blank line between samples
 
 
 def test_a_run_directory_or_a_file_names_the_checkpoint(cli, four_run):
@@ -38,7 +41,8 @@ def test_length_until_and_num_samples(cli, four_run):
     code, out, _ = cli("sample", "-c", four_run, "-n", 300, "--seed", 3, "--until", "bowl.", "--num-samples", 4,
                        "--format", "jsonl", "my fish")
     records = [json.loads(line) for line in out.splitlines()]
-    assert len(records) == 4 and all(r["prompt"] == "my fish" and r["seed"] == 3 for r in records)
+    assert len(records) == 4 and all(r["prompt"] == "my fish" for r in records)
+    assert [r["seed"] for r in records] == [3, 4, 5, 6]  # sample i: seed + i
     for r in records:
         assert r["completion"].endswith("bowl.") and r["completion"].count("bowl.") == 1
         assert r["text"] == "my fish" + r["completion"]
@@ -128,8 +132,8 @@ def test_a_prompt_is_read_as_the_start_of_a_line():
 
 
 def test_unknown_characters(cli, four_run):
-    code, out, err = cli("sample", "-c", four_run, "the ЖX cat")
-    assert code == 1 and "'X' 'Ж'" in err and err.count("\n") == 1
+    code, out, err = cli("sample", "-c", four_run, "the cat", "the ЖX cat")
+    assert code == 1 and "'X' 'Ж'" in err and err.count("\n") == 1 and out == ""
     code, out, err = cli("sample", "-c", four_run, "--unknown", "skip", "--greedy", "-n", 5, "the ЖX cat")
     assert code == 0 and "warning: dropped characters not in the vocabulary: 'X' 'Ж'" in err
     assert out.startswith("the ЖX cat")
@@ -147,30 +151,85 @@ def test_bad_requests_are_one_line_errors(cli, four_run, tmp_path):
         assert code != 0 and message in err and out == "", (args, err)
 
 
-def test_writer_streams_the_first_unfinished_sequence():
-    class Out:
-        def __init__(self):
-            self.text = ""
+class FakeOut:
+    def __init__(self):
+        self.text, self.flushed = "", ""
 
-        def write(self, s):
-            self.text += s
+    def write(self, s):
+        self.text += s
 
-        def flush(self):
-            pass
+    def flush(self):
+        self.flushed = self.text
 
-    out = Out()
-    writer = Writer(out, live=True)
+
+def test_writer_streams_the_first_unfinished_sample_and_keeps_the_order():
+    """Sample 0 streams as it is made; sample 1, done first, waits for it, then goes out whole after
+    the separator, with its blank filled."""
+    from charlstm.data import Vocab
+
+    vocab = Vocab("\n abcdxyz")
+    ids = {c: i for i, c in enumerate(vocab.chars)}
+    out = FakeOut()
+    writer = Writer(out, vocab, separator="\n", tty=True)
     requests = [sample_mod.parse("ab", 0), sample_mod.parse("x___y", 1)]
-    on_step = writer.batch(requests)
-    completions = [["", "c", "cd", "cd"], ["", "z", "z", "z"]]
-    done = [[False, False, False, True], [False, False, True, True]]
-    seen = []
-    for t in range(4):
-        on_step(lambda b, start: completions[b][t][start:], np.array([done[0][t], done[1][t]]))
+    sink = writer.start(requests)
+    seen = [out.text]
+    # step: (chosen, kept, done); sample 1 keeps "z", then ends at a word boundary (" ", not kept)
+    for chosen, keep, done in [("cz", [1, 1], [0, 0]), ("d ", [1, 0], [0, 1]), ("\na", [0, 0], [1, 1])]:
+        sink.step(np.array([ids[c] for c in chosen]), np.array(keep, bool), np.array(done, bool), np.zeros(2))
         seen.append(out.text)
-    assert seen == ["ab", "abc", "abcd", "abcd\nxzy\n"]
-    writer.results([], seed=1)  # a live batch has already been written
-    assert out.text == seen[-1]
+    writer.finish(np.zeros(2))
+    assert seen == ["", "abc", "abcd", "abcd\n\nxzy\n"]  # nothing before the first step: a bad prompt writes nothing
+    assert out.flushed == out.text
+
+
+def test_writer_holds_later_samples_until_the_earlier_are_out_in_jsonl():
+    from charlstm.data import Vocab
+
+    vocab = Vocab("\nab")
+    out = FakeOut()
+    writer = Writer(out, vocab, fmt="jsonl", seed=10)
+    requests = [sample_mod.parse("a", 4), sample_mod.parse("b", 5)]
+    sink = writer.start(requests)
+    sink.step(np.array([1, 2]), np.array([True, True]), np.array([False, True]), np.array([-1.0, -2.0]))
+    assert out.text == ""  # sample 1 is done, but sample 0 is not
+    sink.step(np.array([2, 0]), np.array([True, False]), np.array([True, True]), np.array([-3.0, -2.0]))
+    records = [json.loads(line) for line in out.text.splitlines()]
+    assert [(r["text"], r["logprob"], r["seed"]) for r in records] == [("aab", -3.0, 14), ("bb", -2.0, 15)]
+
+
+def test_writer_flushes_a_pipe_at_newlines_and_every_quarter_second():
+    from charlstm.data import Vocab
+
+    vocab = Vocab("\nab")
+    now = [0.0]
+    out = FakeOut()
+    sink = Writer(out, vocab, clock=lambda: now[0]).start([sample_mod.parse("", 0)])
+    step = lambda c: sink.step(np.array([c]), np.array([True]), np.array([False]), np.zeros(1))  # noqa: E731
+    step(1)
+    now[0] = 0.1
+    step(2)
+    assert out.text == "ab" and out.flushed == ""  # not a terminal: no flush per character
+    now[0] = 0.3
+    step(1)
+    assert out.flushed == "aba"  # a quarter of a second since the last
+    step(0)
+    assert out.flushed == "aba\n"  # a newline
+
+
+def test_a_collector_holds_each_completion_across_chunks():
+    from charlstm.data import Vocab
+
+    vocab = Vocab("ab")
+    collect = sample_mod.Collector(vocab, 3)
+    rng = np.random.default_rng(0)
+    ends = [0, 2500, 1024]  # sample b keeps its first ends[b] steps
+    chosen = rng.integers(0, 2, (3000, 3))
+    for t in range(3000):
+        collect.step(chosen[t], np.array([t < e for e in ends]))
+    collect.drop(1)
+    assert [collect.text(b) for b in (0, 2)] == ["", vocab.decode(chosen[:1024, 2])]
+    assert collect.parts[1] == []
 
 
 def test_prompt_batches_do_not_wait_for_the_end_of_input():
@@ -208,3 +267,152 @@ def test_pipeline_in_order_and_quiet_when_the_reader_leaves(four_run):
                             f"sample -c {four_run} -n 20 | head -n 1; exit ${{PIPESTATUS[1]}}"],
                            capture_output=True, text=True, timeout=60)
     assert shell.returncode == 0 and shell.stderr == "" and shell.stdout.startswith("the")
+
+
+# ------------------------------------------------------------------- streaming: memory, pipes, interrupts
+
+
+def _start(*args):
+    env = {k: v for k, v in os.environ.items() if k != "CHARLSTM_DEBUG"}
+    return subprocess.Popen([sys.executable, "-m", "charlstm", "sample", *map(str, args)], stdin=subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+
+
+def _read_until(proc, enough, wait=30):
+    """What proc writes to stdout until enough(bytes so far); fails if it writes nothing for `wait` seconds
+    (a bound against hanging, not a speed test: the first characters come within a second or two)."""
+    data = b""
+    while not enough(data):
+        if not select.select([proc.stdout], [], [], wait)[0]:
+            proc.kill()
+            pytest.fail(f"no output for {wait} s after {data[-200:]!r}")
+        chunk = os.read(proc.stdout.fileno(), 1 << 16)
+        if not chunk:
+            proc.wait(timeout=30)
+            pytest.fail(f"stdout closed (exit {proc.returncode}) after {data[-200:]!r}; stderr: {proc.stderr.read()!r}")
+        data += chunk
+    return data
+
+
+def _interrupt(proc):
+    """SIGINT, then (the rest of stdout, stderr) as text."""
+    proc.send_signal(signal.SIGINT)
+    rest, err = proc.communicate(timeout=30)
+    return rest, err.decode()
+
+
+def _peak_rss_mb(pid):
+    with open(f"/proc/{pid}/status") as fh:
+        return next(int(line.split()[1]) for line in fh if line.startswith("VmHWM")) / 1024
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="reads the peak memory from /proc")
+def test_memory_does_not_grow_with_the_length(four_run):
+    """-n 10**12 (with --until, which watches the end of the text) starts writing at once in a small
+    process: nothing is reserved for the whole length (it was (B, length) arrays of ids and uniforms)."""
+    proc = _start("-c", four_run, "-n", 10**12, "--seed", 1, "--until", "bowl.bowl.", "the")
+    out = _read_until(proc, lambda d: len(d) >= 10_000)
+    peak = _peak_rss_mb(proc.pid)
+    rest, err = _interrupt(proc)
+    assert proc.returncode == 130 and "Traceback" not in err, err
+    assert peak < 200, f"peak RSS {peak:.0f} MB"  # about 50 MB: Python, NumPy and a small model
+    assert out.startswith(b"the ")
+
+
+def test_one_prompt_streams_to_a_pipe_and_an_interrupt_keeps_what_was_made(four_run):
+    """`charlstm sample -n 1000000 | tee`: lines arrive as they are made; Ctrl-C stops with 130, no
+    traceback, and what came out is the start of that seed's text."""
+    proc = _start("-c", four_run, "-n", 10**6, "--seed", 5, "the")
+    out = _read_until(proc, lambda d: d.count(b"\n") >= 3)
+    rest, err = _interrupt(proc)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and err.strip().splitlines()[-1] == "Aborted."
+    text = (out + rest).decode()
+    assert text.count("\n") >= 3 and len(text) < 10**6
+    code, whole, _ = run_cli("sample", "-c", four_run, "-n", len(text), "--seed", 5, "the")
+    assert code == 0 and whole.startswith(text)
+
+
+def test_batched_prompts_go_out_in_order_each_when_it_is_done(four_run):
+    """Three prompts advance together; the first (a blank) is done at once and goes out while the second
+    is still being written; the third, done early too, waits for the second."""
+    proc = _start("-c", four_run, "-n", 10**6, "--seed", 2, "the cat sat on the ___.", "the dog",
+                  "my fish swam in the ___.")
+    out = _read_until(proc, lambda d: d.count(b"\n") >= 5)
+    rest, err = _interrupt(proc)
+    assert proc.returncode == 130, err
+    text = (out + rest).decode()
+    assert text.startswith("the cat sat on the mat.\n\nthe dog")
+    assert "\n\n" not in text[len("the cat sat on the mat.\n\n"):]  # the third sample has not begun
+
+
+def test_a_reader_that_leaves_stops_a_long_sample_quietly(four_run):
+    shell = subprocess.run(["bash", "-c", f"{sys.executable} -m charlstm sample -c {four_run} -n {10**12} the "
+                            f"| head -c 300; exit ${{PIPESTATUS[0]}}"], capture_output=True, timeout=60)
+    assert shell.returncode == 0 and shell.stderr == b"" and len(shell.stdout) == 300
+
+
+# -------------------------------------------------------------------------- separators, seeds, bad input
+
+
+def test_samples_are_separated_and_batches_do_not_change_them(four_run):
+    args = ["-c", four_run, "-n", 60, "--seed", 7, "-t", 1.5, "--num-samples", 3, "the", "a"]
+    code, out, err = run_cli("sample", *args)
+    assert code == 0, err
+    samples = out.split("\n\n")  # the model never writes a blank line itself
+    assert len(samples) == 6 and all(s.startswith(p) for s, p in zip(samples, ["the"] * 3 + ["a"] * 3))
+    assert run_cli("sample", *args, "--batch", 1)[1] == out  # one sequence at a time: the same samples
+    assert run_cli("sample", *args, "--separator", "---\\n")[1] == out.replace("\n\n", "\n---\n")
+    code, jsonl, _ = run_cli("sample", *args, "--format", "jsonl")
+    records = [json.loads(line) for line in jsonl.splitlines()]
+    assert [r["seed"] for r in records] == [7, 8, 9, 10, 11, 12]
+    assert "\n\n".join(r["text"] for r in records) + "\n" == out
+
+
+def test_num_samples_differ_and_each_is_reproduced_alone_by_its_seed(cli, four_run):
+    code, out, err = cli("sample", "-c", four_run, "-n", 80, "--num-samples", 4, "--seed", 1, "the")
+    assert code == 0, err
+    samples = [s + "\n" for s in out[:-1].split("\n\n")]
+    assert len(samples) == 4 and len(set(samples)) == 4
+    for i, s in enumerate(samples):  # the jsonl seed of sample i is 1 + i
+        assert cli("sample", "-c", four_run, "-n", 80, "--seed", 1 + i, "the")[1] == s
+
+
+@pytest.mark.parametrize("args", [["-t", "nan"], ["-t", "inf"], ["--temperature", "NaN"], ["--top-p", "nan"],
+                                  ["--top-p", "-inf"]])
+def test_nan_and_infinity_are_refused(four_run, args):
+    code, out, err = run_cli("sample", "-c", four_run, *args, "the")
+    assert code == 2 and out == ""
+    assert f"{args[1]!r} is not a finite number" in err and "Traceback" not in err
+
+
+def test_every_float_option_of_every_command_refuses_nan():
+    import click
+
+    from charlstm.cli import FiniteFloat, cli as group
+
+    def options(command, path):
+        for p in command.params:
+            yield path, p
+        for name, sub in getattr(command, "commands", {}).items():
+            yield from options(sub, f"{path} {name}")
+
+    floats = [(path, p.name) for path, p in options(group, "charlstm")
+              if isinstance(p.type, click.types.FloatParamType) and not isinstance(p.type, FiniteFloat)]
+    assert floats == []
+
+
+def test_an_empty_stdin_says_no_prompt_was_read(four_run):
+    for args in [(), ("-",)]:
+        code, out, err = run_cli("sample", "-c", four_run, *args, input="")
+        assert code == 1 and out == "" and err.startswith("error: no prompt: stdin was empty"), err
+        assert err.count("\n") == 1
+
+
+def test_a_text_file_is_not_a_checkpoint(tmp_path):
+    notes = tmp_path / "notes.txt"
+    notes.write_text("buy milk\n")
+    code, out, err = run_cli("sample", "-c", notes, "the")
+    assert code == 1 and out == ""
+    assert err == f"error: {notes} is not a checkpoint (it looks like text, not an .npz zip archive); give a .npz " \
+                  f"written by charlstm train, or its run directory\n"
