@@ -50,13 +50,13 @@ VARIANTS = {
 }
 
 
-def run(name, overrides, seed, steps, cloze_every, single, timing=False):
+def run(name, overrides, seed, steps, cloze_every, single, timing=False, probe=None):
     """One training run; returns its record with the cloze curve [(step, elapsed, accuracy)]."""
     env = dict(os.environ)
-    extra = []
+    extra = ["--set", f"train.cloze={probe}"] if probe else []
     if single:  # a share of the machine: one process, one BLAS thread
         env.update(OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
-        extra = ["--set", "train.workers=1"]
+        extra += ["--set", "train.workers=1"]
     with tempfile.TemporaryDirectory() as d:
         cmd = [sys.executable, "-m", "charlstm", "train", "--out", d, "-q", "--steps", str(steps),
                "--seed", str(seed), "--set", f"train.cloze_every={cloze_every}", *extra]
@@ -70,6 +70,7 @@ def run(name, overrides, seed, steps, cloze_every, single, timing=False):
     curve = [(r["step"], r["elapsed"], r["cloze_accuracy"]) for r in records if "cloze_accuracy" in r]
     train = [r for r in records if "train_loss" in r]
     return {"variant": name, "overrides": overrides, "seed": seed, "steps": steps, "single": single,
+            "probe": probe and sum(1 for _ in open(probe)),
             "timing": timing, "wall": wall, "curve": curve,
             "chars_per_s": statistics.median(r["chars_per_s"] for r in train) if train else None,
             "error": proc.stderr.strip()[-300:] if proc.returncode else None}
@@ -121,6 +122,8 @@ def main():
     ap.add_argument("--parallel", type=int, default=2, help="runs at a time (each one process, one thread)")
     ap.add_argument("--set", dest="extra", action="append", default=[], metavar="KEY=VALUE",
                     help="an extra override for every variant (then named with it)")
+    ap.add_argument("--probe", type=int, default=0,
+                    help="score only the first N stories of data/rooms-cloze.tsv during training (faster)")
     ap.add_argument("--timing", action="store_true",
                     help="time each variant alone, as charlstm train runs it (machine otherwise idle)")
     ap.add_argument("--list", action="store_true")
@@ -149,9 +152,15 @@ def main():
         return
     from concurrent.futures import ThreadPoolExecutor
 
+    probe = None
+    if args.probe:
+        probe = RESULTS.parent / f"cloze{args.probe}.tsv"
+        lines = (ROOT / "data" / "rooms-cloze.tsv").read_text().splitlines(keepends=True)[: args.probe]
+        probe.write_text("".join(lines))
+
     def one(job):
         label, overrides, seed = job
-        record = run(label, overrides, seed, args.steps, args.cloze_every, single=args.parallel > 1)
+        record = run(label, overrides, seed, args.steps, args.cloze_every, single=args.parallel > 1, probe=probe)
         print(json.dumps({k: record[k] for k in ("variant", "seed", "wall", "error")}), file=sys.stderr, flush=True)
         return record
 
