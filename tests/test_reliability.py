@@ -207,3 +207,52 @@ def test_a_100_mb_single_line_is_held_in_about_a_byte_per_character(tmp_path):
     for mode in ("stream", "lines"):
         per_char = (peak(big, mode) - peak(small, mode)) / size
         assert per_char < 3.5, (mode, per_char)
+
+
+# ------------------------------------------------------------------------------------- repeated Ctrl-C
+
+
+def _wait_for_training(proc, run, size=200):
+    """Until the run has logged a few metric lines: its signal handlers are installed by then."""
+    deadline = time.monotonic() + 60
+    metrics = run / "metrics.jsonl"
+    while not metrics.exists() or metrics.stat().st_size < size:
+        assert proc.poll() is None, proc.communicate()[1]
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("signals, spacing", [(2, 0.01), (2, 0.05), (3, 0.01), (3, 0.03), (3, 0.05)])
+def test_ctrl_c_twice_or_three_times_never_loses_the_run(tmp_path, signals, spacing):
+    """Ctrl-C reaches the whole process group, workers included; `timeout -s INT` sends two at once.
+    The second asks before aborting anything, a third aborts what is under way; whatever happens, no
+    worker traceback, exit 130, and a run directory that --resume continues."""
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text(make_text())
+    run = tmp_path / "run"
+    # checkpoints of a few MB that take a while to write, and no save or validation before the stop
+    opts = ["--config", CONFIGS / "tiny.yaml", "--set", "train.workers=2", "--set", "model.hidden=256",
+            "--set", "model.layers=2", "--set", "data.batch=8", "--set", "train.log_every=1",
+            "--set", "train.save_every=100000", "--set", "train.eval_every=100000"]
+    proc = subprocess.Popen([sys.executable, "-m", "charlstm", "train", str(corpus), *map(str, opts), "--out",
+                             str(run), "--steps", "100000"], stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    try:
+        _wait_for_training(proc, run)
+        for i in range(signals):
+            if i:
+                time.sleep(spacing)
+            os.killpg(proc.pid, signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert "Traceback" not in err and "Error" not in err, err
+    assert proc.returncode == 130, err
+    step = checkpoint.load(run / "latest.npz").step
+    resumed = subprocess.run([sys.executable, "-m", "charlstm", "train", "--resume", str(run), "--steps",
+                              str(step + 2), "-q"], capture_output=True, text=True, timeout=120)
+    assert resumed.returncode == 0, resumed.stderr
+    assert checkpoint.load(run / "latest.npz").step == step + 2

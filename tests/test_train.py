@@ -135,7 +135,7 @@ def test_resume_refuses_model_changes_and_other_text(cli, corpus, tmp_path):
     assert code == 1 and "model.hidden cannot change when resuming" in err
     other = tmp_path / "other.txt"
     other.write_text(make_text(seed=5))
-    code, _, err = cli("train", other, "--resume", run)
+    code, _, err = cli("train", other, "--resume", run, "--steps", 20)
     assert code == 1 and "corpus differs" in err
     code, _, err = cli("train", "--resume", run, "--set", "optim.lr=0.001", "--steps", 20, "-q")
     assert code == 0, err
@@ -167,16 +167,29 @@ def test_weight_average_is_the_model_a_run_validates_and_saves(cli, corpus, tmp_
 
 
 def test_time_budget_stops_cleanly_and_saves(cli, corpus, tmp_path):
-    # no scheduled validation comes before the stop: the stop validates, but best.npz is not written
     code, _, err = cli("train", corpus, "--config", TINY, "--out", tmp_path / "run", "--steps", 10**7,
                        "--time-budget", "1s", "--set", f"train.eval_every={10**7}")
     assert code == 0, err
-    summary = err.strip().splitlines()[-1]
-    assert summary.startswith("time budget reached") and "val " in summary
-    assert "no best.npz yet" in summary and "inf" not in summary
-    assert not (tmp_path / "run" / "best.npz").exists()
     step = weights(tmp_path / "run")[1]["step"]
     assert 0 < step < 10**7
+    summary = err.strip().splitlines()[-1]
+    assert summary.startswith("time budget reached") and "val " in summary
+    assert f"at step {step}" in summary and "inf" not in summary
+
+
+def test_the_validation_where_a_run_stops_counts_for_best(cli, corpus, tmp_path):
+    """Issue 18, item 1: a run stopped between two scheduled validations validates where it stopped, and
+    that counts for best.npz like any other validation; both checkpoints record the loss of their weights."""
+    run = tmp_path / "run"
+    code, _, err = cli("train", corpus, "--config", TINY, "--out", run, "--steps", 10**6, "--time-budget", "2s",
+                       "--set", "train.eval_every=1000000")
+    assert code == 0 and "time budget reached" in err
+    lines = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    final = [r for r in lines if r.get("final")]
+    assert len(final) == 1 and "val_loss" in final[0]
+    latest, best = (checkpoint.load(run / name).meta for name in ("latest.npz", "best.npz"))
+    assert best["step"] == latest["step"] == final[0]["step"] == latest["best_step"]
+    assert best["val_loss"] == latest["val_loss"] == latest["best_val"] == final[0]["val_loss"]
 
 
 def test_validation_file_and_stdin_corpus(cli, corpus, tmp_path):
@@ -340,18 +353,6 @@ def test_resume_from_another_directory_with_a_validation_file(cli, corpus, tmp_p
     assert code == 0, err
     meta = checkpoint.load(tmp_path / "run" / "latest.npz").meta
     assert meta["corpus"]["val_file"] == str(val) and meta["corpus"]["files"] == [str(corpus)]
-
-
-def test_a_time_stop_reports_a_final_validation_without_touching_best(cli, corpus, tmp_path):
-    run = tmp_path / "run"
-    code, _, err = cli("train", corpus, "--config", TINY, "--out", run, "--steps", 10**6, "--time-budget", "2s",
-                       "--set", "train.eval_every=1000000")
-    assert code == 0 and "time budget reached" in err
-    lines = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
-    final = [r for r in lines if r.get("final")]
-    assert len(final) == 1 and "val_loss" in final[0]
-    assert not (run / "best.npz").exists()
-    assert checkpoint.load(run / "latest.npz").meta["best_val"] is None
 
 
 def test_window_must_be_positive_for_eval(cli, four_run):
