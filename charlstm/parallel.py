@@ -215,9 +215,10 @@ def _worker(conn, shm_name, spec, batch, window, workers, dtype, w, b0, b1):
                 if dropout is not None:  # each worker its own masks: the seed extended by its first stream
                     p_layers, p_out, seed = dropout
                     dropout = model.Dropout(p_layers, p_out, np.random.default_rng([*seed, b0]))
-                loss, new_state, cache = model.forward(params, x, y, state, work, mask, dropout, total=total)
-                for k, g in model.backward(params, cache, work).items():
-                    np.copyto(grads[k], g)
+                with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # the trainer reports NaN
+                    loss, new_state, cache = model.forward(params, x, y, state, work, mask, dropout, total=total)
+                    for k, g in model.backward(params, cache, work).items():
+                        np.copyto(grads[k], g)
                 for j, s in enumerate(new_state):
                     a["state_out"][j, :, b0:b1] = s
                 a["loss"][w] = loss

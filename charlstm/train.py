@@ -241,8 +241,14 @@ def train_step(params, optimizer, x, y, state, lr, clip, work, mask=None, dropou
     dropout: (p between layers, p before the decoder, seed of the mask generator), or None.
     parallel: a parallel.DataParallel whose workers share the batch (then params are its shared arrays).
     Returns (loss, gradient norm before clipping, state to carry into the next window). When the loss or
-    the norm is not finite, nothing is updated and the incoming state is returned, for the caller to stop.
+    the norm is not finite, nothing is updated and the incoming state is returned, for the caller to stop
+    with one line (so NumPy's warnings about overflows on the way there are silenced).
     """
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        return _step(params, optimizer, x, y, state, lr, clip, work, mask, dropout, parallel)
+
+
+def _step(params, optimizer, x, y, state, lr, clip, work, mask, dropout, parallel):
     if parallel is not None:
         loss, next_state, grads = parallel.forward_backward(x, y, state, mask, dropout)
         if not math.isfinite(loss):
