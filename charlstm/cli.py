@@ -64,7 +64,7 @@ class _TrainCommand(click.Command):
 def _preset_help():
     from . import presets
 
-    return (f"A preset ({', '.join(presets.names())}) or a YAML file (see configs/) "
+    return (f"A preset ({', '.join(presets.names())}: the files of configs/) or a YAML file of yours "
             f"[default: the defaults below].")
 
 

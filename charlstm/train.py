@@ -119,9 +119,10 @@ class RunDirectory:
         try:
             self.path.mkdir(parents=True, exist_ok=True)
         except OSError as e:
-            raise CharlstmError(f"cannot create run directory {self.path}: {e.strerror}") from None
-        finally:
             self.created = [d for d in missing if d.is_dir()]  # innermost first
+            self._remove_what_was_written()
+            raise CharlstmError(f"cannot create run directory {self.path}: {e.strerror}") from None
+        self.created = missing  # innermost first
         self.existed = {name for name in self.FILES if (self.path / name).exists()}
         try:
             self.lock.__enter__()
@@ -141,7 +142,10 @@ class RunDirectory:
 
     def __exit__(self, exc_type, exc, tb):
         self.lock.__exit__()
-        if exc_type is not None and not issubclass(exc_type, Interrupted) and not self.kept:
+        if exc_type is None or self.kept:
+            return
+        # a stop on a signal keeps the run it can resume: the latest.npz saved at its start
+        if not issubclass(exc_type, Interrupted) or not (self.path / "latest.npz").exists():
             self._remove_what_was_written()
 
     def _remove_what_was_written(self):
@@ -450,10 +454,11 @@ class Trainer:
         except KeyboardInterrupt:
             if not self.stops.aborted:
                 raise
-            saved = (f"{self.out / 'latest.npz'} holds step {self.saved_step}" if self.saved_step is not None
-                     else "nothing was saved")
-            raise Interrupted(f"aborted without saving at step {self.progress.step}; {saved} "
-                              f"(continue with: charlstm train --resume {self.out})", 130) from None
+            if self.saved_step is None:  # three Ctrl-C during the first save: there is no run to keep
+                raise Interrupted("aborted before the run had saved anything; nothing is kept", 130) from None
+            raise Interrupted(f"aborted without saving at step {self.progress.step}; {self.out / 'latest.npz'} "
+                              f"holds step {self.saved_step} (continue with: charlstm train --resume {self.out})",
+                              130) from None
 
     def _loop(self):
         cfg, p = self.cfg, self.progress

@@ -61,7 +61,7 @@ def test_train_help_lists_presets_examples_and_the_defaults(cli):
     code, out, _ = cli("train", "--help")
     assert code == 0
     flat = " ".join(out.split())
-    assert f"A preset ({', '.join(SHIPPED)}) or a YAML file" in flat
+    assert f"A preset ({', '.join(SHIPPED)}: the files of configs/) or a YAML file" in flat
     c = config.Config()
     assert (f"an {c.model.cell.upper()} of {c.model.layers} layers of {c.model.hidden} units, "
             f"{c.train.steps:,} steps") in flat
