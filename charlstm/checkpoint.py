@@ -242,7 +242,7 @@ def resolve(path):
 def choose(path):
     """(checkpoint file, why) for what -c names: a file as it is (why None); for a run directory, the one
     of best.npz and latest.npz whose weights scored the lower validation loss, as their meta records it,
-    and a sentence saying which and why. best.npz holds the lowest loss of the validations it saw, but
+    and a sentence saying which and why (None when both hold the same step). best.npz holds the lowest loss of the validations it saw, but
     latest.npz can be better: a run stopped before the validation at its stop counted for best.npz (up to
     charlstm 0.1), or resumed and stopped again. Without a recorded loss, best.npz is preferred, since it
     was validated; a file whose meta cannot be read loses to one that can (load reports its damage)."""
@@ -263,8 +263,8 @@ def choose(path):
             return best, None  # load says what is wrong with it
         return good, f"using {good} ({_described(good)}): {bad.name} is unreadable ({b if bad is best else l})"
     (b_step, b_val), (l_step, l_val) = b, l
-    if l_step == b_step:
-        return best, f"using {best} ({_described(best)}), the same step as latest.npz"
+    if l_step == b_step:  # the same weights: nothing to choose, nothing to say
+        return best, None
     if l_val is not None and (b_val is None or l_val < b_val):
         return latest, (f"using {latest} ({_described(latest)}): its validation loss is lower than best.npz's"
                         + (f" ({b_val:.4f} at step {b_step:,})" if b_val is not None else " (none recorded)"))

@@ -12,7 +12,7 @@ import click
 from . import __version__
 
 CHECKPOINT_HELP = ("Checkpoint file, or a run directory (the one of its best.npz and latest.npz with the lower "
-                   "validation loss; a note says which) [default: the shipped rooms model].")
+                   "validation loss; a note says which when they differ) [default: the shipped rooms model].")
 UNKNOWN = click.Choice(["error", "skip"])
 UNKNOWN_HELP = "Characters missing from the model's vocabulary: stop, or drop them with a warning."
 COLOUR = click.Choice(["auto", "always", "never"])
