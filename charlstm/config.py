@@ -318,5 +318,5 @@ def dump(config, notes=None):
             text = text[: -len("...")].strip() if text.endswith("...") else text
             note = f.metadata["doc"] if notes is None else notes[f"{section}.{f.name}"]
             rows.append((f"  {f.name}: {text}", note))
-    width = max(len(line) for line, _ in rows) if notes is not None else 0
+    width = min(max(len(line) for line, _ in rows), 32) if notes is not None else 0  # a long path sticks out
     return "".join(line + "\n" if note is None else f"{line.ljust(width)}  # {note}\n" for line, note in rows)
