@@ -242,10 +242,10 @@ def resolve(path):
 def choose(path):
     """(checkpoint file, why) for what -c names: a file as it is (why None); for a run directory, the one
     of best.npz and latest.npz whose weights scored the lower validation loss, as their meta records it,
-    and a sentence saying which and why (None when both hold the same step). best.npz holds the lowest loss of the validations it saw, but
-    latest.npz can be better: a run stopped before the validation at its stop counted for best.npz (up to
-    charlstm 0.1), or resumed and stopped again. Without a recorded loss, best.npz is preferred, since it
-    was validated; a file whose meta cannot be read loses to one that can (load reports its damage)."""
+    and a sentence saying which and why (None when both hold the same step). best.npz holds the lowest
+    loss of the validations it saw, but latest.npz can be better: a run trained by a charlstm whose stops
+    did not validate for best.npz, for one. Without a recorded loss, best.npz is preferred, since it was
+    validated; a file whose meta cannot be read loses to one that can (load reports its damage)."""
     path = pathlib.Path(path)
     if not path.is_dir():
         return path, None
@@ -269,7 +269,8 @@ def choose(path):
         return latest, (f"using {latest} ({_described(latest)}): its validation loss is lower than best.npz's"
                         + (f" ({b_val:.4f} at step {b_step:,})" if b_val is not None else " (none recorded)"))
     other = f"{l_val:.4f}" if l_val is not None else "no validation at its step"
-    return best, f"using {best} ({_described(best)}): the lowest validation loss; latest.npz (step {l_step:,}) has {other}"
+    return best, (f"using {best} ({_described(best)}): the lowest validation loss; "
+                  f"latest.npz (step {l_step:,}) has {other}")
 
 
 def _recorded(path):

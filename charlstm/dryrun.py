@@ -35,7 +35,8 @@ def report(trainer):
         f"{len(corpus.val):,} for validation, {held_out}",
         f"vocabulary  {len(corpus.vocab)} characters",
         f"model       {spec.cell.upper()}, {layers}: {params:,} parameters",
-        f"steps       {cfg.train.steps:,}" + (f", {left:,} left from step {trainer.progress.step:,}" if trainer.resume else "")
+        f"steps       {cfg.train.steps:,}"
+        + (f", {left:,} left from step {trainer.progress.step:,}" if trainer.resume else "")
         + f"; an epoch is {trainer.batches.windows_per_epoch:,} steps",
         f"speed       {_duration(1000 * seconds)} per 1,000 steps ({seconds:.3f} s a step, {chars / seconds:,.0f} "
         f"chars/s; {timed} steps timed, {workers} process{'es' * (workers != 1)}); validation not counted",

@@ -11,9 +11,10 @@ per step: the parameters (the trainer's own arrays: the optimizer updates them i
 read them), each worker's gradients, the window's inputs, targets and mask, and the carried state. A
 step is one short message to each worker and one reply. Workers ignore SIGINT and SIGTERM (Ctrl-C,
 `timeout` and `kill -- -PGID` signal the whole process group; stopping is the main process's business;
-the signals are blocked while they start, so that none lands before they can ignore it) and exit, quietly,
-when it tells them to or goes away, even in the middle of a step. A DataParallel that was never closed is closed at exit,
-before multiprocessing's own exit handler would wait for the workers it can no longer stop.
+the signals are blocked while they start, so that none lands before they can ignore it), and end,
+quietly, when it tells them to or stops listening, even in the middle of a step. A DataParallel that was
+never closed is closed at exit, before multiprocessing's own exit handler would wait for the workers it
+can no longer stop.
 """
 
 import atexit

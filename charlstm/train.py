@@ -807,7 +807,8 @@ def _nothing_left(run_dir, step, planned, given, steps):
     where = (f"is already at step {step:,}, so --steps {steps:,} leaves nothing to train" if given
              else f"has finished: it is at step {step:,} of {planned:,}")
     more = planned if planned > step else 2 * max(step, 1)
-    return f"{run_dir} {where}; to train it further give a larger total, e.g. charlstm train --resume {run_dir} --steps {more}"
+    return (f"{run_dir} {where}; to train it further give a larger total, e.g. "
+            f"charlstm train --resume {run_dir} --steps {more}")
 
 
 def prepare(corpus, config_path=None, out=None, resume=None, flags=None, overrides=(), val=None, force=False,
@@ -824,14 +825,16 @@ def prepare(corpus, config_path=None, out=None, resume=None, flags=None, overrid
             section, name = key.split(".")
             flag_map.setdefault(section, {})[name] = value
     set_map = config_mod.parse_overrides(overrides)
-    mapping = {section: {**flag_map.get(section, {}), **set_map.get(section, {})} for section in {*flag_map, *set_map}}
+    mapping = {section: {**flag_map.get(section, {}), **set_map.get(section, {})}  # --set last
+               for section in {*flag_map, *set_map}}
     say = None if quiet else (lambda text: print(text, file=sys.stderr, flush=True))
     if resume:
         cfg = resume_config(resume, mapping, say)
         trainer = Trainer(cfg, corpus, resume, val_source=val, resume=True, quiet=quiet)
         saved = config_mod.to_dict(cfg)
         saved["train"].pop("time_budget")  # one session's: not the run's
-        trainer.origins = config_mod.origins([(f"the run ({resume})", saved), ("flag", flag_map), ("--set", set_map)])
+        trainer.origins = config_mod.origins([(f"the run ({resume})", saved), ("flag", flag_map),
+                                              ("--set", set_map)])
         return trainer
     run_name, demo = None, {}
     if not corpus:

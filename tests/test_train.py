@@ -385,7 +385,18 @@ def test_the_progress_bar_shows_on_a_terminal_that_reports_no_size():
 # ------------------------------------------------------------------------------ issue 18: training items
 
 
-def test_a_third_ctrl_c_aborts_the_save_and_the_run_still_resumes(cli, corpus, tmp_path, monkeypatch):
+@pytest.fixture
+def restore_signals():
+    """The CLI ignores SIGINT and SIGTERM once a run has stopped on one (the process is exiting): give
+    them back to pytest after a test that runs such a stop in this process."""
+    saved = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    yield
+    for sig, handler in saved.items():
+        signal.signal(sig, handler)
+
+
+def test_a_third_ctrl_c_aborts_the_save_and_the_run_still_resumes(cli, corpus, tmp_path, monkeypatch,
+                                                                   restore_signals):
     """Ctrl-C stops after the step and saves; a second one only says that a third will abort; the third
     aborts the save. latest.npz then holds the step it had (the one saved when the run started), which
     --resume continues."""
@@ -410,6 +421,7 @@ def test_a_third_ctrl_c_aborts_the_save_and_the_run_still_resumes(cli, corpus, t
     run = tmp_path / "run"
     code, _, err = cli("train", corpus, "--config", TINY, "--out", run, "--set", "train.save_every=1000")
     assert code == 130, err
+    assert signal.getsignal(signal.SIGINT) == signal.SIG_IGN  # a fourth Ctrl-C cannot break the exit
     assert f"aborted without saving at step 7; {run / 'latest.npz'} holds step 0" in err
     assert "Traceback" not in err
     assert checkpoint.load(run / "latest.npz").step == 0
