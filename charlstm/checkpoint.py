@@ -258,17 +258,74 @@ class Checkpoint:
 
 
 def load(path):
-    """Read and verify a checkpoint file, or a run directory's best.npz (else latest.npz)."""
-    path = resolve(path)
+    """Read and verify a checkpoint file, or the one of a run directory's that `choose` picks."""
+    path, _ = choose(path)
     entries, meta = read(path)
     return Checkpoint(path, entries, meta)
 
 
 def resolve(path):
+    return choose(path)[0]
+
+
+def choose(path):
+    """(checkpoint file, why) for what -c names: a file as it is (why None); for a run directory, the one
+    of best.npz and latest.npz whose weights scored the lower validation loss, as their meta records it,
+    and a sentence saying which and why (None when both hold the same step). best.npz holds the lowest
+    loss of the validations it saw, but latest.npz can be better: a run trained by a charlstm whose stops
+    did not validate for best.npz, for one. Without a recorded loss, best.npz is preferred, since it was
+    validated; a file whose meta cannot be read loses to one that can (load reports its damage)."""
     path = pathlib.Path(path)
-    if path.is_dir():
-        for name in ("best.npz", "latest.npz"):
-            if (path / name).exists():
-                return path / name
+    if not path.is_dir():
+        return path, None
+    best, latest = path / "best.npz", path / "latest.npz"
+    if not best.exists() and not latest.exists():
         raise CheckpointError(f"run directory {path} holds no best.npz or latest.npz")
-    return path
+    if not best.exists():
+        return latest, f"using {latest} ({_described(latest)}): the run has no best.npz"
+    if not latest.exists():
+        return best, f"using {best} ({_described(best)}): the run has no latest.npz"
+    b, l = _recorded(best), _recorded(latest)
+    if isinstance(b, str) or isinstance(l, str):  # unreadable: the other one, if readable
+        bad, good = (best, latest) if isinstance(b, str) else (latest, best)
+        if isinstance(b, str) and isinstance(l, str):
+            return best, None  # load says what is wrong with it
+        return good, f"using {good} ({_described(good)}): {bad.name} is unreadable ({b if bad is best else l})"
+    (b_step, b_val), (l_step, l_val) = b, l
+    if l_step == b_step:  # the same weights: nothing to choose, nothing to say
+        return best, None
+    if l_val is not None and (b_val is None or l_val < b_val):
+        return latest, (f"using {latest} ({_described(latest)}): its validation loss is lower than best.npz's"
+                        + (f" ({b_val:.4f} at step {b_step:,})" if b_val is not None else " (none recorded)"))
+    other = f"{l_val:.4f}" if l_val is not None else "no validation at its step"
+    return best, (f"using {best} ({_described(best)}): the lowest validation loss; "
+                  f"latest.npz (step {l_step:,}) has {other}")
+
+
+def _recorded(path):
+    """(step, validation loss of these weights or None) from a checkpoint's meta alone, without reading or
+    verifying its arrays; a string saying why when the meta cannot be read."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            info = archive.getinfo("meta.npy")
+            if info.file_size > MAX_META_BYTES + 4096:
+                return "meta too large"
+            with archive.open(info) as member:
+                raw = np.lib.format.read_array(member, allow_pickle=False)
+        meta = json.loads(raw.tobytes().decode("utf-8"))
+        step = int(meta.get("step", 0))
+        if "val_loss" in meta:
+            val = meta["val_loss"]
+        else:  # written before checkpoints recorded val_loss: best.npz's best_val is its own
+            val = meta.get("best_val") if meta.get("best_step") == step else None
+        return step, (float(val) if isinstance(val, (int, float)) and np.isfinite(val) else None)
+    except Exception as e:  # any damage: the choice goes to the other file
+        return _reason(e)
+
+
+def _described(path):
+    recorded = _recorded(path)
+    if isinstance(recorded, str):
+        return "unreadable meta"
+    step, val = recorded
+    return f"step {step:,}" + (f", validation loss {val:.4f}" if val is not None else "")

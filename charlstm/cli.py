@@ -14,8 +14,8 @@ import click
 
 from . import __version__
 
-CHECKPOINT_HELP = ("Checkpoint file, or a run directory (its best.npz, else latest.npz) "
-                   "[default: the shipped rooms model].")
+CHECKPOINT_HELP = ("Checkpoint file, or a run directory (the one of its best.npz and latest.npz with the lower "
+                   "validation loss; a note says which when they differ) [default: the shipped rooms model].")
 UNKNOWN = click.Choice(["error", "skip"])
 UNKNOWN_HELP = "Characters missing from the model's vocabulary: stop, or drop them with a warning."
 COLOUR = click.Choice(["auto", "always", "never"])
@@ -49,9 +49,42 @@ def cli():
 # ------------------------------------------------------------------------------------------------ train
 
 
-@cli.command()
+class _TrainCommand(click.Command):
+    """train's help ends with examples and the defaults, read from the config when help is asked for (so
+    that other commands do not pay for importing it)."""
+
+    def format_epilog(self, ctx, formatter):
+        from .config import Config
+
+        c = Config()
+        formatter.write_paragraph()
+        with formatter.indentation():
+            formatter.write_text(
+                "\b\nExamples:\n"
+                "  charlstm train my-novel.txt                  # runs/my-novel/\n"
+                "  charlstm train book.txt --config shakespeare # a preset\n"
+                "  charlstm train notes/ --set model.hidden=512 --set optim.lr=1e-3\n"
+                "  charlstm train book.txt --dry-run            # the config, sizes, speed\n"
+                "  charlstm train --resume runs/my-novel        # continue where it stopped\n"
+                "  charlstm train --resume runs/my-novel --steps 20000  # or extend it")
+            formatter.write_paragraph()
+            formatter.write_text(
+                f"Defaults: an {c.model.cell.upper()} of {c.model.layers} layers of {c.model.hidden} units, "
+                f"{c.train.steps:,} steps (train.steps) of {c.data.batch} streams x {c.data.window} characters, "
+                f"{c.optim.name.capitalize()} at {c.optim.lr:g}. A preset, a file, flags or --set change them; "
+                f"--dry-run shows every key and where its value comes from.")
+
+
+def _preset_help():
+    from . import presets
+
+    return (f"A preset ({', '.join(presets.names())}: the files of configs/) or a YAML file of yours "
+            f"[default: the defaults below].")
+
+
+@cli.command(cls=_TrainCommand)
 @click.argument("corpus", nargs=-1)
-@click.option("--config", "config_path", metavar="FILE", help="YAML config (see configs/); defaults otherwise.")
+@click.option("--config", "config_path", metavar="NAME|FILE", help=_preset_help())
 @click.option("--out", metavar="DIR", help="Run directory for checkpoints and metrics [default: runs/<corpus name>].")
 @click.option("--resume", metavar="DIR", help="Continue the run in DIR from its latest.npz.")
 @click.option("--steps", type=click.IntRange(min=0), help="Total optimizer steps of the run (train.steps).")
@@ -63,17 +96,23 @@ def cli():
 @click.option("--set", "overrides", multiple=True, metavar="SECTION.KEY=VALUE",
               help="Override any config key, e.g. --set optim.lr=3e-3 (repeatable; applied last).")
 @click.option("--force", is_flag=True, help="Start over in an --out that already holds a run, deleting it.")
+@click.option("--dry-run", is_flag=True,
+              help="Print the configuration (each value with its origin), the corpus and model sizes and the "
+                   "time per 1,000 steps (a few steps timed), and exit; nothing is written.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar or messages; errors only.")
 def train(corpus, config_path, out, resume, steps, time_budget, seed, val_path, encoding, errors, overrides,
-          force, quiet):
+          force, dry_run, quiet):
     """Train a model on CORPUS: text files, directories of text files, or - for stdin.
-    With no CORPUS, train the rooms memory demo (data/rooms-train.txt, configs/rooms.yaml).
+    With no CORPUS, train the rooms memory demo (data/rooms-train.txt, the rooms preset).
 
     The hidden state is carried from window to window (truncated backpropagation through time).
     Checkpoints go to the run directory: latest.npz every train.save_every steps and at the end,
-    best.npz at the lowest validation loss. Ctrl-C saves latest.npz and exits; --resume continues
-    bit for bit where the run stopped.
+    best.npz at the lowest validation loss (the validation where a run stops counts too). Ctrl-C
+    saves latest.npz and exits (a second one asks before a third aborts the save); --resume
+    continues bit for bit where the run stopped.
     """
+    import signal
+
     from . import train as train_mod
 
     if resume and config_path:
@@ -83,9 +122,17 @@ def train(corpus, config_path, out, resume, steps, time_budget, seed, val_path, 
     flags = {"train.steps": steps, "train.time_budget": time_budget, "train.seed": seed,
              "data.encoding": encoding, "data.errors": errors}
     trainer = train_mod.prepare(corpus, config_path, out, resume, flags, overrides, val_path, force, quiet)
+    if dry_run:
+        for line in trainer.dry_run():
+            click.echo(line)
+        return
     try:
         trainer.run()
     except train_mod.Interrupted as e:
+        # stopped on the user's signal: the run is saved and the process is on its way out, where a
+        # KeyboardInterrupt (another Ctrl-C) would print a traceback from an exit handler
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, signal.SIG_IGN)
         click.echo(str(e), err=True)
         sys.exit(e.exit_code)
 
@@ -100,7 +147,10 @@ def _load_checkpoint(path):
         if not assets.MODEL.exists():
             raise click.UsageError("give a checkpoint with -c (a .npz file or a run directory)")
         path = assets.MODEL  # the shipped rooms model, data/rooms.npz
-    return checkpoint.load(path)
+    chosen, why = checkpoint.choose(path)
+    if why:
+        _warn(f"note: {why}")
+    return checkpoint.load(chosen)
 
 
 def _warn(message):

@@ -173,17 +173,56 @@ def load(path=None, overrides=()):
     """Defaults, then the YAML file at path (if any), then overrides: a list of "section.key=value"."""
     config = Config()
     if path is not None:
-        try:
-            with open(path, encoding="utf-8") as fh:
-                mapping = yaml.safe_load(fh)
-        except OSError as e:
-            raise ConfigError(f"cannot read config {path}: {e.strerror}") from None
-        except yaml.YAMLError as e:
-            raise ConfigError(f"config {path} is not valid YAML: {str(e).splitlines()[0]}") from None
-        except UnicodeDecodeError as e:
-            raise ConfigError(f"config {path} is not UTF-8 (byte offset {e.start})") from None
-        update(config, mapping or {}, source=str(path), check=False)  # checked once the overrides are in
+        update(config, read_file(path), source=str(path), check=False)  # checked once the overrides are in
     return update(config, parse_overrides(overrides), source="--set")
+
+
+def read_file(path):
+    """The mapping in a YAML config file ({} if it is empty); a ConfigError if it cannot be read or parsed,
+    which for a syntax error names file:line:column and shows the line."""
+    try:
+        with open(path, "rb") as fh:
+            raw = fh.read()
+    except OSError as e:
+        raise ConfigError(f"cannot read config {path}: {e.strerror}") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"config {path} is not UTF-8 (byte offset {e.start})") from None
+    try:
+        return yaml.safe_load(text) or {}
+    except yaml.YAMLError as e:
+        raise ConfigError(yaml_error(path, text, e)) from None
+
+
+def yaml_error(path, text, error):
+    """One line for a YAML error: "FILE:LINE:COLUMN: not valid YAML: what (while what): 'the line'"."""
+    mark = getattr(error, "problem_mark", None)
+    if mark is None:  # a reader error (a control character, say) has a position only
+        position = getattr(error, "position", None)
+        if position is None:
+            return f"config {path} is not valid YAML: {str(error).splitlines()[0]}"
+        line = text.count("\n", 0, position)
+        column = position - (text.rfind("\n", 0, position) + 1)
+        problem = "a character YAML does not allow"
+    else:
+        line, column, problem = mark.line, mark.column, error.problem or "syntax error"
+    context = getattr(error, "context", None)
+    what = f"{problem} ({context})" if context else problem
+    lines = text.splitlines()
+    shown = f": {lines[line][:120]!r}" if line < len(lines) else " (at the end of the file)"
+    return f"{path}:{line + 1}:{column + 1}: not valid YAML: {what}{shown}"
+
+
+def origins(layers):
+    """Where each key's value comes from: {"section.key": label}, "default" unless one of the layers,
+    [(label, {section: {key: value}}), ...] applied in order, sets it. What --dry-run shows."""
+    found = {f"{section}.{f.name}": "default" for section, cls in SECTIONS.items() for f in dataclasses.fields(cls)}
+    for label, mapping in layers:
+        for section, values in (mapping or {}).items():
+            for key in values or {}:
+                found[f"{section}.{key}"] = label
+    return found
 
 
 def parse_overrides(overrides):
@@ -275,15 +314,18 @@ def from_dict(mapping):
     return update(Config(), mapping, source="checkpoint")
 
 
-def dump(config):
-    """The config as commented YAML, every key with its meaning: what train saves as RUN_DIR/config.yaml."""
-    lines = []
+def dump(config, notes=None):
+    """The config as commented YAML, every key with its meaning: what train saves as RUN_DIR/config.yaml.
+    notes: {"section.key": comment} to write instead of the meanings, in a column (--dry-run's origins)."""
+    rows = []  # (line, comment)
     for section in SECTIONS:
-        lines.append(f"{section}:")
+        rows.append((f"{section}:", None))
         for f in dataclasses.fields(SECTIONS[section]):
             value = getattr(getattr(config, section), f.name)
             value = list(value) if isinstance(value, tuple) else value
             text = yaml.safe_dump(value, default_flow_style=True, width=float("inf")).strip()
             text = text[: -len("...")].strip() if text.endswith("...") else text
-            lines.append(f"  {f.name}: {text}  # {f.metadata['doc']}")
-    return "\n".join(lines) + "\n"
+            note = f.metadata["doc"] if notes is None else notes[f"{section}.{f.name}"]
+            rows.append((f"  {f.name}: {text}", note))
+    width = min(max(len(line) for line, _ in rows), 32) if notes is not None else 0  # a long path sticks out
+    return "".join(line + "\n" if note is None else f"{line.ljust(width)}  # {note}\n" for line, note in rows)

@@ -10,9 +10,11 @@ Everything that crosses between processes lives in one block of shared memory, s
 per step: the parameters (the trainer's own arrays: the optimizer updates them in place and the workers
 read them), each worker's gradients, the window's inputs, targets and mask, and the carried state. A
 step is one short message to each worker and one reply. Workers ignore SIGINT and SIGTERM (Ctrl-C,
-`timeout` and `kill -- -PGID` signal the whole process group; stopping is the main process's business)
-and exit when it tells them to or goes away. A DataParallel that was never closed is closed at exit,
-before multiprocessing's own exit handler would wait for the workers it can no longer stop.
+`timeout` and `kill -- -PGID` signal the whole process group; stopping is the main process's business;
+the signals are blocked while they start, so that none lands before they can ignore it), and end,
+quietly, when it tells them to or stops listening, even in the middle of a step. A DataParallel that was
+never closed is closed at exit, before multiprocessing's own exit handler would wait for the workers it
+can no longer stop.
 """
 
 import atexit
@@ -30,6 +32,8 @@ from .errors import TrainingError
 from .workspace import Workspace
 
 BLAS_ENV = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+BLOCKING = hasattr(signal, "pthread_sigmask")
 
 
 def auto_workers(spec, batch):
@@ -94,6 +98,8 @@ class DataParallel:
     def _start(self, spec, batch, window, workers, dtype):
         ctx = multiprocessing.get_context("spawn")  # a fresh interpreter: no inherited BLAS threads
         saved = {k: os.environ.get(k) for k in BLAS_ENV}
+        # a worker inherits the blocked signals; a Ctrl-C meanwhile waits here, for the main process only
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS) if BLOCKING else None
         try:
             for k in BLAS_ENV:  # read by the worker's BLAS when it is imported: one thread each
                 os.environ[k] = "1"
@@ -111,6 +117,8 @@ class DataParallel:
                     os.environ.pop(k, None)
                 else:
                     os.environ[k] = v
+            if mask is not None:
+                signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         for conn in self.conns:
             self._reply(conn)  # ready
 
@@ -177,9 +185,12 @@ class DataParallel:
 def _worker(conn, shm_name, spec, batch, window, workers, dtype, w, b0, b1):
     # Ctrl-C, `timeout` or `kill -- -PGID` signal the whole process group: the main process saves and then
     # stops its workers, which must live until it does (they end on a None or when its end of the pipe
-    # closes, so they do not outlive a main process that is killed outright; see the module docstring)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    # closes, so they do not outlive a main process that is killed outright; see the module docstring).
+    # The signals were blocked when this process started: ignore them, then let through what is pending.
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, signal.SIG_IGN)
+    if BLOCKING:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
     # attaching registers the block again with the resource tracker the main process shares with its
     # workers: a no-op there; the main process unregisters it when it unlinks the block
     shm = shared_memory.SharedMemory(name=shm_name)
@@ -188,11 +199,11 @@ def _worker(conn, shm_name, spec, batch, window, workers, dtype, w, b0, b1):
         params = {k[len("param/"):]: v for k, v in a.items() if k.startswith("param/")}
         grads = {k: a[f"grad{w}/{k}"] for k in params}
         work = Workspace()
-        conn.send(("ready", None))
-        while True:
+        reply = ("ready", None)
+        while _send(conn, reply):
             try:
                 message = conn.recv()
-            except EOFError:
+            except (EOFError, OSError):
                 return
             if message is None:
                 return
@@ -205,14 +216,25 @@ def _worker(conn, shm_name, spec, batch, window, workers, dtype, w, b0, b1):
                 if dropout is not None:  # each worker its own masks: the seed extended by its first stream
                     p_layers, p_out, seed = dropout
                     dropout = model.Dropout(p_layers, p_out, np.random.default_rng([*seed, b0]))
-                loss, new_state, cache = model.forward(params, x, y, state, work, mask, dropout, total=total)
-                for k, g in model.backward(params, cache, work).items():
-                    np.copyto(grads[k], g)
+                with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # the trainer reports NaN
+                    loss, new_state, cache = model.forward(params, x, y, state, work, mask, dropout, total=total)
+                    for k, g in model.backward(params, cache, work).items():
+                        np.copyto(grads[k], g)
                 for j, s in enumerate(new_state):
                     a["state_out"][j, :, b0:b1] = s
                 a["loss"][w] = loss
-                conn.send(("ok", None))
+                reply = ("ok", None)
             except Exception:
-                conn.send(("error", traceback.format_exc(limit=3).strip().splitlines()[-1]))
+                reply = ("error", traceback.format_exc(limit=3).strip().splitlines()[-1])
     finally:
         conn.close()  # the mapping goes with the process
+
+
+def _send(conn, reply):
+    """Send a reply; False if the main process has stopped listening (it closed its end of the pipe, say
+    to stop in the middle of a step after a Ctrl-C, or it is gone): then the worker just ends."""
+    try:
+        conn.send(reply)
+    except OSError:  # BrokenPipeError, ConnectionResetError
+        return False
+    return True

@@ -3,9 +3,14 @@
 A run lives in one directory:
     config.yaml     the effective configuration, with a comment on every key
     metrics.jsonl   one JSON object per log interval and per validation
-    latest.npz      the whole training state, every train.save_every steps and at the end
+    latest.npz      the whole training state: at the start, every train.save_every steps and at the end
     best.npz        the same, at the lowest validation loss so far
     .lock           held (flock) while a process trains here; released by the kernel if it dies
+Nothing is created before the corpus and the settings have been read and checked, and a new run that
+fails before saving a step removes what it wrote. A run that stops (end of steps, time budget, signal)
+saves latest.npz, then validates there if it has not just done so; that validation counts for best.npz
+like the scheduled ones, and both checkpoints record the validation loss of their weights, so that
+`-c RUN_DIR` can hand out the better of the two (checkpoint.choose).
 With optim.ema the model in both checkpoints is the moving average of the weights, which is also what
 validation and the cloze scores measure; the weights the optimizer steps are saved as optimizer state.
 
@@ -13,7 +18,10 @@ Determinism: the same config and seed give the same run bit for bit, and a run s
 resumed reaches the same weights as one that never stopped. Every random draw comes from a generator
 seeded by train.seed and the position in the run (epoch offsets and line order by (seed, epoch), dropout
 masks by (seed, step)), so the step saved in latest.npz, with the weights, optimizer moments and carried
-state, is all a resumed run needs.
+state, is all a resumed run needs. Validation draws nothing random and changes nothing but the record of
+the best, so the validation at a stop leaves the training itself untouched: a resumed run reaches the
+same weights as an uninterrupted one, but may call another step best (the stop's validation), and
+best.npz may differ.
 """
 
 import copy
@@ -34,7 +42,7 @@ from . import checkpoint, evaluate, model
 from . import config as config_mod
 from .cells import CELLS
 from .data import load_corpus, make_batches, split_streams
-from .errors import CharlstmError, CheckpointError, ConfigError, TrainingError
+from .errors import CharlstmError, CheckpointError, ConfigError, DataError, TrainingError
 from .optim import Optimizer, clip_by_global_norm, learning_rate
 from .parallel import DataParallel, auto_workers
 from .workspace import Workspace
@@ -90,6 +98,68 @@ class RunLock:
             self.fh.close()  # closing releases the lock; the file stays, harmlessly
 
 
+class RunDirectory:
+    """The run directory of one session: created, with any missing parents, once the inputs are known to
+    be good, and locked while the session lasts. A new run that fails before it has saved a step (or the
+    lock cannot be had) removes the files it wrote and the directories it created, so a failed start
+    leaves no runs/NAME holding only .lock; `keep()` marks the run as worth keeping."""
+
+    FILES = ("latest.npz", "best.npz", "metrics.jsonl", "config.yaml", ".lock")
+
+    def __init__(self, path, fresh):
+        self.path, self.fresh, self.kept = pathlib.Path(path), fresh, not fresh
+        self.created, self.existed = [], set()
+        self.lock = RunLock(self.path)
+
+    def __enter__(self):
+        missing, p = [], self.path.absolute()
+        while not p.exists() and p != p.parent:
+            missing.append(p)
+            p = p.parent
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            self.created = [d for d in missing if d.is_dir()]  # innermost first
+            self._remove_what_was_written()
+            raise CharlstmError(f"cannot create run directory {self.path}: {e.strerror}") from None
+        self.created = missing  # innermost first
+        self.existed = {name for name in self.FILES if (self.path / name).exists()}
+        try:
+            self.lock.__enter__()
+        except BaseException:
+            self._remove_what_was_written()
+            raise
+        return self
+
+    def keep(self):
+        self.kept = True
+
+    def forget_old_run(self):
+        """--force: nothing of the run that was here may linger (we hold the lock)."""
+        for name in ("latest.npz", "best.npz", "metrics.jsonl"):
+            (self.path / name).unlink(missing_ok=True)
+            self.existed.discard(name)
+
+    def __exit__(self, exc_type, exc, tb):
+        self.lock.__exit__()
+        if exc_type is None or self.kept:
+            return
+        # a stop on a signal keeps the run it can resume: the latest.npz saved at its start
+        if not issubclass(exc_type, Interrupted) or not (self.path / "latest.npz").exists():
+            self._remove_what_was_written()
+
+    def _remove_what_was_written(self):
+        for name in self.FILES:
+            if name not in self.existed:
+                (self.path / name).unlink(missing_ok=True)
+        remove_stale_temporaries(self.path)
+        for d in self.created:
+            try:
+                d.rmdir()  # only if empty: never a file of the user's
+            except OSError:
+                break
+
+
 def remove_stale_temporaries(directory):
     """Temporary checkpoint files left by a process that died while writing (we hold the lock, so none
     of them can be in use)."""
@@ -125,6 +195,7 @@ class Progress:
     best_step: int = -1
     elapsed: float = 0.0  # seconds of training over all sessions of this run
     last_val: float = math.nan
+    last_val_step: int = -1  # the step last_val was measured at
 
 
 def corpus_fingerprint(corpus):
@@ -156,6 +227,9 @@ def save(path, params, opt, state, cfg, vocab, progress, corpus_info, windows_pe
         "best_val": None if math.isinf(progress.best_val) else progress.best_val,
         "best_step": progress.best_step,
         "last_val": None if math.isnan(progress.last_val) else progress.last_val,
+        "last_val_step": progress.last_val_step,
+        # the validation loss of these very weights, if they were validated: how -c RUN_DIR chooses
+        "val_loss": progress.last_val if progress.last_val_step == progress.step else None,
         "elapsed": progress.elapsed,
         "corpus": corpus_info,
     }
@@ -171,8 +245,14 @@ def train_step(params, optimizer, x, y, state, lr, clip, work, mask=None, dropou
     dropout: (p between layers, p before the decoder, seed of the mask generator), or None.
     parallel: a parallel.DataParallel whose workers share the batch (then params are its shared arrays).
     Returns (loss, gradient norm before clipping, state to carry into the next window). When the loss or
-    the norm is not finite, nothing is updated and the incoming state is returned, for the caller to stop.
+    the norm is not finite, nothing is updated and the incoming state is returned, for the caller to stop
+    with one line (so NumPy's warnings about overflows on the way there are silenced).
     """
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        return _step(params, optimizer, x, y, state, lr, clip, work, mask, dropout, parallel)
+
+
+def _step(params, optimizer, x, y, state, lr, clip, work, mask, dropout, parallel):
     if parallel is not None:
         loss, next_state, grads = parallel.forward_backward(x, y, state, mask, dropout)
         if not math.isfinite(loss):
@@ -204,12 +284,15 @@ class Trainer:
         self.sources = list(sources)
         self.val_source = val_source
         self.force = force
-        self.stop_signal = None
+        self.stops = StopRequests(self.stderr, quiet)
+        self.run_dir = None  # the RunDirectory, while run() holds it
+        self.saved_step = None  # the step latest.npz holds, once known
         self.bar = None
         self.last_loss, self.last_speed, self.last_cloze = math.nan, 0.0, None
         self.session_chars = 0  # characters trained on this session (targets that count, not padding)
         self.metrics_failed = False
         self.parallel = None  # a parallel.DataParallel when the batch is shared among processes
+        self.origins = None  # {"section.key": where its value came from}, for --dry-run (see prepare)
 
     # -- messages --------------------------------------------------------------------------------------
 
@@ -270,10 +353,17 @@ class Trainer:
                 self.state = tuple(np.array(s, np.float32) for s in ckpt.state)
                 self.progress = Progress(step=int(m["step"]), best_val=_or(m.get("best_val"), math.inf),
                                          best_step=int(m.get("best_step", -1)), elapsed=float(m["elapsed"]),
-                                         last_val=_or(m.get("last_val"), math.nan))
+                                         last_val=_or(m.get("last_val"), math.nan),
+                                         last_val_step=int(m.get("last_val_step", -1)))
+                self.saved_step = self.progress.step
             except (KeyError, TypeError, ValueError) as e:
                 raise CheckpointError(f"{ckpt.path} lacks the training state needed to resume ({e})") from None
         self.val_streams = self._val_streams()
+        self._check_validation_text()
+        if cfg.data.mode == "lines" and cfg.data.curriculum_steps > self.progress.step:
+            self.say(f"note: curriculum until step {cfg.data.curriculum_steps:,}: training draws the shortest "
+                     f"{cfg.data.curriculum_start:.0%} of the lines first, widening to all of them, so the training "
+                     f"loss starts well below the validation loss; that is expected, not overfitting")
         self.cloze = evaluate.read_cloze(cfg.train.cloze) if cfg.train.cloze else None
         workers = cfg.train.workers or auto_workers(self.spec, cfg.data.batch)
         if workers > 1:
@@ -283,6 +373,19 @@ class Trainer:
             for k, v in self.params.items():
                 np.copyto(self.parallel.params[k], v)
             self.params = self.parallel.params  # the optimizer updates the arrays the workers read
+
+    def _check_validation_text(self):
+        """A --val text too short to score is an error, as `charlstm eval` makes it; a held-out part too
+        short to score gets a note (no validation, so no best.npz)."""
+        chars = len(self.corpus.val)
+        if sum(len(s) - 1 for s in self.val_streams if len(s) >= 2) > 0:
+            return
+        if self.val_source is not None:
+            raise DataError(f"the validation text {self.val_source} has {chars} character{'s' * (chars != 1)}: "
+                            f"too short to score (it needs at least two)")
+        if self.cfg.data.val_fraction > 0:
+            self.say(f"note: the held-out text ({chars} characters) is too short to validate on: no validation "
+                     f"and no best.npz (give --val FILE, more text, or a larger data.val_fraction)")
 
     def _val_streams(self):
         """Held-out text as the model is trained on it: contiguous streams, or one sequence per line."""
@@ -299,27 +402,64 @@ class Trainer:
     # -- the loop --------------------------------------------------------------------------------------
 
     def run(self):
+        """Train: read and check the inputs, then create and lock the run directory and go. Returns the
+        summary dict; raises Interrupted after a stop on a signal (the run saved, or aborted on a third
+        Ctrl-C) and CharlstmError for everything a user can fix."""
+        if not self.resume:
+            self._check_out_is_free()  # early: before a long read of the corpus
         try:
-            self.out.mkdir(parents=True, exist_ok=True)
-        except OSError as e:
-            raise CharlstmError(f"cannot create run directory {self.out}: {e.strerror}") from None
-        with RunLock(self.out):
-            remove_stale_temporaries(self.out)
-            if not self.resume and (self.out / "latest.npz").exists():
-                if not self.force:
-                    raise CharlstmError(f"{self.out} already holds a run; resume it with --resume {self.out}, "
-                                        f"or choose another --out (--force starts over and overwrites it)")
-                for name in ("latest.npz", "best.npz", "metrics.jsonl"):  # nothing of the old run may linger
-                    (self.out / name).unlink(missing_ok=True)
-            try:
-                self._setup()
+            self._setup()
+            with RunDirectory(self.out, fresh=not self.resume) as self.run_dir:
+                remove_stale_temporaries(self.out)
+                if not self.resume:
+                    self._check_out_is_free()  # again, now that we hold the lock
+                    if self.force:
+                        self.run_dir.forget_old_run()
                 _write_text(self.out / "config.yaml", config_mod.dump(self.cfg))
                 self._trim_metrics()
-                with _signals(self):
-                    return self._loop()
-            finally:
-                if self.parallel is not None:
-                    self.parallel.close()
+                with _signals(self.stops):  # also while the workers close: a Ctrl-C there is no abort
+                    try:
+                        return self._train()
+                    finally:
+                        self._close_workers()
+        finally:
+            self._close_workers()
+            self.run_dir = None
+
+    def dry_run(self):
+        """Read and check everything a run would, build the model, time a few steps, and return the
+        lines of the --dry-run report; nothing is written."""
+        from . import dryrun
+
+        try:
+            self._setup()
+            return dryrun.report(self)
+        finally:
+            self._close_workers()
+
+    def _check_out_is_free(self):
+        if (self.out / "latest.npz").exists() and not self.force:
+            raise CharlstmError(f"{self.out} already holds a run; resume it with --resume {self.out}, "
+                                f"or choose another --out (--force starts over and overwrites it)")
+
+    def _close_workers(self):
+        if self.parallel is not None:
+            self.parallel.close()
+
+    def _train(self):
+        """The loop, with a third Ctrl-C (an abort) turned into an Interrupted that says what is left."""
+        try:
+            if self.saved_step is None:  # a new run is resumable from the start: --resume needs latest.npz
+                self._save("latest.npz")
+            return self._loop()
+        except KeyboardInterrupt:
+            if not self.stops.aborted:
+                raise
+            if self.saved_step is None:  # three Ctrl-C during the first save: there is no run to keep
+                raise Interrupted("aborted before the run had saved anything; nothing is kept", 130) from None
+            raise Interrupted(f"aborted without saving at step {self.progress.step}; {self.out / 'latest.npz'} "
+                              f"holds step {self.saved_step} (continue with: charlstm train --resume {self.out})",
+                              130) from None
 
     def _loop(self):
         cfg, p = self.cfg, self.progress
@@ -337,7 +477,7 @@ class Trainer:
         stopped_by = None
         try:
             while p.step < total:
-                if self.stop_signal is not None:
+                if self.stops.signal is not None:
                     stopped_by = "signal"
                     break
                 if budget is not None and time.monotonic() - session_start >= budget:
@@ -377,19 +517,35 @@ class Trainer:
                 self.bar.close()
                 self.bar = None
         self.session_chars += interval["chars"]
-        if steps_this_session or not (self.out / "latest.npz").exists():
+        self.stops.phase = "saving"
+        if steps_this_session:
             self._save("latest.npz")
-        if stopped_by == "time" and steps_this_session:
-            # reported, not used for best.npz: a run stopped here and resumed must keep the same best.npz
-            # as one that never stopped
-            self._validate(final=True)
+        self.stops.phase = "validating"
+        if steps_this_session and p.last_val_step != p.step:
+            self._final_validation()
+        self.stops.phase = "done"
         summary = self._summary(stopped_by, session_start, steps_this_session)
         if stopped_by == "signal":
-            code = 130 if self.stop_signal == signal.SIGINT else 143
+            code = 130 if self.stops.signal == signal.SIGINT else 143
             name = "interrupted" if code == 130 else "terminated"
             raise Interrupted(f"{name} at step {p.step}; saved {self.out / 'latest.npz'} "
                               f"(continue with: charlstm train --resume {self.out})", code)
         return summary
+
+    def _final_validation(self):
+        """Validate where the run stopped (time budget or signal) between two scheduled validations. It
+        counts for best.npz like any other; latest.npz, saved already, is written again to record it. A
+        third Ctrl-C skips it: the steps are saved by then."""
+        try:
+            improved = self._validate(final=True, save_best=False)
+            if improved is not None:
+                self._save("latest.npz")
+                if improved:
+                    self._save("best.npz")
+        except KeyboardInterrupt:
+            if not self.stops.aborted:
+                raise
+            self.say("final validation skipped")
 
     def _log_interval(self, interval, lr):
         p = self.progress
@@ -415,7 +571,8 @@ class Trainer:
 
     def _diverged(self, what):
         saved = self.out / "latest.npz"
-        keep = f"the last good checkpoint is {saved}" if saved.exists() else "no checkpoint had been saved yet"
+        keep = (f"the last good checkpoint is {saved}" if self.saved_step or self.resume
+                else "no step had been saved, so nothing of the run is kept")
         raise TrainingError(f"{what} at step {self.progress.step + 1}; training stopped and {keep} "
                             f"(try a lower optim.lr or optim.clip)")
 
@@ -423,15 +580,17 @@ class Trainer:
         """The weights the run evaluates and saves: the moving average with optim.ema, else the weights."""
         return self.params if self.opt.average is None else self.opt.average
 
-    def _validate(self, final=False):
-        """Score the held-out text; on schedule (not final), keep best.npz at the lowest loss."""
+    def _validate(self, final=False, save_best=True):
+        """Score the held-out text and keep the lowest loss as the best; save best.npz then, unless
+        save_best is False. final marks the validation of a stop in metrics.jsonl. Returns whether the
+        loss is the lowest so far, or None when there is nothing to score."""
         p = self.progress
         total, count = evaluate.score(self.model_params(), self.val_streams, self.cfg.data.window, self.val_work)
         if count == 0:
-            return
+            return None
         val = total / count
-        p.last_val = val
-        improved = val < p.best_val and not final
+        p.last_val, p.last_val_step = val, p.step
+        improved = val < p.best_val
         if improved:
             p.best_val, p.best_step = val, p.step
         self._log({"step": p.step, "val_loss": val, "val_bpc": val / math.log(2), "elapsed": round(p.elapsed, 2),
@@ -441,8 +600,9 @@ class Trainer:
         else:
             self.say(f"step {p.step}/{self.cfg.train.steps}  val {val:.4f} nats/char ({val / math.log(2):.3f} bpc)"
                      + ("  best" if improved else ""))
-        if improved:
+        if improved and save_best:
             self._save("best.npz")
+        return improved
 
     def _score_cloze(self):
         p = self.progress
@@ -459,6 +619,10 @@ class Trainer:
         try:
             save(path, self.params, self.opt, self.state, self.cfg, self.corpus.vocab, self.progress,
                  self.corpus_info, self.batches.windows_per_epoch)
+            if name == "latest.npz":
+                self.saved_step = self.progress.step
+            if self.progress.step > 0 and self.run_dir is not None:
+                self.run_dir.keep()
         except checkpoint.CheckpointWriteError as e:
             previous = "the previous one is intact" if path.exists() else "there is no previous one"
             if self.cfg.train.on_save_error == "stop":
@@ -549,24 +713,59 @@ def _progress_bar(total, initial, quiet, stream):
                 bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}{postfix}]")
 
 
-class _signals:
-    """SIGINT and SIGTERM ask the loop to stop after the current step; a second SIGINT aborts at once
-    (checkpoint writes are atomic, so that too loses nothing already saved)."""
+class StopRequests:
+    """SIGINT and SIGTERM while a run trains. The first asks the loop to stop after the current step, save
+    latest.npz and validate. Ctrl-C reaches every process of the group and `timeout -s INT` sends two at
+    once, so a second SIGINT never abandons anything: it says what a third will do. A third aborts what is
+    under way by raising KeyboardInterrupt: the step or the save (latest.npz keeps the step it had, which
+    --resume continues; the run saved one at its start) or the final validation. The handler writes its
+    one message with os.write: a print could land inside another write to stderr, and fail there."""
 
-    def __init__(self, trainer):
-        self.trainer = trainer
+    MESSAGES = {"training": "saving, press Ctrl-C again to abort without saving",
+                "saving": "saving, press Ctrl-C again to abort without saving",
+                "validating": "saved; validating for best.npz, press Ctrl-C again to skip it"}
+
+    def __init__(self, stream, quiet):
+        self.stream, self.quiet = stream, quiet
+        self.signal = None  # the first signal, which stopped the run
+        self.again = 0  # SIGINTs since then
+        self.phase = "training"  # then saving, validating, done (when nothing is left to abort)
+        self.aborted = False
+
+    def handle(self, signum, frame):
+        if self.signal is None:
+            self.signal = signum
+            return
+        if signum != signal.SIGINT or self.aborted or self.phase == "done":
+            return
+        self.again += 1
+        if self.again == 1:
+            self._tell(self.MESSAGES[self.phase])
+        else:
+            self.aborted = True
+            raise KeyboardInterrupt
+
+    def _tell(self, text):
+        if self.quiet:
+            return
+        try:
+            fd = self.stream.fileno()
+            os.write(fd, (("\n" if os.isatty(fd) else "") + text + "\n").encode())
+        except (OSError, ValueError, AttributeError):  # no file descriptor (a test's captured stream)
+            pass
+
+
+class _signals:
+    """Routes SIGINT and SIGTERM to a StopRequests while the loop runs, then restores the handlers."""
+
+    def __init__(self, stops):
+        self.stops = stops
 
     def __enter__(self):
         self.previous = {}
-
-        def handler(signum, frame):
-            if self.trainer.stop_signal is not None and signum == signal.SIGINT:
-                raise KeyboardInterrupt
-            self.trainer.stop_signal = signum
-
         for sig in (signal.SIGINT, signal.SIGTERM):
             try:
-                self.previous[sig] = signal.signal(sig, handler)
+                self.previous[sig] = signal.signal(sig, self.stops.handle)
             except ValueError:  # not the main thread: leave signals alone
                 pass
         return self
@@ -582,8 +781,10 @@ FROZEN_ON_RESUME = ("train.seed", "optim.name", "optim.momentum", "optim.centere
 def resume_config(run_dir, overrides, say=None):
     """The config of the run in run_dir with overrides applied. The model, the data and what shapes the
     optimizer state or the random streams (FROZEN_ON_RESUME) cannot change; a time budget applies to one
-    session, so it is dropped unless given again."""
-    saved = checkpoint.load(pathlib.Path(run_dir) / "latest.npz").config
+    session, so it is dropped unless given again. A run already at its train.steps is an error that says
+    how to extend it."""
+    latest = checkpoint.load(pathlib.Path(run_dir) / "latest.npz")
+    saved = latest.config
     cfg = copy.deepcopy(saved)
     cfg.train.time_budget = None
     config_mod.update(cfg, overrides, source="--set")
@@ -593,39 +794,70 @@ def resume_config(run_dir, overrides, say=None):
     for key in changed:
         if key.split(".")[0] in ("model", "data") or key in FROZEN_ON_RESUME:
             raise ConfigError(f"{key} cannot change when resuming; the other train.* and optim.* keys can")
+    if cfg.train.steps <= latest.step:
+        raise ConfigError(_nothing_left(run_dir, latest.step, saved.train.steps,
+                                        given="steps" in (overrides.get("train") or {}), steps=cfg.train.steps))
     if "train.steps" in changed and cfg.optim.schedule == "cosine" and say is not None:
         say(f"note: the cosine schedule now spans {cfg.train.steps} steps instead of {saved.train.steps}: "
             f"the learning rate changes from here on, unlike in a run started with {cfg.train.steps}")
     return cfg
 
 
+def _nothing_left(run_dir, step, planned, given, steps):
+    """The message for a resume with no step left to train."""
+    where = (f"is already at step {step:,}, so --steps {steps:,} leaves nothing to train" if given
+             else f"has finished: it is at step {step:,} of {planned:,}")
+    more = planned if planned > step else 2 * max(step, 1)
+    return (f"{run_dir} {where}; to train it further give a larger total, e.g. "
+            f"charlstm train --resume {run_dir} --steps {more}")
+
+
 def prepare(corpus, config_path=None, out=None, resume=None, flags=None, overrides=(), val=None, force=False,
             quiet=False):
-    """A Trainer from command-line arguments. flags: {"section.key": value or None}, applied before the
-    --set overrides. With no corpus and no resume: the rooms demo (data/rooms-train.txt, rooms.yaml)."""
-    mapping = {}
+    """A Trainer from command-line arguments. config_path: a preset name or a YAML file. flags:
+    {"section.key": value or None}, applied before the --set overrides. With no corpus and no resume: the
+    rooms demo (data/rooms-train.txt, the rooms preset). The Trainer's `origins` say where each key's
+    value came from (default, preset, file, flag, --set), for --dry-run."""
+    from . import presets
+
+    flag_map = {}
     for key, value in (flags or {}).items():
         if value is not None:
             section, name = key.split(".")
-            mapping.setdefault(section, {})[name] = value
-    for section, values in config_mod.parse_overrides(overrides).items():
-        mapping.setdefault(section, {}).update(values)
+            flag_map.setdefault(section, {})[name] = value
+    set_map = config_mod.parse_overrides(overrides)
+    mapping = {section: {**flag_map.get(section, {}), **set_map.get(section, {})}  # --set last
+               for section in {*flag_map, *set_map}}
     say = None if quiet else (lambda text: print(text, file=sys.stderr, flush=True))
     if resume:
         cfg = resume_config(resume, mapping, say)
-        return Trainer(cfg, corpus, resume, val_source=val, resume=True, quiet=quiet)
-    run_name = None
+        trainer = Trainer(cfg, corpus, resume, val_source=val, resume=True, quiet=quiet)
+        saved = config_mod.to_dict(cfg)
+        saved["train"].pop("time_budget")  # one session's: not the run's
+        trainer.origins = config_mod.origins([(f"the run ({resume})", saved), ("flag", flag_map),
+                                              ("--set", set_map)])
+        return trainer
+    run_name, demo = None, {}
     if not corpus:
         from . import assets
 
-        corpus, config_path, run_name = (str(assets.CORPUS),), config_path or str(assets.CONFIG), "rooms"
-        mapping.setdefault("train", {}).setdefault("cloze", str(assets.CLOZE))
+        corpus, config_path, run_name = (str(assets.CORPUS),), config_path or "rooms", "rooms"
+        demo = {"train": {"cloze": str(assets.CLOZE)}}
         if say:
             say(f"no corpus given: training on the rooms stories ({assets.CORPUS.name}) with "
-                f"{pathlib.Path(config_path).name}")
-    cfg = config_mod.load(config_path)
-    config_mod.update(cfg, mapping, source="the command line")
+                f"{pathlib.Path(config_path).stem}")
+    layers = []
+    if config_path is not None:
+        path, label = presets.locate(config_path)
+        layers.append((label, config_mod.read_file(path)))
+    layers += [("rooms demo", demo), ("flag", flag_map), ("--set", set_map)]
+    cfg = config_mod.Config()
+    for label, layer in layers:
+        config_mod.update(cfg, layer, source=label, check=False)
+    config_mod.validate(cfg)
     if cfg.train.cloze:
         cfg.train.cloze = os.path.abspath(cfg.train.cloze)  # a resumed run may start elsewhere
-    return Trainer(cfg, corpus, out or default_run_dir(corpus, name=run_name), val_source=val, quiet=quiet,
-                   force=force)
+    trainer = Trainer(cfg, corpus, out or default_run_dir(corpus, name=run_name), val_source=val, quiet=quiet,
+                      force=force)
+    trainer.origins = config_mod.origins(layers)
+    return trainer

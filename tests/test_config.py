@@ -238,6 +238,30 @@ def test_malformed_yaml_is_a_one_line_error(tmp_path, text):
     assert "\n" not in msg
 
 
+@pytest.mark.parametrize("text, where, line", [
+    ("model:\n  hidden: 16\n x: 2\n", "3:2", "' x: 2'"),
+    ("model:\n\thidden: 16\n", "2:1", "'\\thidden: 16'"),
+    ("data:\n  batch: 4\n  window: [16\n", "4:1", "(at the end of the file)"),
+])
+def test_a_yaml_syntax_error_names_file_line_column_and_shows_the_line(tmp_path, text, where, line):
+    """Issue 18, item 13: where the error is, as an editor wants it (FILE:LINE:COLUMN), and the line."""
+    path = write(tmp_path, text, "bad.yaml")
+    with pytest.raises(ConfigError) as e:
+        config.load(path)
+    message = str(e.value)
+    assert message.startswith(f"{path}:{where}: not valid YAML: ") and message.endswith(line), message
+    assert "\n" not in message
+
+
+def test_the_cli_reports_a_yaml_syntax_error_on_one_line(tmp_path, corpus):
+    from conftest import run_cli
+
+    path = write(tmp_path, "model:\n  hidden: 16\n x: 2\n", "bad.yaml")
+    code, _, err = run_cli("train", corpus, "--config", path)
+    assert code == 1 and err == (f"error: {path}:3:2: not valid YAML: expected <block end>, but found "
+                                 f"'<block mapping start>' (while parsing a block mapping): ' x: 2'\n")
+
+
 @pytest.mark.parametrize("text", ["- model\n- data\n", "just a string\n", "42\n", "model: 3\n",
                                   "model:\n  - hidden\n"])
 def test_yaml_of_the_wrong_shape_is_an_error(tmp_path, text):

@@ -114,3 +114,23 @@ def test_a_signal_to_the_whole_process_group_stops_cleanly(corpus, tmp_path):
     assert proc.returncode == 143, err
     assert "stopped by signal" in err and "worker" not in err
     assert checkpoint.load(run / "latest.npz").step > 0
+
+
+def test_workers_end_quietly_when_the_main_process_stops_listening_mid_step(capfd):
+    """A third Ctrl-C can stop the main process in the middle of a step: it closes the pipes while the
+    workers compute. They must end without a traceback (they printed BrokenPipeError ones, issue 18)."""
+    rng = np.random.default_rng(1)
+    spec = model.Spec("lstm", 7, 64, 1)
+    T, B = 200, 4
+    dp = DataParallel(spec, B, T, 2, np.float64)
+    procs = list(dp.procs)
+    dp.arrays["x"][:] = rng.integers(0, 7, (T, B))
+    dp.arrays["y"][:] = rng.integers(0, 7, (T, B))
+    for conn in dp.conns:
+        conn.send(("step", T, False, float(T * B), None))
+    dp.close()  # without reading their replies
+    for proc in procs:
+        proc.join(timeout=30)
+        assert proc.exitcode == 0
+    err = capfd.readouterr().err
+    assert "Traceback" not in err and "Error" not in err, err

@@ -1,6 +1,7 @@
 """The rooms memory task: the story generator, the shipped data, lines batching, and the cells it compares."""
 
 import json
+import math
 import pathlib
 import re
 
@@ -159,7 +160,15 @@ def test_every_cell_trains_samples_and_scores(cli, tmp_path, cell):
     assert code == 0 and out.startswith("Mady said hi to ") and out.endswith(".\n"), err
     code, out, err = cli("eval", "-c", run, tmp_path / "rooms.txt", "--cloze", cloze, "--format", "json")
     report = json.loads(out)
-    assert report["n"] == 20 and 0 <= report["accuracy"] <= 1 and report["nats_per_char"] < 3.7
+    assert report["n"] == 20 and 0 <= report["accuracy"] <= 1
+    # it learns: from a uniform guess, ln V = 3.53 nats, down by half a nat in 40 steps (measured: 2.86,
+    # 2.83, 2.11 train and 2.88, 2.83, 1.99 validation for lstm, gru, rnn; an optimizer that does not
+    # update stays at 3.5)
+    train_losses = [m["train_loss"] for m in metrics if "train_loss" in m]
+    assert train_losses[-1] < train_losses[0] - 0.4, train_losses
+    uniform = math.log(len(ckpt.vocab))
+    assert report["nats_per_char"] < uniform - 0.5 and metrics[-1]["step"] == 40
+    assert [m["val_loss"] for m in metrics if "val_loss" in m][-1] < uniform - 0.5
 
 
 def test_train_with_no_arguments_is_the_rooms_demo(cli, tmp_path):

@@ -13,7 +13,7 @@ import pytest
 
 from charlstm import checkpoint, evaluate, model, train
 from charlstm.train import RunLock
-from conftest import CONFIGS, make_text
+from conftest import CONFIGS, make_text, run_cli
 
 TINY = CONFIGS / "tiny.yaml"
 
@@ -135,7 +135,7 @@ def test_resume_refuses_model_changes_and_other_text(cli, corpus, tmp_path):
     assert code == 1 and "model.hidden cannot change when resuming" in err
     other = tmp_path / "other.txt"
     other.write_text(make_text(seed=5))
-    code, _, err = cli("train", other, "--resume", run)
+    code, _, err = cli("train", other, "--resume", run, "--steps", 20)
     assert code == 1 and "corpus differs" in err
     code, _, err = cli("train", "--resume", run, "--set", "optim.lr=0.001", "--steps", 20, "-q")
     assert code == 0, err
@@ -167,16 +167,29 @@ def test_weight_average_is_the_model_a_run_validates_and_saves(cli, corpus, tmp_
 
 
 def test_time_budget_stops_cleanly_and_saves(cli, corpus, tmp_path):
-    # no scheduled validation comes before the stop: the stop validates, but best.npz is not written
     code, _, err = cli("train", corpus, "--config", TINY, "--out", tmp_path / "run", "--steps", 10**7,
                        "--time-budget", "1s", "--set", f"train.eval_every={10**7}")
     assert code == 0, err
-    summary = err.strip().splitlines()[-1]
-    assert summary.startswith("time budget reached") and "val " in summary
-    assert "no best.npz yet" in summary and "inf" not in summary
-    assert not (tmp_path / "run" / "best.npz").exists()
     step = weights(tmp_path / "run")[1]["step"]
     assert 0 < step < 10**7
+    summary = err.strip().splitlines()[-1]
+    assert summary.startswith("time budget reached") and "val " in summary
+    assert f"at step {step}" in summary and "inf" not in summary
+
+
+def test_the_validation_where_a_run_stops_counts_for_best(cli, corpus, tmp_path):
+    """Issue 18, item 1: a run stopped between two scheduled validations validates where it stopped, and
+    that counts for best.npz like any other validation; both checkpoints record the loss of their weights."""
+    run = tmp_path / "run"
+    code, _, err = cli("train", corpus, "--config", TINY, "--out", run, "--steps", 10**6, "--time-budget", "2s",
+                       "--set", "train.eval_every=1000000")
+    assert code == 0 and "time budget reached" in err
+    lines = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    final = [r for r in lines if r.get("final")]
+    assert len(final) == 1 and "val_loss" in final[0]
+    latest, best = (checkpoint.load(run / name).meta for name in ("latest.npz", "best.npz"))
+    assert best["step"] == latest["step"] == final[0]["step"] == latest["best_step"]
+    assert best["val_loss"] == latest["val_loss"] == latest["best_val"] == final[0]["val_loss"]
 
 
 def test_validation_file_and_stdin_corpus(cli, corpus, tmp_path):
@@ -296,6 +309,7 @@ def test_a_signal_saves_and_resume_matches_an_uninterrupted_run(corpus, tmp_path
     assert f"saved {run / 'latest.npz'}" in err and f"charlstm train --resume {run}" in err
     stopped_at = checkpoint.load(run / "latest.npz").step
     assert stopped_at > 0
+    assert checkpoint.load(run / "best.npz").step == stopped_at  # the stop's validation counts (issue 18)
     total = stopped_at + 25
     assert subprocess.run([sys.executable, "-m", "charlstm", "train", "--resume", str(run), "--steps", str(total),
                            "-q"]).returncode == 0
@@ -342,18 +356,6 @@ def test_resume_from_another_directory_with_a_validation_file(cli, corpus, tmp_p
     assert meta["corpus"]["val_file"] == str(val) and meta["corpus"]["files"] == [str(corpus)]
 
 
-def test_a_time_stop_reports_a_final_validation_without_touching_best(cli, corpus, tmp_path):
-    run = tmp_path / "run"
-    code, _, err = cli("train", corpus, "--config", TINY, "--out", run, "--steps", 10**6, "--time-budget", "2s",
-                       "--set", "train.eval_every=1000000")
-    assert code == 0 and "time budget reached" in err
-    lines = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
-    final = [r for r in lines if r.get("final")]
-    assert len(final) == 1 and "val_loss" in final[0]
-    assert not (run / "best.npz").exists()
-    assert checkpoint.load(run / "latest.npz").meta["best_val"] is None
-
-
 def test_window_must_be_positive_for_eval(cli, four_run):
     code, _, err = cli("eval", "-c", four_run, "--window", 0, "-")
     assert code == 2 and "Invalid value for '--window'" in err
@@ -369,6 +371,181 @@ def test_the_progress_bar_shows_on_a_terminal_that_reports_no_size():
         bar.update(3)
         bar.close()
         stream.flush()
-    shown = os.read(master, 65536).decode("utf-8", "replace")
+    shown = b""
+    try:  # everything written, however the pty hands it out: the slave is closed, so the end reads EIO
+        while chunk := os.read(master, 65536):
+            shown += chunk
+    except OSError:
+        pass
     os.close(master)
+    shown = shown.decode("utf-8", "replace")
     assert "3/10" in shown and "█" in shown
+
+
+# ------------------------------------------------------------------------------ issue 18: training items
+
+
+@pytest.fixture
+def restore_signals():
+    """The CLI ignores SIGINT and SIGTERM once a run has stopped on one (the process is exiting): give
+    them back to pytest after a test that runs such a stop in this process."""
+    saved = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    yield
+    for sig, handler in saved.items():
+        signal.signal(sig, handler)
+
+
+def test_a_third_ctrl_c_aborts_the_save_and_the_run_still_resumes(cli, corpus, tmp_path, monkeypatch,
+                                                                   restore_signals):
+    """Ctrl-C stops after the step and saves; a second one only says that a third will abort; the third
+    aborts the save. latest.npz then holds the step it had (the one saved when the run started), which
+    --resume continues."""
+    real_forward, real_save = model.forward, train.save
+    calls = {"forward": 0}
+
+    def forward(params, x, y, state, *args, **kwargs):
+        if x.shape[1] == 4:  # training windows (validation runs 2 streams)
+            calls["forward"] += 1
+            if calls["forward"] == 7:
+                os.kill(os.getpid(), signal.SIGINT)
+        return real_forward(params, x, y, state, *args, **kwargs)
+
+    def save(path, *args):
+        if path.name == "latest.npz" and args[5].step == 7:  # the save after the stop: two more Ctrl-C
+            os.kill(os.getpid(), signal.SIGINT)
+            os.kill(os.getpid(), signal.SIGINT)
+        return real_save(path, *args)
+
+    monkeypatch.setattr(model, "forward", forward)
+    monkeypatch.setattr(train, "save", save)
+    run = tmp_path / "run"
+    code, _, err = cli("train", corpus, "--config", TINY, "--out", run, "--set", "train.save_every=1000")
+    assert code == 130, err
+    assert signal.getsignal(signal.SIGINT) == signal.SIG_IGN  # a fourth Ctrl-C cannot break the exit
+    assert f"aborted without saving at step 7; {run / 'latest.npz'} holds step 0" in err
+    assert "Traceback" not in err
+    assert checkpoint.load(run / "latest.npz").step == 0
+    monkeypatch.setattr(model, "forward", real_forward)
+    monkeypatch.setattr(train, "save", real_save)
+    code, _, err = cli("train", "--resume", run, "--steps", 5, "-q")
+    assert code == 0, err
+    assert checkpoint.load(run / "latest.npz").step == 5
+
+
+def test_a_second_ctrl_c_says_what_a_third_would_do_and_the_save_completes():
+    stops = train.StopRequests(None, quiet=True)
+    stops.handle(signal.SIGINT, None)
+    assert stops.signal == signal.SIGINT and not stops.aborted
+    stops.handle(signal.SIGINT, None)  # the second: a message, nothing aborted
+    assert not stops.aborted
+    stops.handle(signal.SIGTERM, None)  # a repeated SIGTERM never aborts
+    with pytest.raises(KeyboardInterrupt):
+        stops.handle(signal.SIGINT, None)
+    stops.handle(signal.SIGINT, None)  # once aborting, the rest are ignored
+    done = train.StopRequests(None, quiet=True)
+    done.phase = "done"
+    for _ in range(4):
+        done.handle(signal.SIGINT, None)
+    assert not done.aborted
+
+
+@pytest.mark.parametrize("case", ["missing", "latin-1", "encoding", "yaml", "short val", "nan"])
+def test_a_failed_start_leaves_no_run_directory(tmp_path, corpus, case):
+    """Issue 18, item 10: the inputs are checked before anything is created, and a new run that fails
+    before it has saved a step removes what it wrote (the NaN case fails at step 3, in a subprocess)."""
+    latin = tmp_path / "latin.txt"
+    latin.write_bytes("caf\xe9 au lait\n".encode("latin-1") * 50)
+    bad_yaml = tmp_path / "bad.yaml"
+    bad_yaml.write_text("model:\n  hidden: 16\n x: 2\n")
+    one = tmp_path / "one.txt"
+    one.write_text("a")
+    args = {"missing": ["nope.txt"], "latin-1": [latin], "encoding": [corpus, "--encoding", "bogus"],
+            "yaml": [corpus, "--config", bad_yaml], "short val": [corpus, "--val", one],
+            "nan": [corpus, "--set", "optim.name=sgd", "--set", "optim.lr=1e300", "--set", "optim.clip=0"]}[case]
+    config = [] if case == "yaml" else ["--config", TINY]
+    code, out, err = run_cli("train", *args, *config, "-q")
+    assert code == 1 and err.count("\n") == 1 and err.startswith("error: "), err
+    assert not (tmp_path / "runs").exists(), sorted(str(p) for p in (tmp_path / "runs").rglob("*"))
+
+
+def test_a_failed_run_in_an_existing_directory_keeps_what_was_there(cli, corpus, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    code, _, err = cli("train", corpus, "--config", TINY, "--out", out, "--set", "optim.name=sgd", "--set", "optim.lr=1e300",
+                       "--set", "optim.clip=0")
+    assert code == 1 and "nothing of the run is kept" in err, err
+    assert sorted(p.name for p in out.iterdir()) == ["notes.txt"]
+
+
+def test_a_validation_text_too_short_to_score_is_refused(tmp_path, corpus):
+    one = tmp_path / "one.txt"
+    one.write_text("a")
+    code, _, err = run_cli("train", corpus, "--val", one, "--config", TINY, "--out", tmp_path / "run")
+    assert code == 1 and f"the validation text {one} has 1 character: too short to score" in err, err
+    assert err.count("\n") == 1
+
+
+def test_resume_with_no_step_left_says_how_to_extend_the_run(tmp_path, corpus):
+    run = tmp_path / "run"
+    assert run_cli("train", corpus, "--config", TINY, "--out", run, "-q", "--steps", 20)[0] == 0
+    code, out, err = run_cli("train", "--resume", run, "--steps", 10)
+    assert code == 1 and err.count("\n") == 1, err
+    assert f"{run} is already at step 20, so --steps 10 leaves nothing to train" in err
+    assert f"charlstm train --resume {run} --steps 40" in err
+    code, out, err = run_cli("train", "--resume", run)
+    assert code == 1 and f"{run} has finished: it is at step 20 of 20" in err, err
+    assert checkpoint.load(run / "latest.npz").step == 20
+
+
+def test_a_curriculum_run_says_why_its_training_loss_is_low(tmp_path):
+    stories = tmp_path / "stories.txt"
+    stories.write_text("".join(f"{'ab' * (k % 30)}c\n" for k in range(400)))
+    opts = ["--config", TINY, "--set", "data.mode=lines", "--set", "data.window=64", "--steps", 2]
+    code, _, err = run_cli("train", stories, *opts, "--set", "data.curriculum_steps=100", "--out", tmp_path / "a")
+    assert code == 0, err
+    note = [line for line in err.splitlines() if line.startswith("note: curriculum")]
+    assert len(note) == 1 and "shortest 25% of the lines first" in note[0] and "expected" in note[0], err
+    code, _, err = run_cli("train", stories, *opts, "--out", tmp_path / "b")
+    assert code == 0 and "note: curriculum" not in err
+
+
+def test_a_nan_gradient_norm_with_a_finite_loss_stops_training(cli, corpus, tmp_path, monkeypatch):
+    """Issue 18, item 21: the loss is finite, the gradient is not; the run stops before the update."""
+    real_backward = model.backward
+    calls = {"n": 0}
+
+    def backward(params, cache, *args, **kwargs):
+        grads = real_backward(params, cache, *args, **kwargs)
+        calls["n"] += 1
+        if calls["n"] == 15:
+            grads["decoder.bias"][0] = np.inf
+        return grads
+
+    monkeypatch.setattr(model, "backward", backward)
+    run = tmp_path / "run"
+    code, _, err = cli("train", corpus, "--config", TINY, "--out", run)
+    assert code == 1
+    assert "the gradient norm became" in err and "at step 15" in err and f"{run / 'latest.npz'}" in err, err
+    assert weights(run)[1]["step"] == 10
+    assert not any(json.loads(line)["step"] > 14 for line in (run / "metrics.jsonl").read_text().splitlines())
+
+
+def test_extending_a_cosine_run_stretches_the_schedule_from_there_on(cli, corpus, tmp_path):
+    """Documented: --steps larger than before, with the cosine schedule, lays the cosine over the new
+    total from the resumed step on (a run started with that total would have had other rates before)."""
+    from charlstm.optim import learning_rate
+
+    run = tmp_path / "run"
+    opts = ["--set", "optim.schedule=cosine", "--set", "optim.min_lr=0.001", "--set", "train.log_every=1"]
+    assert cli("train", corpus, "--config", TINY, "--out", run, "-q", "--steps", 20, *opts)[0] == 0
+    code, _, err = cli("train", "--resume", run, "--steps", 60)
+    assert code == 0, err
+    assert "the cosine schedule now spans 60 steps instead of 20" in err
+    logged = {r["step"]: r["lr"] for r in map(json.loads, (run / "metrics.jsonl").read_text().splitlines())
+              if "lr" in r}
+    cfg = checkpoint.load(run / "latest.npz").config
+    assert logged[20] == pytest.approx(learning_rate(cfg.optim, 19, 0, 20))  # the end of the first cosine
+    for step in (21, 40, 60):
+        assert logged[step] == pytest.approx(learning_rate(cfg.optim, step - 1, 0, 60))
+    assert logged[21] > 2 * logged[20]  # the rate went back up: the cosine restarted over 60 steps

@@ -1,0 +1,80 @@
+"""`charlstm train --dry-run`: what a run would do, without doing it.
+
+The resolved configuration with the origin of every value (default, preset or file, flag, --set), the
+corpus and vocabulary sizes, the parameter count, and the time per 1,000 steps measured on a few real
+steps of the real model, workers included. Nothing is written: the steps train a copy that is thrown away.
+"""
+
+import time
+
+from . import config as config_mod
+from . import model
+from .optim import learning_rate
+from .workspace import Workspace
+
+TIME_FOR = 1.0  # seconds of steps to time, after one untimed step (which allocates the buffers)
+STEPS = (2, 50)  # at least, at most
+
+
+def report(trainer):
+    """The lines of the report for a Trainer whose _setup has run."""
+    cfg, corpus, spec = trainer.cfg, trainer.corpus, trainer.spec
+    seconds, chars, timed = time_steps(trainer)
+    left = max(cfg.train.steps - trainer.progress.step, 0)
+    params = sum(int(a.size) for a in trainer.params.values())
+    workers = trainer.parallel.workers if trainer.parallel is not None else 1
+    files = len(corpus.files)
+    held_out = (f"in {trainer.val_source}" if trainer.val_source
+                else f"held out (the last {cfg.data.val_fraction:.0%})")
+    layers = f"{spec.layers} layer{'s' * (spec.layers != 1)} of {spec.hidden} units"
+    lines = ["# the configuration" + (", and where each value comes from" if trainer.origins else "")]
+    lines += config_mod.dump(cfg, trainer.origins).splitlines()
+    lines += [
+        "",
+        f"corpus      {files} file{'s' * (files != 1)}: {len(corpus.train):,} characters for training, "
+        f"{len(corpus.val):,} for validation, {held_out}",
+        f"vocabulary  {len(corpus.vocab)} characters",
+        f"model       {spec.cell.upper()}, {layers}: {params:,} parameters",
+        f"steps       {cfg.train.steps:,}"
+        + (f", {left:,} left from step {trainer.progress.step:,}" if trainer.resume else "")
+        + f"; an epoch is {trainer.batches.windows_per_epoch:,} steps",
+        f"speed       {_duration(1000 * seconds)} per 1,000 steps ({seconds:.3f} s a step, {chars / seconds:,.0f} "
+        f"chars/s; {timed} steps timed, {workers} process{'es' * (workers != 1)}); validation not counted",
+        f"whole run   about {_duration(left * seconds)}"
+        + (f", stopped after {cfg.train.time_budget} (train.time_budget)" if cfg.train.time_budget else ""),
+        f"run         {trainer.out} (nothing was created)",
+    ]
+    return lines
+
+
+def time_steps(trainer):
+    """(seconds per step, characters per step, steps timed): the run's own next windows, trained on the
+    trainer's arrays, which are never saved."""
+    from .train import train_step
+
+    cfg, batches, p = trainer.cfg, trainer.batches, trainer.progress
+    work, state = Workspace(), trainer.state
+    spent, chars, timed, step = 0.0, 0, 0, p.step
+    while timed < STEPS[1] and (timed < STEPS[0] or spent < TIME_FOR):
+        epoch, window = divmod(step, batches.windows_per_epoch)
+        if batches.starts_sequence(window):
+            state = model.zero_state(trainer.spec, cfg.data.batch)
+        x, y, mask = batches.window(epoch, window, step)
+        lr = learning_rate(cfg.optim, step, epoch, cfg.train.steps)
+        start = time.perf_counter()
+        _, _, state = train_step(trainer.params, trainer.opt, x, y, state, lr, cfg.optim.clip, work, mask,
+                                 trainer._dropout(step), trainer.parallel)
+        if step > p.step:  # the first step allocates: not timed
+            spent += time.perf_counter() - start
+            chars += y.size if mask is None else int(mask.sum())
+            timed += 1
+        step += 1
+    return spent / timed, chars / timed, timed
+
+
+def _duration(seconds):
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 90 * 60:
+        return f"{seconds / 60:.1f} minutes"
+    return f"{seconds / 3600:.1f} hours"
