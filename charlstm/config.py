@@ -12,10 +12,13 @@ from typing import Optional, Tuple
 
 import yaml
 
+from . import cells
 from .errors import ConfigError
 
 
 def _choice(default, choices, doc):
+    """A field whose value must be one of choices: a tuple, or a function returning one, called when a
+    value is checked (so that a cell or optimizer registered after import is a valid choice)."""
     return field(default=default, metadata={"choices": choices, "doc": doc})
 
 
@@ -25,7 +28,7 @@ def _doc(default, doc):
 
 @dataclass
 class ModelConfig:
-    cell: str = _choice("lstm", ("lstm", "gru", "rnn"), "recurrent cell")
+    cell: str = _choice(cells.DEFAULT, lambda: tuple(cells.CELLS), "recurrent cell")
     hidden: int = _doc(256, "H, hidden units per layer")
     layers: int = _doc(2, "L, stacked recurrent layers")
     forget_bias: Optional[float] = _doc(None, "initial forget-gate bias (GRU: update gate); null keeps PyTorch's init")
@@ -134,6 +137,7 @@ def _scalar(key, value, kind, choices):
         ok = isinstance(value, kind)
     if not ok:
         raise ConfigError(f"{key} must be {TYPE_NAMES[kind]}, not {value!r}")
+    choices = choices() if callable(choices) else choices
     if choices and value not in choices:
         raise ConfigError(f"{key} must be one of {', '.join(choices)}, not {value!r}")
     return float(value) if kind is float else value
@@ -244,8 +248,12 @@ def parse_overrides(overrides):
 
 
 def validate(config):
-    """Checks that span more than one value's type."""
+    """Checks that span more than one value's type (and the choices, for values set directly)."""
     m, d, o, t = config.model, config.data, config.optim, config.train
+    for section, cls in SECTIONS.items():
+        for f in dataclasses.fields(cls):
+            if f.metadata.get("choices"):
+                _scalar(f"{section}.{f.name}", getattr(getattr(config, section), f.name), str, f.metadata["choices"])
     positive = {"model.hidden": m.hidden, "model.layers": m.layers, "data.batch": d.batch,
                 "data.window": d.window, "data.val_streams": d.val_streams, "train.log_every": t.log_every,
                 "train.eval_every": t.eval_every, "train.save_every": t.save_every,
@@ -274,10 +282,10 @@ def validate(config):
         raise ConfigError("optim.betas, optim.alpha, optim.momentum and optim.ema must each lie in [0, 1)")
     if o.nesterov and o.momentum == 0:
         raise ConfigError("optim.nesterov needs optim.momentum > 0")
-    if m.forget_bias is not None and m.cell == "rnn":
-        raise ConfigError("model.forget_bias needs a gated cell (lstm or gru); a vanilla rnn has no forget gate")
-    if m.chrono and m.cell == "rnn":
-        raise ConfigError("model.chrono needs a gated cell (lstm or gru); a vanilla rnn has no forget gate")
+    for key, used in {"model.forget_bias": m.forget_bias is not None, "model.chrono": m.chrono}.items():
+        if used and cells.CELLS[m.cell].FORGET_GATE is None:
+            gated = " or ".join(name for name, cell in cells.CELLS.items() if cell.FORGET_GATE is not None)
+            raise ConfigError(f"{key} needs a gated cell ({gated}); the {m.cell} cell has no forget gate")
     if m.chrono and m.forget_bias is not None:
         raise ConfigError("model.chrono sets the forget biases itself: leave model.forget_bias null")
     if m.chrono < 0 or m.chrono == 1:

@@ -4,9 +4,9 @@
 code as sampling, and records for every character:
     surprisal   -log2 p(x_t | x_0..x_{t-1}) in bits (for the first character: after the newline that `run`
                 reads first, as sampling does; undefined if nothing was read before it)
-    gates       the mean over units of each gate, per layer (LSTM: input, forget, output; GRU: reset,
-                update), after reading x_t
-    cell        every unit's memory c_t, per layer (LSTM only)
+    gates       the mean over units of each gate the cell names (its GATE_BLOCKS), per layer, after
+                reading x_t
+    cell        every unit's memory, per layer, for a cell whose memory is not its output (an LSTM's c_t)
     hidden      every unit's output h_t, per layer
 
 `render_terminal` and `render_html` colour the text by one or more of these quantities.
@@ -26,10 +26,6 @@ from .data import encode_text, line_start
 from .errors import DataError
 from .workspace import Workspace
 
-# Gate name -> block of the activations a cell's step leaves in its gates buffer (see cells/).
-GATE_BLOCKS = {"lstm": {"input": 0, "forget": 1, "output": 2}, "gru": {"reset": 0, "update": 1}, "rnn": {}}
-
-
 def run(ckpt, text, unknown="error", warn=None):
     """(the text as the model reads it, trace) for a checkpoint: characters missing from its vocabulary
     are an error, or dropped with a warning."""
@@ -47,10 +43,11 @@ def trace(params, ids, lead=()):
     spec = packed["spec"]
     cell = CELLS[spec.cell]
     N, L, H = len(ids), spec.layers, spec.hidden
-    blocks = GATE_BLOCKS[spec.cell]
+    blocks = cell.GATE_BLOCKS
+    memory = cell.STATE.index(cell.MEMORY)  # 0: the memory is the output h, recorded as "hidden"
     out = {"surprisal": np.full(N, np.nan), "hidden": np.zeros((N, L, H), np.float32),
            "gates": {name: np.zeros((N, L)) for name in blocks}}
-    if "c" in cell.STATE:
+    if memory:
         out["cell"] = np.zeros((N, L, H), np.float32)
     state = model.zero_state(spec, 1, packed["table"].dtype)
     work = Workspace()
@@ -60,7 +57,7 @@ def trace(params, ids, lead=()):
             out["gates"][name][t, k] = activations[0, block * H : (block + 1) * H].mean()
         out["hidden"][t, k] = h[0]
         if "cell" in out:
-            out["cell"][t, k] = state[1][k, 0]
+            out["cell"][t, k] = state[memory][k, 0]
 
     with np.errstate(over="ignore"):
         for x in lead:

@@ -15,6 +15,8 @@ import numpy as np
 
 GATES = 3
 STATE = ("h",)
+MEMORY = "h"
+GATE_BLOCKS = {"reset": 0, "update": 1}  # activations in (r, z, n)
 FORGET_GATE = 1  # block of z in (r, z, n): the update gate, which keeps the old state
 INPUT_GATE = None  # writing is tied to z: h' = (1 - z) n + z h
 

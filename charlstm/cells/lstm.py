@@ -22,6 +22,8 @@ import numpy as np
 
 GATES = 4
 STATE = ("h", "c")
+MEMORY = "c"
+GATE_BLOCKS = {"input": 0, "forget": 1, "output": 2}  # activations in (i, f, o, g)
 FORGET_GATE = 1  # block of f in PyTorch's order (i, f, g, o): the gate that keeps the memory
 INPUT_GATE = 0  # block of i: the gate that writes it
 

@@ -10,6 +10,8 @@ import numpy as np
 
 GATES = 1
 STATE = ("h",)
+MEMORY = "h"
+GATE_BLOCKS = {}
 FORGET_GATE = None  # no gates
 INPUT_GATE = None
 
