@@ -13,6 +13,7 @@ the zero state, padded and masked (see LineBatches).
 import os
 import sys
 from dataclasses import dataclass
+from typing import NamedTuple, Optional
 
 import numpy as np
 
@@ -241,6 +242,19 @@ def load_corpus(sources, data_config, val_source=None):
 # ----------------------------------------------------------------------------------------------- batches
 
 
+class Window(NamedTuple):
+    """The text of one step: inputs x and targets y, each (T, B) character ids (y is x one character on),
+    and mask (T, B), 0 where a target is padding, or None when every target counts."""
+
+    x: np.ndarray
+    y: np.ndarray
+    mask: Optional[np.ndarray] = None
+
+    def targets(self):
+        """How many targets count (padding does not)."""
+        return self.y.size if self.mask is None else int(self.mask.sum())
+
+
 class StreamBatches:
     """Windows for truncated BPTT: B contiguous streams, T characters of each per step.
 
@@ -277,10 +291,10 @@ class StreamBatches:
         return self._streams
 
     def window(self, epoch, n, step=0):
-        """Inputs x and targets y, each (T, B), and mask None (every target counts)."""
+        """The Window: inputs x and targets y, each (T, B), and mask None (every target counts)."""
         s = self.streams(epoch)
         chunk = s[:, n * self.T : n * self.T + self.T + 1].T.astype(np.intp)  # (T+1, B)
-        return chunk[:-1], chunk[1:], None
+        return Window(chunk[:-1], chunk[1:])
 
     def starts_sequence(self, n):
         """Whether the state is reset before window n of an epoch."""
@@ -326,7 +340,7 @@ class LineBatches:
         self.windows_per_epoch = len(self.lines) // batch
 
     def window(self, epoch, n, step=0):
-        """x, y (T', B) and mask (T', B), T' the longest line of the batch plus one."""
+        """The Window: x, y (T', B) and mask (T', B), T' the longest line of the batch plus one."""
         if step < self.curriculum_steps:
             share = self.curriculum_start + (1 - self.curriculum_start) * step / self.curriculum_steps
             pool = self.by_length[: max(self.B, int(share * len(self.lines)))]
@@ -344,7 +358,7 @@ class LineBatches:
             seq[1 : 1 + stop - start, b] = self.ids[start:stop]
             seq[1 + stop - start, b] = self.ids[stop] if stop < n else self.newline
         mask = (np.arange(T)[:, None] <= lengths[None, :]).astype(np.float32)  # (T, B)
-        return seq[:-1], seq[1:], mask
+        return Window(seq[:-1], seq[1:], mask)
 
     def _epoch_batches(self, epoch):
         """(windows_per_epoch, B) line indices: a permutation seeded by (seed, epoch), cut into batches.

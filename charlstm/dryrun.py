@@ -10,7 +10,6 @@ import time
 from . import config as config_mod
 from . import model
 from .optim import learning_rate
-from .workspace import Workspace
 
 TIME_FOR = 1.0  # seconds of steps to time, after one untimed step (which allocates the buffers)
 STEPS = (2, 50)  # at least, at most
@@ -22,7 +21,7 @@ def report(trainer):
     seconds, chars, timed = time_steps(trainer)
     left = max(cfg.train.steps - trainer.progress.step, 0)
     params = sum(int(a.size) for a in trainer.params.values())
-    workers = trainer.parallel.workers if trainer.parallel is not None else 1
+    workers = trainer.engine.workers
     files = len(corpus.files)
     held_out = (f"in {trainer.val_source}" if trainer.val_source
                 else f"held out (the last {cfg.data.val_fraction:.0%})")
@@ -53,20 +52,20 @@ def time_steps(trainer):
     from .train import train_step
 
     cfg, batches, p = trainer.cfg, trainer.batches, trainer.progress
-    work, state = Workspace(), trainer.state
+    state = trainer.state
     spent, chars, timed, step = 0.0, 0, 0, p.step
     while timed < STEPS[1] and (timed < STEPS[0] or spent < TIME_FOR):
         epoch, window = divmod(step, batches.windows_per_epoch)
         if batches.starts_sequence(window):
             state = model.zero_state(trainer.spec, cfg.data.batch)
-        x, y, mask = batches.window(epoch, window, step)
+        batch = batches.window(epoch, window, step)
         lr = learning_rate(cfg.optim, step, epoch, cfg.train.steps)
         start = time.perf_counter()
-        _, _, state = train_step(trainer.params, trainer.opt, x, y, state, lr, cfg.optim.clip, work, mask,
-                                 trainer._dropout(step), trainer.parallel)
+        _, _, state = train_step(trainer.engine, trainer.params, trainer.opt, batch, state, lr, cfg.optim.clip,
+                                 trainer._dropout(step))
         if step > p.step:  # the first step allocates: not timed
             spent += time.perf_counter() - start
-            chars += y.size if mask is None else int(mask.sum())
+            chars += batch.targets()
             timed += 1
         step += 1
     return spent / timed, chars / timed, timed

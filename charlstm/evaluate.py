@@ -11,7 +11,7 @@ import math
 import numpy as np
 
 from . import model
-from .data import decode, encode_text, expand_sources, read_bytes, read_text
+from .data import Window, decode, encode_text, expand_sources, read_bytes, read_text
 from .errors import DataError
 from .sample import fill_blanks
 from .workspace import Workspace
@@ -35,7 +35,7 @@ def score(params, streams, window=256, work=None, group=64, on_scored=None):
 
 
 def _score_group(params, packed, streams, window, work, on_scored=None):
-    spec, dtype = packed["spec"], params["decoder.weight"].dtype
+    spec, dtype = packed.spec, params["decoder.weight"].dtype
     B = len(streams)
     lengths = np.array([len(s) - 1 for s in streams])  # (B,) characters scored per stream
     state = model.zero_state(spec, B, dtype)
@@ -50,7 +50,7 @@ def _score_group(params, packed, streams, window, work, on_scored=None):
                 x[: len(piece) - 1, b] = piece[:-1]
                 y[: len(piece) - 1, b] = piece[1:]
         mask = (start + np.arange(T)[:, None] < lengths[None, :]).astype(dtype)  # (T, B)
-        loss, state, _ = model.forward(params, x, y, state, work, mask, packed=packed)
+        loss, state, _ = model.forward(params, Window(x, y, mask), state, work, packed=packed)
         scored = float(mask.sum())
         total += loss * scored
         if on_scored is not None:

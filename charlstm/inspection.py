@@ -40,7 +40,7 @@ def trace(params, ids, lead=()):
     """Run ids (N,) through the model after the characters lead, which are read but not recorded; returns
     a dict of arrays with one row per character of ids (see the module docstring)."""
     packed = model.pack(params)
-    spec = packed["spec"]
+    spec = packed.spec
     cell = CELLS[spec.cell]
     N, L, H = len(ids), spec.layers, spec.hidden
     blocks = cell.GATE_BLOCKS
@@ -49,7 +49,7 @@ def trace(params, ids, lead=()):
            "gates": {name: np.zeros((N, L)) for name in blocks}}
     if memory:
         out["cell"] = np.zeros((N, L, H), np.float32)
-    state = model.zero_state(spec, 1, packed["table"].dtype)
+    state = model.zero_state(spec, 1, packed.table.dtype)
     work = Workspace()
 
     def record(t, k, activations, h):

@@ -29,10 +29,12 @@ checkpoint loads into PyTorch with `load_state_dict` (see README):
     decoder.weight      (V, H)                      decoder.bias      (V,)
 
 Gradients come back in a dict with the same keys; the recurrent state is a tuple with one (L, B, H)
-array per entry of the cell's STATE, (h, c) for an LSTM, as PyTorch passes it.
+array per entry of the cell's STATE, (h, c) for an LSTM, as PyTorch passes it. What a window's forward
+pass reads comes as a data.Window (x, y and mask), and what it leaves for backward as a Cache.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Any, Optional
 
 import numpy as np
 
@@ -44,7 +46,7 @@ from .workspace import Workspace
 class Spec:
     """The architecture, all a set of parameters needs to be rebuilt."""
 
-    cell: str  # "lstm", "gru" or "rnn"
+    cell: str  # a name in cells.CELLS
     vocab: int  # V
     hidden: int  # H
     layers: int  # L
@@ -129,13 +131,25 @@ def zero_state(spec, batch, dtype=np.float32):
     return tuple(np.zeros(shape, dtype) for _ in CELLS[spec.cell].STATE)
 
 
-def pack(params):
+@dataclass(frozen=True, eq=False)
+class Packed:
+    """The weights arranged for the forward pass and sampling (see `pack`), with their architecture."""
+
+    spec: Spec
+    layers: tuple  # per layer, the arrays of its cell's `pack`
+    table: np.ndarray  # (V, G): the first layer's input projection of each character, biases included
+    decoder_wT: np.ndarray  # (H, V)
+    decoder_b: np.ndarray  # (V,)
+
+
+def pack(params, spec=None):
     """Arrange the weights for the forward pass (see each cell's `pack`), once per parameter update.
+    spec: the architecture, read off the parameter names when not given.
 
     The first layer's input projection of a one-hot x is column x of W_ih plus the biases, so the
     packed first layer is a lookup table (V, G) and its input projection is a gather.
     """
-    spec = spec_of(params)
+    spec = spec_of(params) if spec is None else spec
     cell = CELLS[spec.cell]
     layers = []
     for k in range(spec.layers):
@@ -143,19 +157,43 @@ def pack(params):
         layers.append(cell.pack(*p))
     table = layers[0]["w_ihT"] + layers[0]["bias"]  # (V, G)
     decoder_wT = np.ascontiguousarray(params["decoder.weight"].T)  # (H, V)
-    return {"spec": spec, "layers": layers, "table": table, "decoder_wT": decoder_wT,
-            "decoder_b": params["decoder.bias"]}
+    return Packed(spec, tuple(layers), table, decoder_wT, params["decoder.bias"])
 
 
-@dataclass
+@dataclass(frozen=True)
 class Dropout:
     """Training-time dropout with inverted scaling (kept values are divided by 1 - p), as PyTorch's:
     `layers` on the output of every layer but the last (nn.LSTM(dropout=p)), `output` on the last
-    layer's output before the decoder. Masks are drawn from `rng`; evaluation and sampling use none."""
+    layer's output before the decoder. Its masks come from a generator made from `seed` (a step's seed
+    fixes its masks, so a resumed run draws the same ones); evaluation and sampling use none."""
 
     layers: float = 0.0
     output: float = 0.0
-    rng: object = None  # numpy.random.Generator
+    seed: Any = ()  # anything numpy.random.default_rng takes; a tuple of integers to be extended
+
+    def generator(self):
+        """A new generator of this dropout's masks."""
+        return np.random.default_rng(self.seed)
+
+    def extended(self, *more):
+        """The same rates with the seed extended: masks of their own for part of a batch (parallel.py)."""
+        return replace(self, seed=(*self.seed, *more))
+
+
+@dataclass(eq=False)
+class Cache:
+    """What the forward pass of a window leaves for `backward`: post-activations, so nothing is recomputed."""
+
+    spec: Spec
+    x: np.ndarray  # (T, B) inputs
+    y: np.ndarray  # (T, B) targets
+    layers: list  # per layer: (hs (T+1, B, H), the cell's own cache)
+    probs: np.ndarray  # (T·B, V) softmax, a workspace buffer that backward overwrites
+    weight: Any  # each position's share of the loss: 1 / total, or (T·B, 1) mask / total
+    inputs: list  # per layer, its input (T·B, H) after dropout; None for the first (a gather)
+    masks: list  # per layer, the dropout mask of its input, or None
+    top: np.ndarray  # (T·B, H): the last layer's output after dropout, the decoder's input
+    top_mask: Optional[np.ndarray]  # its dropout mask, or None
 
 
 def _dropout(a, p, rng):
@@ -167,49 +205,51 @@ def _dropout(a, p, rng):
     return a * m, m
 
 
-def forward(params, x, y, state, work=None, mask=None, dropout=None, packed=None, total=None):
+def forward(params, window, state, work=None, dropout=None, packed=None, total=None):
     """The mean loss over a window of T characters in B streams.
 
-    x, y: (T, B) integer arrays, inputs and targets (y is x shifted by one character).
+    window: a data.Window: inputs x and targets y (T, B), and a mask (T, B), 0 where a target is
+    padding, or None; with a mask the loss is the weighted mean.
     state: the carried state from the previous window (or `zero_state`).
-    mask: optional (T, B) weights, 0 where a target is padding; the loss is then the weighted mean.
     dropout: optional Dropout, for training.
-    packed: pack(params), when the caller runs many windows with the same weights (evaluation).
+    packed: pack(params), when the caller has it (many windows with the same weights, or the spec known).
     total: divide the summed loss by this rather than by the number of targets here (for a slice of a
     batch whose loss is averaged over the whole batch; see parallel.py).
     Returns (loss, final state to carry into the next window, cache for `backward`).
     """
     work = Workspace() if work is None else work
     packed = pack(params) if packed is None else packed
-    spec = packed["spec"]
+    spec = packed.spec
     cell = CELLS[spec.cell]
+    x, y, mask = window
     T, B = x.shape
     N, H, V, G = T * B, spec.hidden, spec.vocab, cell.GATES * spec.hidden
     dtype = params["decoder.weight"].dtype
     drop = dropout or Dropout()
+    rng = drop.generator() if drop.layers or drop.output else None
 
     gates = work.get("gates0", (T, B, G), dtype)
-    np.take(packed["table"], x, axis=0, out=gates, mode="clip")
+    np.take(packed.table, x, axis=0, out=gates, mode="clip")
     layer_caches, final, inputs, masks = [], [], [None], [None]
     for k in range(spec.layers):
         if k > 0:
-            below, m = _dropout(hs[1:].reshape(N, H), drop.layers, drop.rng)  # (T·B, H)
+            below, m = _dropout(hs[1:].reshape(N, H), drop.layers, rng)  # (T·B, H)
             inputs.append(below)
             masks.append(m)
             # the whole window's input projection in one GEMM: (T·B, H) @ (H, G)
             gates = work.get(f"gates{k}", (T, B, G), dtype)
-            np.matmul(below, packed["layers"][k]["w_ihT"], out=gates.reshape(N, G))
-            gates += packed["layers"][k]["bias"]
+            np.matmul(below, packed.layers[k]["w_ihT"], out=gates.reshape(N, G))
+            gates += packed.layers[k]["bias"]
         layer_state = tuple(s[k] for s in state)
-        hs, last, cache = cell.forward(gates, layer_state, packed["layers"][k], work, k)
+        hs, last, cache = cell.forward(gates, layer_state, packed.layers[k], work, k)
         layer_caches.append((hs, cache))
         final.append(last)
     new_state = tuple(np.stack([f[j] for f in final]) for j in range(len(cell.STATE)))
 
-    top, top_mask = _dropout(hs[1:].reshape(N, H), drop.output, drop.rng)  # (T·B, H)
+    top, top_mask = _dropout(hs[1:].reshape(N, H), drop.output, rng)  # (T·B, H)
     probs = work.get("probs", (N, V), dtype)  # logits first, then probabilities
-    np.matmul(top, packed["decoder_wT"], out=probs)
-    probs += packed["decoder_b"]
+    np.matmul(top, packed.decoder_wT, out=probs)
+    probs += packed.decoder_b
     probs -= probs.max(axis=1, keepdims=True)
     target_logit = probs[np.arange(N), y.reshape(-1)]
     np.exp(probs, out=probs)
@@ -225,9 +265,7 @@ def forward(params, x, y, state, work=None, mask=None, dropout=None, packed=None
         weight = (mask.reshape(-1, 1) / total).astype(dtype)  # (T·B, 1)
         loss = float((nll * mask.reshape(-1)).sum(dtype=np.float64)) / total
 
-    cache = {"x": x, "y": y, "layers": layer_caches, "probs": probs, "weight": weight,
-             "inputs": inputs, "masks": masks, "top": top, "top_mask": top_mask}
-    return loss, new_state, cache
+    return loss, new_state, Cache(spec, x, y, layer_caches, probs, weight, inputs, masks, top, top_mask)
 
 
 def backward(params, cache, work=None):
@@ -236,9 +274,9 @@ def backward(params, cache, work=None):
     Weight gradients are one GEMM per layer and window over all T·B positions, not one per step.
     """
     work = Workspace() if work is None else work
-    spec = spec_of(params)
+    spec = cache.spec
     cell = CELLS[spec.cell]
-    x, y, probs = cache["x"], cache["y"], cache["probs"]
+    x, y, probs = cache.x, cache.y, cache.probs
     T, B = x.shape
     H, V, G, N = spec.hidden, spec.vocab, cell.GATES * spec.hidden, x.size
     dtype = probs.dtype
@@ -246,27 +284,27 @@ def backward(params, cache, work=None):
 
     dlogits = probs  # (T·B, V): softmax - onehot(y), times each position's weight
     dlogits[np.arange(N), y.reshape(-1)] -= 1
-    dlogits *= cache["weight"]
-    grads["decoder.weight"] = dlogits.T @ cache["top"]
+    dlogits *= cache.weight
+    grads["decoder.weight"] = dlogits.T @ cache.top
     grads["decoder.bias"] = dlogits.sum(axis=0)
     dhs = work.get("dhs", (T, B, H), dtype)
     np.matmul(dlogits, params["decoder.weight"], out=dhs.reshape(N, H))
-    if cache["top_mask"] is not None:
-        dhs *= cache["top_mask"].reshape(T, B, H)
+    if cache.top_mask is not None:
+        dhs *= cache.top_mask.reshape(T, B, H)
 
     for k in reversed(range(spec.layers)):
         name = f"{spec.cell}.{{}}_l{k}"
-        hs, layer_cache = cache["layers"][k]
+        hs, layer_cache = cache.layers[k]
         dx, drec = cell.backward(layer_cache, dhs, params[name.format("weight_hh")], work, k)
         dx, drec = dx.reshape(N, G), drec.reshape(N, G)
         grads[name.format("weight_hh")] = drec.T @ hs[:-1].reshape(N, H)
         grads[name.format("bias_hh")] = drec.sum(axis=0)
         grads[name.format("bias_ih")] = dx.sum(axis=0) if dx is not drec else grads[name.format("bias_hh")].copy()
         if k > 0:
-            grads[name.format("weight_ih")] = dx.T @ cache["inputs"][k]
+            grads[name.format("weight_ih")] = dx.T @ cache.inputs[k]
             np.matmul(dx, params[name.format("weight_ih")], out=dhs.reshape(N, H))
-            if cache["masks"][k] is not None:
-                dhs *= cache["masks"][k].reshape(T, B, H)
+            if cache.masks[k] is not None:
+                dhs *= cache.masks[k].reshape(T, B, H)
         else:
             grads[name.format("weight_ih")] = _onehot_weight_grad(dx, x.reshape(-1), V).T
     return grads
@@ -293,9 +331,9 @@ def step(packed, x, state, work, on_layer=None):
     Call it under np.errstate(over="ignore"), as the cells' forward passes run (see cells/lstm.py).
     on_layer(k, activations, h), if given, sees each layer's gate activations (B, G) and output (B, H).
     """
-    layers = packed["layers"]
-    advance = CELLS[packed["spec"].cell].advance
-    table = packed["table"]
+    layers = packed.layers
+    advance = CELLS[packed.spec.cell].advance
+    table = packed.table
     gates = work.get("step.gates", (len(x), table.shape[1]), table.dtype)
     np.take(table, x, axis=0, out=gates, mode="clip")
     for k, layer in enumerate(layers):
@@ -305,7 +343,7 @@ def step(packed, x, state, work, on_layer=None):
         h = advance(gates, tuple(s[k] for s in state), layer, work, k)
         if on_layer is not None:
             on_layer(k, gates, h)
-    logits = work.get("step.logits", (len(x), packed["spec"].vocab), table.dtype)
-    np.matmul(h, packed["decoder_wT"], out=logits)
-    logits += packed["decoder_b"]
+    logits = work.get("step.logits", (len(x), packed.spec.vocab), table.dtype)
+    np.matmul(h, packed.decoder_wT, out=logits)
+    logits += packed.decoder_b
     return logits

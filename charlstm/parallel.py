@@ -1,4 +1,5 @@
-"""Data parallelism over the streams of a batch, in worker processes: how training uses every core.
+"""Data parallelism over the streams of a batch, in worker processes: the engine (see engine.py) that
+puts every core to work on a training step.
 
 A window's forward and backward passes are independent from stream to stream, so P workers each run
 them on B/P of the streams, with a single-threaded BLAS each, and the main process adds their
@@ -12,9 +13,9 @@ read them), each worker's gradients, the window's inputs, targets and mask, and 
 step is one short message to each worker and one reply. Workers ignore SIGINT and SIGTERM (Ctrl-C,
 `timeout` and `kill -- -PGID` signal the whole process group; stopping is the main process's business;
 the signals are blocked while they start, so that none lands before they can ignore it), and end,
-quietly, when it tells them to or stops listening, even in the middle of a step. A DataParallel that was
-never closed is closed at exit, before multiprocessing's own exit handler would wait for the workers it
-can no longer stop.
+quietly, when it tells them to or stops listening, even in the middle of a step. A ParallelEngine that
+was never closed is closed at exit, before multiprocessing's own exit handler would wait for the workers
+it can no longer stop.
 """
 
 import atexit
@@ -28,6 +29,7 @@ import numpy as np
 
 from . import model
 from .cells import CELLS
+from .data import Window
 from .errors import TrainingError
 from .workspace import Workspace
 
@@ -75,8 +77,9 @@ def _aligned(n):
     return (n + 63) // 64 * 64
 
 
-class DataParallel:
-    """Forward and backward of a window over `workers` processes; `params` are the shared arrays to train."""
+class ParallelEngine:
+    """Forward and backward of a window over `workers` processes; `params` are the shared arrays to train
+    (`adopt` copies the weights into them)."""
 
     def __init__(self, spec, batch, window, workers, dtype=np.float32):
         self.spec, self.batch, self.workers = spec, batch, workers
@@ -122,9 +125,18 @@ class DataParallel:
         for conn in self.conns:
             self._reply(conn)  # ready
 
-    def forward_backward(self, x, y, state, mask=None, dropout=None):
+    def adopt(self, params):
+        """The shared arrays, holding a copy of params: what the optimizer must update from now on."""
+        for k, v in params.items():
+            np.copyto(self.params[k], v)
+        return self.params
+
+    def forward_backward(self, params, window, state, dropout=None):
         """(loss, new state, grads) for the window, as model.forward + model.backward over all streams
-        would give them (up to float rounding: each worker's matrix products see fewer rows)."""
+        would give them (up to float rounding: each worker's matrix products see fewer rows). params must
+        be the shared arrays: they are what the workers read."""
+        assert params is self.params, "train the arrays that adopt() returned"
+        x, y, mask = window
         T = x.shape[0]
         a = self.arrays
         a["x"][:T] = x
@@ -209,15 +221,14 @@ def _worker(conn, shm_name, spec, batch, window, workers, dtype, w, b0, b1):
                 return
             try:
                 _, T, masked, total, dropout = message
-                x = a["x"][:T, b0:b1].astype(np.intp)
-                y = a["y"][:T, b0:b1].astype(np.intp)
-                mask = a["mask"][:T, b0:b1] if masked else None
+                window = Window(a["x"][:T, b0:b1].astype(np.intp), a["y"][:T, b0:b1].astype(np.intp),
+                                a["mask"][:T, b0:b1] if masked else None)
                 state = tuple(np.ascontiguousarray(s[:, b0:b1]) for s in a["state_in"])
                 if dropout is not None:  # each worker its own masks: the seed extended by its first stream
-                    p_layers, p_out, seed = dropout
-                    dropout = model.Dropout(p_layers, p_out, np.random.default_rng([*seed, b0]))
+                    dropout = dropout.extended(b0)
                 with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # the trainer reports NaN
-                    loss, new_state, cache = model.forward(params, x, y, state, work, mask, dropout, total=total)
+                    loss, new_state, cache = model.forward(params, window, state, work, dropout,
+                                                           model.pack(params, spec), total)
                     for k, g in model.backward(params, cache, work).items():
                         np.copyto(grads[k], g)
                 for j, s in enumerate(new_state):

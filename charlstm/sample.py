@@ -109,7 +109,7 @@ def run(packed, vocab, requests, options, seed, sink, warn=None):
     ends_before = _stop_table(vocab, requests, options)  # (B, V): this character ends sequence b unkept
     until = _Until(vocab, options.until, B, warn)
 
-    state = model.zero_state(packed["spec"], B, packed["table"].dtype)
+    state = model.zero_state(packed.spec, B, packed.table.dtype)
     work = Workspace()
     rows = np.arange(B)
     with np.errstate(over="ignore", divide="ignore"):  # see model.step

@@ -40,11 +40,11 @@ import numpy as np
 
 from . import checkpoint, evaluate, model
 from . import config as config_mod
+from . import engine as engine_mod
 from .cells import CELLS
 from .data import load_corpus, make_batches, split_streams
 from .errors import CharlstmError, CheckpointError, ConfigError, DataError, TrainingError
 from .optim import Optimizer, clip_by_global_norm, learning_rate
-from .parallel import DataParallel, auto_workers
 from .workspace import Workspace
 
 try:
@@ -239,36 +239,22 @@ def save(path, params, opt, state, cfg, vocab, progress, corpus_info, windows_pe
 # ------------------------------------------------------------------------------------------- training
 
 
-def train_step(params, optimizer, x, y, state, lr, clip, work, mask=None, dropout=None, parallel=None):
-    """One optimizer step on one window: forward, backward, global-norm clipping, update.
-
-    dropout: (p between layers, p before the decoder, seed of the mask generator), or None.
-    parallel: a parallel.DataParallel whose workers share the batch (then params are its shared arrays).
+def train_step(engine, params, optimizer, window, state, lr, clip, dropout=None):
+    """One optimizer step on one data.Window: forward and backward (by the engine, on the params it
+    adopted), global-norm clipping, update; dropout is a model.Dropout or None.
     Returns (loss, gradient norm before clipping, state to carry into the next window). When the loss or
     the norm is not finite, nothing is updated and the incoming state is returned, for the caller to stop
     with one line (so NumPy's warnings about overflows on the way there are silenced).
     """
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-        return _step(params, optimizer, x, y, state, lr, clip, work, mask, dropout, parallel)
-
-
-def _step(params, optimizer, x, y, state, lr, clip, work, mask, dropout, parallel):
-    if parallel is not None:
-        loss, next_state, grads = parallel.forward_backward(x, y, state, mask, dropout)
+        loss, next_state, grads = engine.forward_backward(params, window, state, dropout)
         if not math.isfinite(loss):
             return loss, math.nan, state
-    else:
-        drop = None if dropout is None else model.Dropout(dropout[0], dropout[1], np.random.default_rng(dropout[2]))
-        loss, next_state, cache = model.forward(params, x, y, state, work, mask, drop)
-        if not math.isfinite(loss):
-            return loss, math.nan, state
-        grads = model.backward(params, cache, work)
-    norm = clip_by_global_norm(grads, clip)
-    if not math.isfinite(norm):
-        return loss, norm, state
-    optimizer.update(params, grads, lr)
+        norm = clip_by_global_norm(grads, clip)
+        if not math.isfinite(norm):
+            return loss, norm, state
+        optimizer.update(params, grads, lr)
     return loss, norm, next_state
-
 
 
 class Trainer:
@@ -291,7 +277,7 @@ class Trainer:
         self.last_loss, self.last_speed, self.last_cloze = math.nan, 0.0, None
         self.session_chars = 0  # characters trained on this session (targets that count, not padding)
         self.metrics_failed = False
-        self.parallel = None  # a parallel.DataParallel when the batch is shared among processes
+        self.engine = None  # what computes the steps (engine.py)
         self.origins = None  # {"section.key": where its value came from}, for --dry-run (see prepare)
 
     # -- messages --------------------------------------------------------------------------------------
@@ -365,14 +351,8 @@ class Trainer:
                      f"{cfg.data.curriculum_start:.0%} of the lines first, widening to all of them, so the training "
                      f"loss starts well below the validation loss; that is expected, not overfitting")
         self.cloze = evaluate.read_cloze(cfg.train.cloze) if cfg.train.cloze else None
-        workers = cfg.train.workers or auto_workers(self.spec, cfg.data.batch)
-        if workers > 1:
-            if workers > cfg.data.batch:
-                raise ConfigError(f"train.workers {workers} is more than data.batch {cfg.data.batch}")
-            self.parallel = DataParallel(self.spec, cfg.data.batch, cfg.data.window, workers)
-            for k, v in self.params.items():
-                np.copyto(self.parallel.params[k], v)
-            self.params = self.parallel.params  # the optimizer updates the arrays the workers read
+        self.engine = engine_mod.start(self.spec, cfg.data.batch, cfg.data.window, cfg.train.workers)
+        self.params = self.engine.adopt(self.params)  # the optimizer updates the arrays the engine reads
 
     def _check_validation_text(self):
         """A --val text too short to score is an error, as `charlstm eval` makes it; a held-out part too
@@ -443,8 +423,8 @@ class Trainer:
                                 f"or choose another --out (--force starts over and overwrites it)")
 
     def _close_workers(self):
-        if self.parallel is not None:
-            self.parallel.close()
+        if self.engine is not None:
+            self.engine.close()
 
     def _train(self):
         """The loop, with a third Ctrl-C (an abort) turned into an Interrupted that says what is left."""
@@ -465,7 +445,7 @@ class Trainer:
         cfg, p = self.cfg, self.progress
         total, per_epoch = cfg.train.steps, self.batches.windows_per_epoch
         budget = config_mod.parse_duration(cfg.train.time_budget) if cfg.train.time_budget else None
-        work, self.val_work = Workspace(), Workspace()
+        self.val_work = Workspace()
         session_start = time.monotonic()
         elapsed_before = p.elapsed
         interval = {"loss": 0.0, "norm": 0.0, "steps": 0, "chars": 0, "start": session_start}
@@ -486,10 +466,10 @@ class Trainer:
                 epoch, window = divmod(p.step, per_epoch)
                 if self.batches.starts_sequence(window):
                     self.state = model.zero_state(self.spec, cfg.data.batch)
-                x, y, mask = self.batches.window(epoch, window, p.step)
+                batch = self.batches.window(epoch, window, p.step)
                 lr = learning_rate(cfg.optim, p.step, epoch, total)
-                loss, norm, self.state = train_step(self.params, self.opt, x, y, self.state, lr, cfg.optim.clip,
-                                                    work, mask, self._dropout(p.step), self.parallel)
+                loss, norm, self.state = train_step(self.engine, self.params, self.opt, batch, self.state, lr,
+                                                    cfg.optim.clip, self._dropout(p.step))
                 if not math.isfinite(loss):
                     self._diverged(f"the training loss became {loss}")
                 if not math.isfinite(norm):
@@ -500,7 +480,7 @@ class Trainer:
                 interval["loss"] += loss
                 interval["norm"] += norm
                 interval["steps"] += 1
-                interval["chars"] += y.size if mask is None else int(mask.sum())
+                interval["chars"] += batch.targets()
 
                 if p.step % cfg.train.log_every == 0 or p.step == total:
                     self._log_interval(interval, lr)
@@ -567,7 +547,7 @@ class Trainer:
         m = self.cfg.model
         if not (m.dropout or m.decoder_dropout):
             return None
-        return m.dropout, m.decoder_dropout, [self.cfg.train.seed, step, 7]
+        return model.Dropout(m.dropout, m.decoder_dropout, (self.cfg.train.seed, step, 7))
 
     def _diverged(self, what):
         saved = self.out / "latest.npz"

@@ -6,6 +6,7 @@ from hypothesis import strategies as st
 import naive
 from charlstm import model
 from charlstm.cells import CELLS
+from charlstm.data import Window
 from charlstm.workspace import Workspace
 from gradcheck import numeric_grad, relative_error
 
@@ -27,12 +28,12 @@ def make(cell, V, H, L, B, seed=0, dtype=np.float64, scale=2.0):
 def test_gradients_match_finite_differences(cell, V, L, B, T):
     spec, params, state, rng = make(cell, V, 3, L, B, seed=V + L + B + T)
     x, y = rng.integers(0, V, (T, B)), rng.integers(0, V, (T, B))
-    _, _, cache = model.forward(params, x, y, state)
+    _, _, cache = model.forward(params, Window(x, y), state)
     grads = model.backward(params, cache)
     assert grads.keys() == params.keys()
 
     def loss():
-        return model.forward(params, x, y, state)[0]
+        return model.forward(params, Window(x, y), state)[0]
 
     for name in params:
         assert grads[name].shape == params[name].shape
@@ -45,10 +46,10 @@ def test_masked_loss_gradients_match_finite_differences(cell):
     spec, params, state, rng = make(cell, 6, 3, 2, 3, seed=4)
     x, y = rng.integers(0, 6, (5, 3)), rng.integers(0, 6, (5, 3))
     mask = (rng.random((5, 3)) < 0.6).astype(np.float64)
-    _, _, cache = model.forward(params, x, y, state, mask=mask)
+    _, _, cache = model.forward(params, Window(x, y, mask), state)
     grads = model.backward(params, cache)
     for name in params:
-        num = numeric_grad(lambda: model.forward(params, x, y, state, mask=mask)[0], params[name])
+        num = numeric_grad(lambda: model.forward(params, Window(x, y, mask), state)[0], params[name])
         assert relative_error(grads[name], num) < 1e-6, name
 
 
@@ -60,8 +61,8 @@ def test_mask_ignores_padded_targets(cell):
     mask[3:, 1] = 0
     y2 = y.copy()
     y2[3:, 1] = (y2[3:, 1] + 1) % 6  # change only padded targets
-    a = model.forward(params, x, y, state, mask=mask)[0]
-    b = model.forward(params, x, y2, state, mask=mask)[0]
+    a = model.forward(params, Window(x, y, mask), state)[0]
+    b = model.forward(params, Window(x, y2, mask), state)[0]
     assert a == b
     logits, _ = naive.run(cell, params, x, state)
     assert a == pytest.approx(naive.loss(logits, y, mask), rel=1e-12)
@@ -72,7 +73,7 @@ def test_one_step_against_equations_written_out(cell):
     """T=1, L=1: the loss and new state against the cell's equations, spelled out here once more."""
     spec, params, state, rng = make(cell, 5, 4, 1, 2)
     x, y = rng.integers(0, 5, (1, 2)), rng.integers(0, 5, (1, 2))
-    loss, final, _ = model.forward(params, x, y, state)
+    loss, final, _ = model.forward(params, Window(x, y), state)
 
     p = {k.split(".", 1)[1]: v for k, v in params.items()}
     sig = lambda a: 1 / (1 + np.exp(-a))  # noqa: E731
@@ -104,9 +105,9 @@ def test_one_window_equals_two_windows_with_carried_state(cell):
     spec, params, state, rng = make(cell, 7, 5, 2, 3)
     x, y = rng.integers(0, 7, (10, 3)), rng.integers(0, 7, (10, 3))
     work = Workspace()
-    whole, final, _ = model.forward(params, x, y, state, work)
-    first, carried, _ = model.forward(params, x[:5], y[:5], state, work)
-    second, final2, _ = model.forward(params, x[5:], y[5:], carried, work)
+    whole, final, _ = model.forward(params, Window(x, y), state, work)
+    first, carried, _ = model.forward(params, Window(x[:5], y[:5]), state, work)
+    second, final2, _ = model.forward(params, Window(x[5:], y[5:]), carried, work)
     assert (first + second) / 2 == pytest.approx(whole, rel=1e-13)
     for a, b in zip(final, final2):
         np.testing.assert_allclose(a, b, rtol=1e-13, atol=1e-14)
@@ -118,9 +119,9 @@ def test_float32_agrees_with_float64(cell):
     x, y = rng.integers(0, 11, (9, 4)), rng.integers(0, 11, (9, 4))
     p32 = {k: v.astype(np.float32) for k, v in p64.items()}
     s32 = tuple(s.astype(np.float32) for s in s64)
-    l64, f64, c64 = model.forward(p64, x, y, s64)
+    l64, f64, c64 = model.forward(p64, Window(x, y), s64)
     g64 = model.backward(p64, c64)
-    l32, f32, c32 = model.forward(p32, x, y, s32)
+    l32, f32, c32 = model.forward(p32, Window(x, y), s32)
     g32 = model.backward(p32, c32)
     assert l32 == pytest.approx(l64, rel=1e-5)
     for a, b in zip(f32, f64):
@@ -137,7 +138,7 @@ def test_float32_agrees_with_float64(cell):
 def test_fast_forward_matches_naive_over_shapes(cell, V, H, L, T, B, seed):
     spec, params, state, rng = make(cell, V, H, L, B, seed=seed)
     x, y = rng.integers(0, V, (T, B)), rng.integers(0, V, (T, B))
-    loss, final, cache = model.forward(params, x, y, state)
+    loss, final, cache = model.forward(params, Window(x, y), state)
     logits, naive_final = naive.run(cell, params, x, state)
     assert loss == pytest.approx(naive.loss(logits, y), rel=1e-10)
     for a, b in zip(final, naive_final):
@@ -153,9 +154,9 @@ def test_fast_forward_matches_naive_over_shapes(cell, V, H, L, T, B, seed):
 def test_gradient_check_over_shapes(cell, V, H, L, T, B, seed):
     spec, params, state, rng = make(cell, V, H, L, B, seed=seed)
     x, y = rng.integers(0, V, (T, B)), rng.integers(0, V, (T, B))
-    grads = model.backward(params, model.forward(params, x, y, state)[2])
+    grads = model.backward(params, model.forward(params, Window(x, y), state)[2])
     name = sorted(params)[seed % len(params)]  # one parameter per example keeps this quick
-    num = numeric_grad(lambda: model.forward(params, x, y, state)[0], params[name])
+    num = numeric_grad(lambda: model.forward(params, Window(x, y), state)[0], params[name])
     assert relative_error(grads[name], num) < 1e-6, name
 
 
@@ -243,9 +244,9 @@ def test_workspace_is_reused_across_windows():
     spec, params, state, rng = make("lstm", 6, 4, 2, 2, dtype=np.float32)
     x, y = rng.integers(0, 6, (5, 2)), rng.integers(0, 6, (5, 2))
     work = Workspace()
-    model.backward(params, model.forward(params, x, y, state, work)[2], work)
+    model.backward(params, model.forward(params, Window(x, y), state, work)[2], work)
     arrays = {k: id(v) for k, v in work._arrays.items()}
-    model.backward(params, model.forward(params, x, y, state, work)[2], work)
+    model.backward(params, model.forward(params, Window(x, y), state, work)[2], work)
     assert {k: id(v) for k, v in work._arrays.items()} == arrays
 
 
@@ -255,13 +256,13 @@ def test_dropout_gradients_match_finite_differences_with_a_fixed_mask(cell):
     x, y = rng.integers(0, 7, (5, 3)), rng.integers(0, 7, (5, 3))
 
     def dropout():  # the same masks at every call: a generator seeded the same way
-        return model.Dropout(layers=0.3, output=0.25, rng=np.random.default_rng(5))
+        return model.Dropout(layers=0.3, output=0.25, seed=5)
 
-    loss, _, cache = model.forward(params, x, y, state, dropout=dropout())
-    assert loss != model.forward(params, x, y, state)[0]
+    loss, _, cache = model.forward(params, Window(x, y), state, dropout=dropout())
+    assert loss != model.forward(params, Window(x, y), state)[0]
     grads = model.backward(params, cache)
     for name in params:
-        num = numeric_grad(lambda: model.forward(params, x, y, state, dropout=dropout())[0], params[name])
+        num = numeric_grad(lambda: model.forward(params, Window(x, y), state, dropout=dropout())[0], params[name])
         assert relative_error(grads[name], num) < 1e-6, name
 
 
@@ -278,5 +279,5 @@ def test_dropout_masks_are_inverted_bernoulli():
 def test_dropout_zero_is_no_dropout():
     spec, params, state, rng = make("lstm", 6, 4, 2, 2)
     x, y = rng.integers(0, 6, (4, 2)), rng.integers(0, 6, (4, 2))
-    plain = model.forward(params, x, y, state)[0]
-    assert model.forward(params, x, y, state, dropout=model.Dropout(0.0, 0.0, np.random.default_rng(1)))[0] == plain
+    plain = model.forward(params, Window(x, y), state)[0]
+    assert model.forward(params, Window(x, y), state, dropout=model.Dropout(0.0, 0.0, np.random.default_rng(1)))[0] == plain

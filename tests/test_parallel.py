@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from charlstm import checkpoint, model
-from charlstm.parallel import DataParallel
+from charlstm.data import Window
+from charlstm.parallel import ParallelEngine
 from conftest import CONFIGS
 
 
@@ -24,20 +25,20 @@ def test_workers_give_the_loss_state_and_gradients_of_one_process(cell, masked):
     x, y = rng.integers(0, 9, (T, B)), rng.integers(0, 9, (T, B))
     state = tuple(rng.normal(size=s.shape) for s in model.zero_state(spec, B, np.float64))
     mask = (rng.random((T, B)) < 0.7).astype(np.float64) if masked else None
-    loss, final, cache = model.forward(params, x, y, state, mask=mask)
+    loss, final, cache = model.forward(params, Window(x, y, mask), state)
     grads = model.backward(params, cache)
-    with DataParallel(spec, B, T, 2, np.float64) as dp:
-        for k, v in params.items():
-            np.copyto(dp.params[k], v)
-        p_loss, p_final, p_grads = dp.forward_backward(x, y, state, mask)
+    with ParallelEngine(spec, B, T, 2, np.float64) as dp:
+        shared = dp.adopt(params)
+        p_loss, p_final, p_grads = dp.forward_backward(shared, Window(x, y, mask), state)
         assert p_loss == pytest.approx(loss, rel=1e-12)
         for a, b in zip(final, p_final):
             np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
         for k in params:
             np.testing.assert_allclose(p_grads[k], grads[k], rtol=1e-10, atol=1e-13, err_msg=k)
         x2 = x[:3]  # a shorter window (lines mode) reuses the shared buffers
-        p_loss2, _, _ = dp.forward_backward(x2, y[:3], state, None if mask is None else mask[:3])
-        assert p_loss2 == pytest.approx(model.forward(params, x2, y[:3], state, mask=None if mask is None else mask[:3])[0],
+        window2 = Window(x2, y[:3], None if mask is None else mask[:3])
+        p_loss2, _, _ = dp.forward_backward(shared, window2, state)
+        assert p_loss2 == pytest.approx(model.forward(params, window2, state)[0],
                                         rel=1e-12)
     assert not multiprocessing.active_children()
 
@@ -66,27 +67,26 @@ def test_workers_outlive_a_sigterm_and_close_twice():
     params = model.init_params(spec, rng, np.float64)
     x, y = rng.integers(0, 7, (4, 4)), rng.integers(0, 7, (4, 4))
     state = model.zero_state(spec, 4, np.float64)
-    dp = DataParallel(spec, 4, 4, 2, np.float64)
+    dp = ParallelEngine(spec, 4, 4, 2, np.float64)
     with dp:
-        for k, v in params.items():
-            np.copyto(dp.params[k], v)
+        shared = dp.adopt(params)
         for proc in dp.procs:
             os.kill(proc.pid, signal.SIGTERM)
         time.sleep(0.3)
         assert all(proc.is_alive() for proc in dp.procs)
-        loss, _, _ = dp.forward_backward(x, y, state)
-        assert loss == pytest.approx(model.forward(params, x, y, state)[0], rel=1e-12)
+        loss, _, _ = dp.forward_backward(shared, Window(x, y), state)
+        assert loss == pytest.approx(model.forward(params, Window(x, y), state)[0], rel=1e-12)
     assert not any(proc.is_alive() for proc in dp.procs)
     dp.close()  # a second close is harmless
 
 
 def test_a_process_that_never_closes_its_workers_still_exits():
-    """Workers ignore SIGTERM, which is how multiprocessing stops daemon processes at exit; a DataParallel
+    """Workers ignore SIGTERM, which is how multiprocessing stops daemon processes at exit; a ParallelEngine
     left open (an error before close) is closed at exit instead of leaving the interpreter waiting."""
     code = ("import numpy as np\n"
             "from charlstm import model\n"
-            "from charlstm.parallel import DataParallel\n"
-            "kept = [DataParallel(model.Spec('lstm', 5, 4, 1), 4, 3, 2, np.float64)]\n"
+            "from charlstm.parallel import ParallelEngine\n"
+            "kept = [ParallelEngine(model.Spec('lstm', 5, 4, 1), 4, 3, 2, np.float64)]\n"
             "raise SystemExit(3)\n")
     assert subprocess.run([sys.executable, "-c", code], timeout=60).returncode == 3
 
@@ -122,7 +122,7 @@ def test_workers_end_quietly_when_the_main_process_stops_listening_mid_step(capf
     rng = np.random.default_rng(1)
     spec = model.Spec("lstm", 7, 64, 1)
     T, B = 200, 4
-    dp = DataParallel(spec, B, T, 2, np.float64)
+    dp = ParallelEngine(spec, B, T, 2, np.float64)
     procs = list(dp.procs)
     dp.arrays["x"][:] = rng.integers(0, 7, (T, B))
     dp.arrays["y"][:] = rng.integers(0, 7, (T, B))

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from charlstm import checkpoint, corpus, evaluate, model
-from charlstm.data import LineBatches, Vocab
+from charlstm.data import LineBatches, Vocab, Window
 from conftest import CONFIGS, ROOT
 
 FORM1 = re.compile(r"^(\w+) walks in to the room, (\w+) also walks in to the room\.(.*) (\w+) said hi to (\w+)\.$")
@@ -131,10 +131,10 @@ def test_a_batch_of_lines_scores_each_line_from_the_zero_state():
     x, y, mask = batches.window(0, 0)
     spec = model.spec_of(params)
     junk = tuple(np.full(s.shape, 0.3) for s in model.zero_state(spec, 4, np.float64))
-    batch_loss, _, _ = model.forward(params, x, y, model.zero_state(spec, 4, np.float64), mask=mask)
+    batch_loss, _, _ = model.forward(params, Window(x, y, mask), model.zero_state(spec, 4, np.float64))
     total, count = evaluate.score(params, [vocab.encode("\n" + line + "\n") for line in lines])
     assert batch_loss == pytest.approx(total / count, rel=1e-12)
-    assert model.forward(params, x, y, junk, mask=mask)[0] != batch_loss  # the state matters: zero it
+    assert model.forward(params, Window(x, y, mask), junk)[0] != batch_loss  # the state matters: zero it
 
 
 @pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])

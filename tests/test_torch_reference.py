@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from charlstm import model
+from charlstm.data import Window
 
 REFERENCE = np.load(pathlib.Path(__file__).parent / "data" / "torch_reference.npz", allow_pickle=False)
 
@@ -17,7 +18,7 @@ def test_loss_state_and_gradients_equal_pytorch(cell):
     params = {k[len("param/"):]: v.copy() for k, v in ref.items() if k.startswith("param/")}
     n_state = 2 if cell == "lstm" else 1
     state = tuple(ref[f"state{j}"] for j in range(n_state))
-    loss, final, cache = model.forward(params, ref["x"], ref["y"], state)
+    loss, final, cache = model.forward(params, Window(ref["x"], ref["y"]), state)
     assert loss == pytest.approx(float(ref["loss"]), rel=1e-12)
     for j in range(n_state):
         np.testing.assert_allclose(final[j], ref[f"final{j}"], rtol=1e-12, atol=1e-13)

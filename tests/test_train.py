@@ -237,9 +237,9 @@ def test_nan_loss_stops_with_a_message_and_keeps_the_last_good_checkpoint(cli, c
     real_forward = model.forward
     calls = {"n": 0}
 
-    def failing_forward(params, x, y, state, *args, **kwargs):
-        loss, state, cache = real_forward(params, x, y, state, *args, **kwargs)
-        if x.shape[1] == 4:  # training windows only (validation runs 2 streams)
+    def failing_forward(params, window, state, *args, **kwargs):
+        loss, state, cache = real_forward(params, window, state, *args, **kwargs)
+        if window.x.shape[1] == 4:  # training windows only (validation runs 2 streams)
             calls["n"] += 1
             if calls["n"] == 15:
                 loss = float("nan")
@@ -403,12 +403,12 @@ def test_a_third_ctrl_c_aborts_the_save_and_the_run_still_resumes(cli, corpus, t
     real_forward, real_save = model.forward, train.save
     calls = {"forward": 0}
 
-    def forward(params, x, y, state, *args, **kwargs):
-        if x.shape[1] == 4:  # training windows (validation runs 2 streams)
+    def forward(params, window, state, *args, **kwargs):
+        if window.x.shape[1] == 4:  # training windows (validation runs 2 streams)
             calls["forward"] += 1
             if calls["forward"] == 7:
                 os.kill(os.getpid(), signal.SIGINT)
-        return real_forward(params, x, y, state, *args, **kwargs)
+        return real_forward(params, window, state, *args, **kwargs)
 
     def save(path, *args):
         if path.name == "latest.npz" and args[5].step == 7:  # the save after the stop: two more Ctrl-C
