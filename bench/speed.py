@@ -20,7 +20,7 @@ environment unchanged. A child warms up (at least 2 calls and --warmup seconds),
 for at least --seconds (and 3 calls) and reports their median; the figure is the median over rounds, as
 characters per second, and the ratio is charlstm's over PyTorch's:
   train    the training step of `charlstm train` itself: the bench runs the Trainer that the CLI builds
-           (train.prepare, so its choice of worker processes, parallel.auto_workers, or --workers) on a
+           (launch.prepare, so its choice of worker processes, parallel.auto_workers, or --workers) on a
            random 1 MB corpus and times each call of train.train_step in its loop (forward, backward,
            clipping, Adam); PyTorch: one-hot input, nn.LSTM, nn.Linear, cross-entropy, clip_grad_norm_,
            Adam, state carried and detached;
@@ -203,6 +203,7 @@ def ours_train(a, H, L, B, T):
     looked up by the loop at every step) and stops the loop by raising once it has enough of them."""
     import numpy as np
 
+    from charlstm import launch
     from charlstm import train as train_mod
 
     real, clock = train_mod.train_step, Clock(a.seconds, a.warmup)
@@ -223,7 +224,7 @@ def ours_train(a, H, L, B, T):
         overrides = [f"model.hidden={H}", f"model.layers={L}", f"data.batch={B}", f"data.window={T}",
                      f"train.workers={a.workers}", f"train.steps={never}", f"train.eval_every={never}",
                      f"train.save_every={never}"]
-        trainer = train_mod.prepare([corpus], out=os.path.join(d, "run"), overrides=overrides, quiet=True)
+        trainer = launch.prepare([corpus], out=os.path.join(d, "run"), overrides=overrides, quiet=True)
         assert trainer.cfg.data.mode == "stream"  # every step trains on T*B targets
         train_mod.train_step = observed
         try:
@@ -232,7 +233,7 @@ def ours_train(a, H, L, B, T):
             pass
         finally:
             train_mod.train_step = real
-    workers = trainer.parallel.workers if trainer.parallel is not None else 1
+    workers = trainer.engine.workers
     return {**clock.report(T * B), "workers": workers}
 
 
@@ -394,14 +395,15 @@ def peak_memory(a, H, L, B, T):
 
     from charlstm import model
     from charlstm.config import OptimConfig
+    from charlstm.data import Window
+    from charlstm.engine import LocalEngine
     from charlstm.optim import Optimizer
     from charlstm.parallel import auto_workers
     from charlstm.train import train_step
-    from charlstm.workspace import Workspace
 
     # the CLI with this checkout's charlstm first on the path, as in this process
     cli = f"import sys; sys.path.insert(0, {ROOT!r}); sys.argv[0] = 'charlstm'; from charlstm.cli import main; main()"
-    probe = f"import sys; sys.path.insert(0, {ROOT!r}); import numpy, charlstm.train, charlstm.cli, time; time.sleep(1.0)"
+    probe = f"import sys; sys.path.insert(0, {ROOT!r}); import numpy, charlstm.launch, charlstm.cli, time; time.sleep(1.0)"
     base_proc = subprocess.Popen([sys.executable, "-c", probe])
     time.sleep(0.8)
     baseline = _pss_tree(base_proc.pid)
@@ -424,11 +426,11 @@ def peak_memory(a, H, L, B, T):
     # the buffers of one process doing the whole batch
     spec = model.Spec("lstm", V, H, L)
     params = model.init_params(spec, rng)
-    opt, work = Optimizer(OptimConfig(), params), Workspace()
-    x, y = rng.integers(0, V, (T, B)), rng.integers(0, V, (T, B))
-    train_step(params, opt, x, y, model.zero_state(spec, B), 2e-3, 5.0, work)  # allocates the window buffers
+    opt, engine = Optimizer(OptimConfig(), params), LocalEngine(spec)
+    window = Window(rng.integers(0, V, (T, B)), rng.integers(0, V, (T, B)))
+    train_step(engine, params, opt, window, model.zero_state(spec, B), 2e-3, 5.0)  # allocates the window buffers
     n_params = sum(p.size for p in params.values())
-    needed = 4 * n_params * 4 + work.nbytes() + 1_000_000  # params, grads, 2 moments; buffers; corpus ids
+    needed = 4 * n_params * 4 + engine.work.nbytes() + 1_000_000  # params, grads, 2 moments; buffers; corpus ids
     used = a.workers or auto_workers(spec, B)
     processes = 1 + used if used > 1 else 1  # the main process and its workers
     return {"peak_mb": peak / 2**20, "baseline_mb": baseline / 2**20, "processes": processes,

@@ -12,6 +12,7 @@ import time
 import numpy as np
 
 from charlstm import model
+from charlstm.data import Window
 from charlstm.workspace import Workspace
 
 
@@ -35,7 +36,7 @@ def main():
     y = rng.integers(0, args.vocab, (args.window, args.batch))
 
     def one_window(state):
-        loss, state, cache = model.forward(params, x, y, state, work)
+        loss, state, cache = model.forward(params, Window(x, y), state, work)
         model.backward(params, cache, work)
         return state
 

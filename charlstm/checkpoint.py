@@ -59,17 +59,26 @@ def write(path, arrays, meta):
     entries = dict(arrays)
     entries["meta"] = np.frombuffer(json.dumps(meta, ensure_ascii=False, sort_keys=True).encode("utf-8"), np.uint8)
     entries["sha256"] = np.frombuffer(digest(entries).encode("ascii"), np.uint8)
+    try:
+        atomic_write(path, lambda fh: np.savez(fh, **entries))
+    except OSError as e:
+        raise CheckpointWriteError(f"could not write {path}: {e.strerror or e}") from None
+
+
+def atomic_write(path, fill):
+    """Write a file so that a crash at any moment leaves the old one or the new one, never a mixture:
+    fill(fh) writes a temporary file in the same directory (binary), which is flushed, fsynced and renamed
+    over path. On any failure the temporary file is removed and the exception goes on (an OSError when
+    the disk refuses). Checkpoints and the run directory's text files are all written this way."""
+    path = pathlib.Path(path)
     tmp = tmp_name(path)
     try:
         with open(tmp, "wb") as fh:
-            np.savez(fh, **entries)
+            fill(fh)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
         _fsync_dir(path.parent)
-    except OSError as e:
-        _remove_quietly(tmp)
-        raise CheckpointWriteError(f"could not write {path}: {e.strerror or e}") from None
     except BaseException:
         _remove_quietly(tmp)
         raise

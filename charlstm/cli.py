@@ -113,7 +113,8 @@ def train(corpus, config_path, out, resume, steps, time_budget, seed, val_path, 
     """
     import signal
 
-    from . import train as train_mod
+    from .errors import Interrupted
+    from .launch import prepare
 
     if resume and config_path:
         raise click.UsageError("--config cannot be combined with --resume: the run keeps its config")
@@ -121,14 +122,14 @@ def train(corpus, config_path, out, resume, steps, time_budget, seed, val_path, 
         raise click.UsageError("--out cannot differ from --resume: a resumed run stays in its directory")
     flags = {"train.steps": steps, "train.time_budget": time_budget, "train.seed": seed,
              "data.encoding": encoding, "data.errors": errors}
-    trainer = train_mod.prepare(corpus, config_path, out, resume, flags, overrides, val_path, force, quiet)
+    trainer = prepare(corpus, config_path, out, resume, flags, overrides, val_path, force, quiet)
     if dry_run:
         for line in trainer.dry_run():
             click.echo(line)
         return
     try:
         trainer.run()
-    except train_mod.Interrupted as e:
+    except Interrupted as e:
         # stopped on the user's signal: the run is saved and the process is on its way out, where a
         # KeyboardInterrupt (another Ctrl-C) would print a traceback from an exit handler
         for sig in (signal.SIGINT, signal.SIGTERM):

@@ -17,13 +17,14 @@ STEPS = (2, 50)  # at least, at most
 
 def report(trainer):
     """The lines of the report for a Trainer whose _setup has run."""
-    cfg, corpus, spec = trainer.cfg, trainer.corpus, trainer.spec
+    cfg, inputs, spec, p = trainer.cfg, trainer.inputs, trainer.spec, trainer.ts.progress
+    corpus = inputs.corpus
     seconds, chars, timed = time_steps(trainer)
-    left = max(cfg.train.steps - trainer.progress.step, 0)
-    params = sum(int(a.size) for a in trainer.params.values())
+    left = max(cfg.train.steps - p.step, 0)
+    params = sum(int(a.size) for a in trainer.ts.params.values())
     workers = trainer.engine.workers
     files = len(corpus.files)
-    held_out = (f"in {trainer.val_source}" if trainer.val_source
+    held_out = (f"in {inputs.val_source}" if inputs.val_source
                 else f"held out (the last {cfg.data.val_fraction:.0%})")
     layers = f"{spec.layers} layer{'s' * (spec.layers != 1)} of {spec.hidden} units"
     lines = ["# the configuration" + (", and where each value comes from" if trainer.origins else "")]
@@ -35,8 +36,8 @@ def report(trainer):
         f"vocabulary  {len(corpus.vocab)} characters",
         f"model       {spec.cell.upper()}, {layers}: {params:,} parameters",
         f"steps       {cfg.train.steps:,}"
-        + (f", {left:,} left from step {trainer.progress.step:,}" if trainer.resume else "")
-        + f"; an epoch is {trainer.batches.windows_per_epoch:,} steps",
+        + (f", {left:,} left from step {p.step:,}" if trainer.resume else "")
+        + f"; an epoch is {inputs.batches.windows_per_epoch:,} steps",
         f"speed       {_duration(1000 * seconds)} per 1,000 steps ({seconds:.3f} s a step, {chars / seconds:,.0f} "
         f"chars/s; {timed} steps timed, {workers} process{'es' * (workers != 1)}); validation not counted",
         f"whole run   about {_duration(left * seconds)}"
@@ -49,23 +50,23 @@ def report(trainer):
 def time_steps(trainer):
     """(seconds per step, characters per step, steps timed): the run's own next windows, trained on the
     trainer's arrays, which are never saved."""
-    from .train import train_step
+    from .train import dropout_at, train_step
 
-    cfg, batches, p = trainer.cfg, trainer.batches, trainer.progress
-    state = trainer.state
-    spent, chars, timed, step = 0.0, 0, 0, p.step
+    cfg, batches, ts = trainer.cfg, trainer.inputs.batches, trainer.ts
+    state = ts.state
+    spent, chars, timed, step = 0.0, 0, 0, ts.progress.step
     while timed < STEPS[1] and (timed < STEPS[0] or spent < TIME_FOR):
-        epoch, window = divmod(step, batches.windows_per_epoch)
-        if batches.starts_sequence(window):
+        epoch, n = divmod(step, batches.windows_per_epoch)
+        if batches.starts_sequence(n):
             state = model.zero_state(trainer.spec, cfg.data.batch)
-        batch = batches.window(epoch, window, step)
+        window = batches.window(epoch, n, step)
         lr = learning_rate(cfg.optim, step, epoch, cfg.train.steps)
         start = time.perf_counter()
-        _, _, state = train_step(trainer.engine, trainer.params, trainer.opt, batch, state, lr, cfg.optim.clip,
-                                 trainer._dropout(step))
-        if step > p.step:  # the first step allocates: not timed
+        _, _, state = train_step(trainer.engine, ts.params, ts.optimizer, window, state, lr, cfg.optim.clip,
+                                 dropout_at(cfg, step))
+        if step > ts.progress.step:  # the first step allocates: not timed
             spent += time.perf_counter() - start
-            chars += batch.targets()
+            chars += window.targets()
             timed += 1
         step += 1
     return spent / timed, chars / timed, timed

@@ -23,3 +23,11 @@ class CheckpointError(CharlstmError):
 
 class TrainingError(CharlstmError):
     """Training cannot go on, for instance because the loss became NaN or infinite."""
+
+
+class Interrupted(CharlstmError):
+    """Training stopped on SIGINT or SIGTERM (after saving, unless aborted); carries the exit status."""
+
+    def __init__(self, message, exit_code):
+        super().__init__(message)
+        self.exit_code = exit_code  # 130 for SIGINT, 143 for SIGTERM

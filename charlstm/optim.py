@@ -170,3 +170,8 @@ def learning_rate(config, step, epoch, total_steps):
         progress = min(1.0, (step - c.warmup) / span)
         return c.min_lr + 0.5 * (c.lr - c.min_lr) * (1 + math.cos(math.pi * progress))
     return c.lr
+
+
+def frozen_on_resume():
+    """optim.* keys a resumed run cannot change: they shape the optimizer's state."""
+    return ("name", "momentum", "centered", "ema")

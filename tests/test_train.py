@@ -11,8 +11,12 @@ import time
 import numpy as np
 import pytest
 
-from charlstm import checkpoint, evaluate, model, train
-from charlstm.train import RunLock
+from charlstm import checkpoint, evaluate, model
+from charlstm.launch import prepare
+from charlstm.report import progress_bar
+from charlstm.rundir import RunLock
+from charlstm.stops import StopRequests
+from charlstm.trainstate import TrainState
 from conftest import CONFIGS, make_text, run_cli
 
 TINY = CONFIGS / "tiny.yaml"
@@ -144,8 +148,8 @@ def test_resume_refuses_model_changes_and_other_text(cli, corpus, tmp_path):
 
 def test_weight_average_is_the_model_a_run_validates_and_saves(cli, corpus, tmp_path):
     run = tmp_path / "run"
-    trainer = train.prepare([str(corpus)], TINY, run, overrides=["optim.ema=0.8", "train.eval_every=30",
-                                                                   "train.steps=30"], quiet=True)
+    trainer = prepare([str(corpus)], TINY, run, overrides=["optim.ema=0.8", "train.eval_every=30", "train.steps=30"],
+                      quiet=True)
     trainer.run()
     entries, _ = weights(run)
     ckpt = checkpoint.load(run / "latest.npz")
@@ -155,7 +159,7 @@ def test_weight_average_is_the_model_a_run_validates_and_saves(cli, corpus, tmp_
     logged = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if "val_loss" in line]
 
     def val_loss(params):
-        total, count = evaluate.score(params, trainer.val_streams, trainer.cfg.data.window)
+        total, count = evaluate.score(params, trainer.inputs.val_streams, trainer.cfg.data.window)
         return total / count
     assert logged[-1]["step"] == 30
     assert logged[-1]["val_loss"] == pytest.approx(val_loss(ckpt.params), rel=1e-6)
@@ -282,7 +286,7 @@ def test_a_run_directory_in_use_is_refused(cli, corpus, tmp_path):
         code, _, err = cli("train", corpus, "--config", TINY, "--out", run)
     assert code == 1 and "is in use by another charlstm train" in err
     # a holder that dies releases the lock
-    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from charlstm.train import RunLock\n"
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from charlstm.rundir import RunLock\n"
                                f"with RunLock({str(run)!r}):\n print('locked', flush=True); time.sleep(60)"],
                               stdout=subprocess.PIPE, text=True)
     assert holder.stdout.readline().strip() == "locked"
@@ -367,7 +371,7 @@ def test_the_progress_bar_shows_on_a_terminal_that_reports_no_size():
     master, slave = pty.openpty()
     with os.fdopen(slave, "w", encoding="utf-8") as stream:
         assert os.get_terminal_size(stream.fileno()).columns == 0
-        bar = train._progress_bar(10, 0, False, stream)
+        bar = progress_bar(10, 0, False, stream)
         bar.update(3)
         bar.close()
         stream.flush()
@@ -400,7 +404,7 @@ def test_a_third_ctrl_c_aborts_the_save_and_the_run_still_resumes(cli, corpus, t
     """Ctrl-C stops after the step and saves; a second one only says that a third will abort; the third
     aborts the save. latest.npz then holds the step it had (the one saved when the run started), which
     --resume continues."""
-    real_forward, real_save = model.forward, train.save
+    real_forward, real_save = model.forward, TrainState.save
     calls = {"forward": 0}
 
     def forward(params, window, state, *args, **kwargs):
@@ -410,14 +414,14 @@ def test_a_third_ctrl_c_aborts_the_save_and_the_run_still_resumes(cli, corpus, t
                 os.kill(os.getpid(), signal.SIGINT)
         return real_forward(params, window, state, *args, **kwargs)
 
-    def save(path, *args):
-        if path.name == "latest.npz" and args[5].step == 7:  # the save after the stop: two more Ctrl-C
+    def save(self, path, *args):
+        if path.name == "latest.npz" and self.progress.step == 7:  # the save after the stop: two more Ctrl-C
             os.kill(os.getpid(), signal.SIGINT)
             os.kill(os.getpid(), signal.SIGINT)
-        return real_save(path, *args)
+        return real_save(self, path, *args)
 
     monkeypatch.setattr(model, "forward", forward)
-    monkeypatch.setattr(train, "save", save)
+    monkeypatch.setattr(TrainState, "save", save)
     run = tmp_path / "run"
     code, _, err = cli("train", corpus, "--config", TINY, "--out", run, "--set", "train.save_every=1000")
     assert code == 130, err
@@ -426,14 +430,14 @@ def test_a_third_ctrl_c_aborts_the_save_and_the_run_still_resumes(cli, corpus, t
     assert "Traceback" not in err
     assert checkpoint.load(run / "latest.npz").step == 0
     monkeypatch.setattr(model, "forward", real_forward)
-    monkeypatch.setattr(train, "save", real_save)
+    monkeypatch.setattr(TrainState, "save", real_save)
     code, _, err = cli("train", "--resume", run, "--steps", 5, "-q")
     assert code == 0, err
     assert checkpoint.load(run / "latest.npz").step == 5
 
 
 def test_a_second_ctrl_c_says_what_a_third_would_do_and_the_save_completes():
-    stops = train.StopRequests(None, quiet=True)
+    stops = StopRequests(None, quiet=True)
     stops.handle(signal.SIGINT, None)
     assert stops.signal == signal.SIGINT and not stops.aborted
     stops.handle(signal.SIGINT, None)  # the second: a message, nothing aborted
@@ -442,7 +446,7 @@ def test_a_second_ctrl_c_says_what_a_third_would_do_and_the_save_completes():
     with pytest.raises(KeyboardInterrupt):
         stops.handle(signal.SIGINT, None)
     stops.handle(signal.SIGINT, None)  # once aborting, the rest are ignored
-    done = train.StopRequests(None, quiet=True)
+    done = StopRequests(None, quiet=True)
     done.phase = "done"
     for _ in range(4):
         done.handle(signal.SIGINT, None)
