@@ -12,7 +12,7 @@ from typing import Optional, Tuple
 
 import yaml
 
-from . import cells
+from . import cells, optim
 from .errors import ConfigError
 
 
@@ -54,26 +54,28 @@ class DataConfig:
     errors: str = _choice("strict", ("strict", "replace"), "invalid bytes: strict stops with an error, replace uses U+FFFD")
 
 
-@dataclass
-class OptimConfig:
-    name: str = _choice("adam", ("sgd", "rmsprop", "adam", "adamw"), "optimizer, defined as in PyTorch")
-    lr: float = _doc(2e-3, "learning rate")
-    betas: Tuple[float, float] = _doc((0.9, 0.999), "Adam/AdamW moment decay rates")
-    eps: float = _doc(1e-8, "Adam/AdamW/RMSProp denominator guard")
-    weight_decay: float = _doc(0.0, "L2 penalty (AdamW: decoupled decay)")
-    momentum: float = _doc(0.0, "SGD/RMSProp momentum")
-    nesterov: bool = _doc(False, "SGD Nesterov momentum")
-    alpha: float = _doc(0.99, "RMSProp squared-gradient decay")
-    centered: bool = _doc(False, "RMSProp: normalise by the gradient's variance instead of its second moment")
-    clip: float = _doc(5.0, "clip the global gradient norm to this; 0 turns clipping off")
-    schedule: str = _choice("constant", ("constant", "step", "cosine"), "learning-rate schedule")
-    decay_every: int = _doc(10, "step schedule: epochs between decays")
-    decay_rate: float = _doc(0.5, "step schedule: factor per decay")
-    warmup: int = _doc(0, "cosine schedule: steps of linear warmup")
-    min_lr: float = _doc(0.0, "cosine schedule: the rate the cosine reaches at train.steps")
-    ema: float = _doc(0.0, "keep an exponential moving average of the weights, this decay per step (e.g. "
-                           "0.998, warmed up as min(ema, (1+t)/(10+t)) at step t); validation, cloze scores and "
-                           "checkpoints use the average; 0: off")
+def _optim_fields():
+    """OptimConfig's fields: the optimizer and its rate, every registered optimizer's options
+    (optim.options()), then weight decay, clipping, the schedule and the moving average, which apply to all."""
+    decoupled = "/".join(rule.label for rule in optim.OPTIMIZERS.values() if rule.decoupled_decay)
+    head = [("name", str, _choice(optim.DEFAULT, lambda: tuple(optim.OPTIMIZERS), "optimizer, defined as in PyTorch")),
+            ("lr", float, _doc(2e-3, "learning rate"))]
+    tail = [("weight_decay", float, _doc(0.0, f"L2 penalty ({decoupled}: decoupled decay)")),
+            ("clip", float, _doc(5.0, "clip the global gradient norm to this; 0 turns clipping off")),
+            ("schedule", str, _choice("constant", ("constant", "step", "cosine"), "learning-rate schedule")),
+            ("decay_every", int, _doc(10, "step schedule: epochs between decays")),
+            ("decay_rate", float, _doc(0.5, "step schedule: factor per decay")),
+            ("warmup", int, _doc(0, "cosine schedule: steps of linear warmup")),
+            ("min_lr", float, _doc(0.0, "cosine schedule: the rate the cosine reaches at train.steps")),
+            ("ema", float, _doc(0.0, "keep an exponential moving average of the weights, this decay per step (e.g. "
+                                     "0.998, warmed up as min(ema, (1+t)/(10+t)) at step t); validation, cloze "
+                                     "scores and checkpoints use the average; 0: off"))]
+    return head + [(o.name, o.kind, _doc(o.default, o.doc)) for o in optim.options()] + tail
+
+
+OptimConfig = dataclasses.make_dataclass("OptimConfig", _optim_fields())
+OptimConfig.__module__ = __name__  # a class of this module, as if written here (pickle, repr)
+OptimConfig.__doc__ = """The optimizer's settings (optim.*); the optimizer-specific keys come from optim.OPTIMIZERS."""
 
 
 @dataclass
@@ -273,15 +275,20 @@ def validate(config):
             raise ConfigError(f"{key} must be in [0, 1), not {value}")
     if not 0.0 <= d.val_fraction < 1.0:
         raise ConfigError(f"data.val_fraction must be in [0, 1), not {d.val_fraction}")
+    positive = ["lr", *(x.name for x in optim.options() if x.within == "positive")]
+    unit = [*(x.name for x in optim.options() if x.within == "unit"), "ema"]
     # written as "not (x > 0)" so that NaN fails too
-    if not (o.lr > 0 and o.eps > 0 and o.clip >= 0 and o.weight_decay >= 0 and o.min_lr >= 0):
-        raise ConfigError("optim.lr and optim.eps must be positive; clip, weight_decay and min_lr not negative")
-    if not all(math.isfinite(v) for v in (o.lr, o.eps, o.clip, o.weight_decay, o.min_lr, o.decay_rate)):
-        raise ConfigError("optim.lr, eps, clip, weight_decay, min_lr and decay_rate must be finite numbers")
-    if not all(0.0 <= b < 1.0 for b in o.betas) or not all(0.0 <= v < 1.0 for v in (o.alpha, o.momentum, o.ema)):
-        raise ConfigError("optim.betas, optim.alpha, optim.momentum and optim.ema must each lie in [0, 1)")
-    if o.nesterov and o.momentum == 0:
-        raise ConfigError("optim.nesterov needs optim.momentum > 0")
+    if not (all(getattr(o, k) > 0 for k in positive) and o.clip >= 0 and o.weight_decay >= 0 and o.min_lr >= 0):
+        raise ConfigError(f"{_keys(positive)} must be positive; clip, weight_decay and min_lr not negative")
+    finite = [*positive, "clip", "weight_decay", "min_lr", "decay_rate"]
+    if not all(math.isfinite(getattr(o, k)) for k in finite):
+        raise ConfigError(f"{_keys(finite)} must be finite numbers")
+    if not all(0.0 <= v < 1.0 for k in unit for v in _each(getattr(o, k))):
+        raise ConfigError(f"{_keys(unit)} must each lie in [0, 1)")
+    for rule in optim.OPTIMIZERS.values():
+        problem = rule.check(o)
+        if problem:
+            raise ConfigError(problem)
     for key, used in {"model.forget_bias": m.forget_bias is not None, "model.chrono": m.chrono}.items():
         if used and cells.CELLS[m.cell].FORGET_GATE is None:
             gated = " or ".join(name for name, cell in cells.CELLS.items() if cell.FORGET_GATE is not None)
@@ -292,6 +299,16 @@ def validate(config):
         raise ConfigError(f"model.chrono must be 0 (off) or a T_max of at least 2 characters, not {m.chrono}")
     if t.time_budget is not None:
         parse_duration(t.time_budget)
+
+
+def _each(value):
+    return value if isinstance(value, tuple) else (value,)
+
+
+def _keys(names):
+    """["lr", "eps", "ema"] -> "optim.lr, optim.eps and optim.ema"."""
+    keys = [f"optim.{name}" for name in names]
+    return ", ".join(keys[:-1]) + " and " + keys[-1] if len(keys) > 1 else keys[0]
 
 
 def parse_duration(text):

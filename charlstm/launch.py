@@ -14,9 +14,6 @@ from .errors import ConfigError
 from .rundir import default_run_dir
 from .train import Trainer
 
-FROZEN_ON_RESUME = ("train.seed", *(f"optim.{key}" for key in optim.frozen_on_resume()))
-
-
 def prepare(corpus, config_path=None, out=None, resume=None, flags=None, overrides=(), val=None, force=False,
             quiet=False):
     """A Trainer from command-line arguments. config_path: a preset name or a YAML file. flags:
@@ -64,9 +61,9 @@ def prepare(corpus, config_path=None, out=None, resume=None, flags=None, overrid
 
 def resume_config(run_dir, overrides, say=None):
     """The config of the run in run_dir with overrides applied. The model, the data and what shapes the
-    optimizer state or the random streams (FROZEN_ON_RESUME) cannot change; a time budget applies to one
-    session, so it is dropped unless given again. A run already at its train.steps is an error that says
-    how to extend it."""
+    optimizer state (optim.frozen_on_resume) or the random streams (train.seed) cannot change; a time
+    budget applies to one session, so it is dropped unless given again. A run already at its train.steps
+    is an error that says how to extend it."""
     latest = checkpoint.load(pathlib.Path(run_dir) / "latest.npz")
     saved = latest.config
     cfg = copy.deepcopy(saved)
@@ -75,8 +72,9 @@ def resume_config(run_dir, overrides, say=None):
     changed = [f"{section}.{key}" for section in ("model", "data", "train", "optim")
                for key, value in dataclasses.asdict(getattr(cfg, section)).items()
                if value != dataclasses.asdict(getattr(saved, section))[key]]
+    frozen = ("train.seed", *(f"optim.{key}" for key in optim.frozen_on_resume()))
     for key in changed:
-        if key.split(".")[0] in ("model", "data") or key in FROZEN_ON_RESUME:
+        if key.split(".")[0] in ("model", "data") or key in frozen:
             raise ConfigError(f"{key} cannot change when resuming; the other train.* and optim.* keys can")
     if cfg.train.steps <= latest.step:
         raise ConfigError(_nothing_left(run_dir, latest.step, saved.train.steps,
