@@ -184,11 +184,10 @@ def encode_text(vocab, text, unknown="error", warn=None, where=None):
 
 def line_start(vocab, ids):
     """ids (N,) read as the start of a line: after a newline, from the zero state, for every model. That is
-    how every line is read in training with data.mode lines; a model trained on one stream sees the zero
-    state only at the start of its text, where a newline is as good a context as any. A lines model never
-    sees a first character straight from the zero state, and reads it badly (the rooms model shipped until
-    2026-11-26 filled 96.2% of the cloze blanks without the newline, 100% with it). Unchanged if the text
-    starts with a newline or the vocabulary has none."""
+    how every line is read in training with data.mode lines, and a lines model reads a first character
+    straight from the zero state badly (docs/memory.md); a model trained on one stream sees the zero
+    state only at the start of its text, where a newline is as good a context as any. Unchanged if the
+    text starts with a newline or the vocabulary has none."""
     newline = vocab.index.get("\n")
     if newline is None or (len(ids) and ids[0] == newline):
         return ids
@@ -362,8 +361,8 @@ class LineBatches:
 
     def _epoch_batches(self, epoch):
         """(windows_per_epoch, B) line indices: a permutation seeded by (seed, epoch), cut into batches.
-        Batches are not sorted by length: similar lengths would mean similar stories in a batch, and the
-        rooms task then swung between its two forms instead of learning both (measured)."""
+        Batches are not sorted by length: similar lengths would put similar stories together, and a model
+        then swings between kinds of line instead of learning all of them (docs/memory.md)."""
         if self._cached_epoch != epoch:
             order = np.random.default_rng([self.seed, epoch]).permutation(len(self.lines))
             self._cached = order[: self.windows_per_epoch * self.B].reshape(self.windows_per_epoch, self.B)

@@ -2,20 +2,14 @@
 puts every core to work on a training step.
 
 A window's forward and backward passes are independent from stream to stream, so P workers each run
-them on B/P of the streams, with a single-threaded BLAS each, and the main process adds their
-gradients. Processes, not threads: NumPy releases the GIL inside every call, but a step makes thousands
-of small calls, and two threads trading the GIL after each of them ran slower than one (measured; see
-docs/performance.md).
+them on B/P of the streams, with a one-thread BLAS each, and the main process adds their gradients.
+Processes, not threads: a step makes thousands of small NumPy calls, and threads trade the GIL after
+each of them (docs/performance.md). Everything that crosses between processes lives in one block of
+shared memory (the parameters the optimizer updates in place, each worker's gradients, the window, the
+carried state), so a step is one short message to each worker and one reply.
 
-Everything that crosses between processes lives in one block of shared memory, so nothing is pickled
-per step: the parameters (the trainer's own arrays: the optimizer updates them in place and the workers
-read them), each worker's gradients, the window's inputs, targets and mask, and the carried state. A
-step is one short message to each worker and one reply. Workers ignore SIGINT and SIGTERM (Ctrl-C,
-`timeout` and `kill -- -PGID` signal the whole process group; stopping is the main process's business;
-the signals are blocked while they start, so that none lands before they can ignore it), and end,
-quietly, when it tells them to or stops listening, even in the middle of a step. A ParallelEngine that
-was never closed is closed at exit, before multiprocessing's own exit handler would wait for the workers
-it can no longer stop.
+Stopping is the main process's business: workers ignore SIGINT and SIGTERM, which reach the whole
+process group, and end quietly when told to or when the main process stops listening, even mid-step.
 """
 
 import atexit

@@ -12,7 +12,7 @@ Parameters keep PyTorch's layout: rows of weight_ih / weight_hh / biases in gate
 Speed: the packed weights used by the forward pass put the gates in the order (i, f, o, g) and scale
 the i, f, o rows by -1 and the g rows by -2, so that one exp, one add and one reciprocal over all 4H
 pre-activations give the three sigmoids and σ(2x) for the candidate, whose tanh is then 2σ(2x) - 1.
-NumPy's float32 exp is about twice as fast as its tanh here, and this takes one pass less. The backward
+NumPy's float32 exp costs less than its tanh, and this takes one pass less (docs/performance.md). The backward
 pass works in PyTorch's order on the true pre-activations, so gradients need no translation.
 
 Shapes: T timesteps, B streams, H hidden units; `in` is the layer's input size.
