@@ -17,8 +17,8 @@ from .errors import ConfigError
 
 
 def _choice(default, choices, doc):
-    """A field whose value must be one of choices: a tuple, or a function returning one, called when a
-    value is checked (so that a cell or optimizer registered after import is a valid choice)."""
+    """A field whose value must be one of choices: a tuple, or a registry (a dict keyed by the choices),
+    read when a value is checked, so that a cell or optimizer registered after import is a valid choice."""
     return field(default=default, metadata={"choices": choices, "doc": doc})
 
 
@@ -28,7 +28,7 @@ def _doc(default, doc):
 
 @dataclass
 class ModelConfig:
-    cell: str = _choice(cells.DEFAULT, lambda: tuple(cells.CELLS), "recurrent cell")
+    cell: str = _choice(cells.DEFAULT, cells.CELLS, "recurrent cell")
     hidden: int = _doc(256, "H, hidden units per layer")
     layers: int = _doc(2, "L, stacked recurrent layers")
     forget_bias: Optional[float] = _doc(None, "initial forget-gate bias (GRU: update gate); null keeps PyTorch's init")
@@ -58,7 +58,7 @@ def _optim_fields():
     """OptimConfig's fields: the optimizer and its rate, every registered optimizer's options
     (optim.options()), then weight decay, clipping, the schedule and the moving average, which apply to all."""
     decoupled = "/".join(rule.label for rule in optim.OPTIMIZERS.values() if rule.decoupled_decay)
-    head = [("name", str, _choice(optim.DEFAULT, lambda: tuple(optim.OPTIMIZERS), "optimizer, defined as in PyTorch")),
+    head = [("name", str, _choice(optim.DEFAULT, optim.OPTIMIZERS, "optimizer, defined as in PyTorch")),
             ("lr", float, _doc(2e-3, "learning rate"))]
     tail = [("weight_decay", float, _doc(0.0, f"L2 penalty ({decoupled}: decoupled decay)")),
             ("clip", float, _doc(5.0, "clip the global gradient norm to this; 0 turns clipping off")),
@@ -75,7 +75,7 @@ def _optim_fields():
 
 OptimConfig = dataclasses.make_dataclass("OptimConfig", _optim_fields())
 OptimConfig.__module__ = __name__  # a class of this module, as if written here (pickle, repr)
-OptimConfig.__doc__ = """The optimizer's settings (optim.*); the optimizer-specific keys come from optim.OPTIMIZERS."""
+OptimConfig.__doc__ = "The optimizer's settings (optim.*); the optimizer-specific keys come from optim.OPTIMIZERS."
 
 
 @dataclass
@@ -139,7 +139,7 @@ def _scalar(key, value, kind, choices):
         ok = isinstance(value, kind)
     if not ok:
         raise ConfigError(f"{key} must be {TYPE_NAMES[kind]}, not {value!r}")
-    choices = choices() if callable(choices) else choices
+    choices = tuple(choices or ())
     if choices and value not in choices:
         raise ConfigError(f"{key} must be one of {', '.join(choices)}, not {value!r}")
     return float(value) if kind is float else value
@@ -255,7 +255,8 @@ def validate(config):
     for section, cls in SECTIONS.items():
         for f in dataclasses.fields(cls):
             if f.metadata.get("choices"):
-                _scalar(f"{section}.{f.name}", getattr(getattr(config, section), f.name), str, f.metadata["choices"])
+                value = getattr(getattr(config, section), f.name)
+                _scalar(f"{section}.{f.name}", value, str, f.metadata["choices"])
     positive = {"model.hidden": m.hidden, "model.layers": m.layers, "data.batch": d.batch,
                 "data.window": d.window, "data.val_streams": d.val_streams, "train.log_every": t.log_every,
                 "train.eval_every": t.eval_every, "train.save_every": t.save_every,
