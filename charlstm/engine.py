@@ -11,7 +11,7 @@ The training loop talks to either through one interface and never asks which it 
 
 An engine built on another library (PyTorch, issue 22) plugs in the same way: it adopts NumPy arrays it
 can read without copying and returns NumPy gradients, so that the optimizer, the checkpoints and the
-loop stay as they are.
+loop stay as they are; `start`, which picks a run's engine, is where a setting choosing it would be read.
 """
 
 import math

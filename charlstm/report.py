@@ -1,7 +1,7 @@
 """What a training session tells the person at the terminal, on stderr: notes and warnings, a progress bar
 (step, ETA, training loss, last validation loss and bits per character, characters per second), a line
-per validation when there is no bar, and the closing summary. metrics.jsonl gets the same figures
-(rundir.Metrics); this module only words them.
+per validation when there is no bar, and the closing summary. The same figures go to metrics.jsonl: this
+module makes its records, rundir.Metrics writes them.
 """
 
 import math
@@ -29,7 +29,7 @@ class Reporter:
             print(text, file=self.stream, flush=True)
 
     def begin(self, spec, inputs, progress, total, run_dir):
-        """The loop starts: what it trains on what, from progress.step of total (train.Inputs)."""
+        """The loop starts at progress.step of total: open the bar, say what trains on what (train.Inputs)."""
         self.started = time.monotonic()
         self.interval = Interval(self.started)
         self.val = progress.last_val
@@ -115,8 +115,7 @@ class Interval:
     """Running sums over the steps between two metrics.jsonl lines."""
 
     def __init__(self, start):
-        self.start = start
-        self.loss, self.norm, self.steps, self.chars = 0.0, 0.0, 0, 0
+        self.start, self.loss, self.norm, self.steps, self.chars = start, 0.0, 0.0, 0, 0
 
     def add(self, loss, norm, chars):
         self.loss += loss
@@ -127,7 +126,7 @@ class Interval:
     def close(self, now):
         """(mean loss, mean gradient norm, characters per second); the sums start again from now."""
         figures = (self.loss / self.steps, self.norm / self.steps, self.chars / max(now - self.start, 1e-9))
-        self.__init__(now)
+        self.start, self.loss, self.norm, self.steps, self.chars = now, 0.0, 0.0, 0, 0
         return figures
 
 
