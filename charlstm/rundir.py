@@ -16,7 +16,7 @@ import os
 import pathlib
 
 from . import checkpoint
-from .errors import CharlstmError, Interrupted
+from .errors import CharlstmError, Interrupted, TrainingError
 
 try:
     import fcntl
@@ -63,7 +63,7 @@ class RunDirectory:
     be good, and locked while the session lasts. A new run (fresh) may not start over another run unless
     forced, which then deletes it. A new run that fails before it has saved a step (or the lock cannot be
     had) removes the files it wrote and the directories it created, so a failed start leaves no runs/NAME
-    holding only .lock; `keep()` marks the run as worth keeping."""
+    holding only .lock; a checkpoint past step 0 (`save`) makes the run worth keeping."""
 
     FILES = ("latest.npz", "best.npz", "metrics.jsonl", "config.yaml", ".lock")
 
@@ -98,8 +98,22 @@ class RunDirectory:
             self._forget_old_run()
         return self
 
-    def keep(self):
-        self.kept = True
+    def save(self, name, state, info, on_error, warn):
+        """Write a checkpoint of a trainstate.TrainState as RUN_DIR/name; once a run has saved a step past
+        0 it is worth keeping. A write the disk refuses stops training (TrainingError), or with on_error
+        "continue" is a warning through warn. Returns whether the checkpoint was written."""
+        path = self.path / name
+        try:
+            state.save(path, info)
+        except checkpoint.CheckpointWriteError as e:
+            previous = "the previous one is intact" if path.exists() else "there is no previous one"
+            if on_error == "stop":
+                raise TrainingError(f"{e}; {previous}; training stopped") from None
+            warn(f"warning: {e}; {previous}; training goes on (train.on_save_error=continue)")
+            return False
+        if state.progress.step > 0:
+            self.kept = True
+        return True
 
     def _forget_old_run(self):
         """--force: nothing of the run that was here may linger (we hold the lock)."""

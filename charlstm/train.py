@@ -301,15 +301,6 @@ class Trainer:
         self.metrics.append(self.report.cloze_scored(self.ts.progress, self.cfg.train.steps, accuracy, n))
 
     def _save(self, name):
-        path = self.out / name
-        try:
-            self.ts.save(path, self.inputs.info)
-            if name == "latest.npz":
-                self.saved_step = self.ts.progress.step
-            if self.ts.progress.step > 0 and self.run_dir is not None:
-                self.run_dir.keep()
-        except checkpoint.CheckpointWriteError as e:
-            previous = "the previous one is intact" if path.exists() else "there is no previous one"
-            if self.cfg.train.on_save_error == "stop":
-                raise TrainingError(f"{e}; {previous}; training stopped") from None
-            self.report.say(f"warning: {e}; {previous}; training goes on (train.on_save_error=continue)")
+        saved = self.run_dir.save(name, self.ts, self.inputs.info, self.cfg.train.on_save_error, self.report.say)
+        if saved and name == "latest.npz":
+            self.saved_step = self.ts.progress.step
