@@ -1,6 +1,6 @@
 """Write tests/data/torch_reference.npz: PyTorch's own numbers for the model charlstm implements.
 
-For each cell (lstm, gru, rnn), random float64 weights in PyTorch's layout, random characters and a
+For each cell (lstm, gru, rnn, and rnn_relu: nn.RNN(nonlinearity="relu")), random float64 weights in PyTorch's layout, random characters and a
 random initial state go through torch.nn.LSTM / GRU / RNN, a Linear decoder and cross-entropy; the file
 keeps the inputs, the loss, the final state and every parameter's gradient. tests/test_torch_reference.py
 checks charlstm against it, so the test suite needs no PyTorch.
@@ -21,8 +21,10 @@ def main():
     torch.manual_seed(0)
     rng = np.random.default_rng(0)
     arrays = {}
-    for name, cls in (("lstm", torch.nn.LSTM), ("gru", torch.nn.GRU), ("rnn", torch.nn.RNN)):
-        rnn = cls(input_size=V, hidden_size=H, num_layers=L).double()
+    cells = (("lstm", torch.nn.LSTM, {}), ("gru", torch.nn.GRU, {}), ("rnn", torch.nn.RNN, {}),
+             ("rnn_relu", torch.nn.RNN, {"nonlinearity": "relu"}))
+    for name, cls, options in cells:
+        rnn = cls(input_size=V, hidden_size=H, num_layers=L, **options).double()
         decoder = torch.nn.Linear(H, V).double()
         with torch.no_grad():  # wider than the default init, so the nonlinearities are exercised
             for p in list(rnn.parameters()) + list(decoder.parameters()):
@@ -44,7 +46,7 @@ def main():
         for j, s in enumerate(state):
             arrays[prefix + f"state{j}"] = s.numpy()
             arrays[prefix + f"final{j}"] = final[j].detach().numpy()
-        for module, mname in ((rnn, name), (decoder, "decoder")):
+        for module, mname in ((rnn, name.split("_")[0]), (decoder, "decoder")):
             for pname, p in module.named_parameters():
                 arrays[prefix + f"param/{mname}.{pname}"] = p.detach().numpy().copy()
                 arrays[prefix + f"grad/{mname}.{pname}"] = p.grad.numpy().copy()

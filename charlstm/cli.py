@@ -232,7 +232,8 @@ def sample(prompts, ckpt_path, length, temperature, top_k, top_p, greedy, seed, 
     else:
         batches = [list(prompts) or [""]]
     writer = Writer(sys.stdout, ckpt.vocab, fmt, _unescape(separator), seed, tty=sys.stdout.isatty())
-    n = sample_mod.complete(ckpt.params, ckpt.vocab, batches, options, seed, num_samples, batch, writer, _warn)
+    n = sample_mod.complete(ckpt.params, ckpt.vocab, batches, options, seed, num_samples, batch, writer, _warn,
+                           ckpt.spec)
     if n == 0:
         why = "" if prompts else " (it is not a terminal, so prompts are read from it, one per line)"
         raise DataError(f"no prompt: stdin was empty{why}; give a prompt as an argument, '' for none")
@@ -274,10 +275,11 @@ def eval_(files, ckpt_path, cloze_path, fmt, verbose, unknown, encoding, window,
     report = {}
     if files:
         progress = functools.partial(_scoring_bar, quiet=quiet)
-        report.update(evaluate.score_files(ckpt.params, ckpt.vocab, files, encoding, unknown, warn, window, progress))
+        report.update(evaluate.score_files(ckpt.params, ckpt.vocab, files, encoding, unknown, warn, window, progress,
+                                           ckpt.spec))
     if cloze_path:
         prompts, answers = evaluate.read_cloze(cloze_path)
-        accuracy, n, fills = evaluate.cloze(ckpt.params, ckpt.vocab, prompts, answers, unknown, warn)
+        accuracy, n, fills = evaluate.cloze(ckpt.params, ckpt.vocab, prompts, answers, unknown, warn, ckpt.spec)
         report.update({"accuracy": accuracy, "n": n})
         if verbose:
             for p, a, f in zip(prompts, answers, fills):

@@ -35,6 +35,7 @@ class ModelConfig:
     chrono: int = _doc(0, "chrono initialisation with this T_max (characters): forget biases log U(1, T_max - 1), "
                           "input biases their negatives (LSTM; GRU: update gate); 0: off")
     orthogonal: bool = _doc(False, "each gate's block of the recurrent weights starts as a random orthogonal matrix")
+    nonlinearity: str = _doc("tanh", "rnn only: its activation, tanh or relu, as nn.RNN's nonlinearity")
     dropout: float = _doc(0.0, "dropout on the outputs of every layer but the last, as nn.LSTM(dropout=p)")
     decoder_dropout: float = _doc(0.0, "dropout on the last layer's output, before the decoder")
 
@@ -296,6 +297,12 @@ def validate(config):
             raise ConfigError(f"{key} needs a gated cell ({gated}); the {m.cell} cell has no forget gate")
     if m.chrono and m.forget_bias is not None:
         raise ConfigError("model.chrono sets the forget biases itself: leave model.forget_bias null")
+    if m.nonlinearity != "tanh":
+        choices = getattr(cells.CELLS[m.cell], "NONLINEARITIES", ("tanh",))
+        if m.nonlinearity not in choices:
+            takers = [name for name, cell in cells.CELLS.items() if m.nonlinearity in getattr(cell, "NONLINEARITIES", ())]
+            raise ConfigError(f"model.nonlinearity {m.nonlinearity!r} needs the {' or '.join(takers) or '?'} cell; "
+                              f"the {m.cell} cell takes {', '.join(choices)}")
     if m.chrono < 0 or m.chrono == 1:
         raise ConfigError(f"model.chrono must be 0 (off) or a T_max of at least 2 characters, not {m.chrono}")
     if t.time_budget is not None:

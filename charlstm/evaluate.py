@@ -17,16 +17,17 @@ from .sample import fill_blanks
 from .workspace import Workspace
 
 
-def score(params, streams, window=256, work=None, group=64, on_scored=None):
+def score(params, streams, window=256, work=None, group=64, on_scored=None, spec=None):
     """Total negative log-likelihood (nats) and the number of characters scored, over the id arrays in
     `streams`, each from the zero state. Streams run in groups of at most `group` side by side, streams
     of similar length together; each window of a group is cut from the streams as it is needed.
-    on_scored(n), if given, is called with the characters scored by each window (for a progress bar)."""
+    on_scored(n), if given, is called with the characters scored by each window (for a progress bar).
+    spec: the architecture (model.Spec), read off the parameter names when not given."""
     streams = sorted((s for s in streams if len(s) >= 2), key=len)
     if not streams:
         return 0.0, 0
     work = Workspace() if work is None else work
-    packed = model.pack(params)
+    packed = model.pack(params, spec)
     total, count = 0.0, 0
     for g in range(0, len(streams), group):
         t, c = _score_group(params, packed, streams[g : g + group], window, work, on_scored)
@@ -58,7 +59,8 @@ def _score_group(params, packed, streams, window, work, on_scored=None):
     return total, int(lengths.sum())
 
 
-def score_files(params, vocab, files, encoding="utf-8", unknown="error", warn=None, window=256, progress=None):
+def score_files(params, vocab, files, encoding="utf-8", unknown="error", warn=None, window=256, progress=None,
+                spec=None):
     """`charlstm eval FILES`: every file (or directory of files, or - for stdin) one stream from the zero
     state; returns the metrics dict. progress(total), if given, is called with the number of characters
     to score once the files are read, and returns a progress bar (an object with update(n) and close(),
@@ -69,7 +71,7 @@ def score_files(params, vocab, files, encoding="utf-8", unknown="error", warn=No
         streams.append(encode_text(vocab, text, unknown, warn, where="stdin" if f == "-" else f))
     bar = progress(sum(max(len(s) - 1, 0) for s in streams)) if progress is not None else None
     try:
-        total, count = score(params, streams, window, on_scored=bar.update if bar is not None else None)
+        total, count = score(params, streams, window, on_scored=bar.update if bar is not None else None, spec=spec)
     finally:
         if bar is not None:
             bar.close()
@@ -115,8 +117,8 @@ def read_cloze(path):
     return prompts, answers
 
 
-def cloze(params, vocab, prompts, answers, unknown="error", warn=None):
+def cloze(params, vocab, prompts, answers, unknown="error", warn=None, spec=None):
     """Exact-match accuracy of greedy blank filling: (accuracy, n, the model's fills)."""
-    fills = fill_blanks(params, vocab, prompts, unknown=unknown, warn=warn)
+    fills = fill_blanks(params, vocab, prompts, unknown=unknown, warn=warn, spec=spec)
     correct = sum(f == a for f, a in zip(fills, answers))
     return correct / len(prompts), len(prompts), fills

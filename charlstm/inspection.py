@@ -33,13 +33,13 @@ def run(ckpt, text, unknown="error", warn=None):
     if len(ids) == 0:
         raise DataError("nothing to inspect: the text is empty")
     read = line_start(ckpt.vocab, ids)  # the text starts a line, as a prompt does (see data.line_start)
-    return ckpt.vocab.decode(ids), trace(ckpt.params, ids, lead=read[: len(read) - len(ids)])
+    return ckpt.vocab.decode(ids), trace(ckpt.params, ids, lead=read[: len(read) - len(ids)], spec=ckpt.spec)
 
 
-def trace(params, ids, lead=()):
+def trace(params, ids, lead=(), spec=None):
     """Run ids (N,) through the model after the characters lead, which are read but not recorded; returns
-    a dict of arrays with one row per character of ids (see the module docstring)."""
-    packed = model.pack(params)
+    a dict of arrays with one row per character of ids (see the module docstring). spec: the architecture (model.Spec), read off the parameter names when not given."""
+    packed = model.pack(params, spec)
     spec = packed.spec
     cell = CELLS[spec.cell]
     N, L, H = len(ids), spec.layers, spec.hidden

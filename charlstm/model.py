@@ -50,6 +50,7 @@ class Spec:
     vocab: int  # V
     hidden: int  # H
     layers: int  # L
+    nonlinearity: str = "tanh"  # a vanilla RNN's activation: tanh or relu (a cell that takes it: OPTIONS)
 
 
 def param_shapes(spec):
@@ -151,10 +152,11 @@ def pack(params, spec=None):
     """
     spec = spec_of(params) if spec is None else spec
     cell = CELLS[spec.cell]
+    options = {name: getattr(spec, name) for name in getattr(cell, "OPTIONS", ())}
     layers = []
     for k in range(spec.layers):
         p = [params[f"{spec.cell}.{w}_l{k}"] for w in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
-        layers.append(cell.pack(*p))
+        layers.append(cell.pack(*p, **options))
     table = layers[0]["w_ihT"] + layers[0]["bias"]  # (V, G)
     decoder_wT = np.ascontiguousarray(params["decoder.weight"].T)  # (H, V)
     return Packed(spec, tuple(layers), table, decoder_wT, params["decoder.bias"])

@@ -305,10 +305,10 @@ def _choose(logits, options, u):
     return chosen, z[rows, chosen] - log_total
 
 
-def fill_blanks(params, vocab, prompts, batch=256, unknown="error", warn=None):
-    """Greedy fills for prompts that each hold one blank: the fill strings, in order."""
+def fill_blanks(params, vocab, prompts, batch=256, unknown="error", warn=None, spec=None):
+    """Greedy fills for prompts that each hold one blank: the fill strings, in order. spec: the architecture (model.Spec), read off the parameter names when not given."""
     options = Options(length=64, greedy=True, unknown=unknown)
-    packed = model.pack(params)
+    packed = model.pack(params, spec)
     fills = []
     for start in range(0, len(prompts), batch):
         requests = [parse(p, start + i) for i, p in enumerate(prompts[start : start + batch])]
@@ -319,12 +319,13 @@ def fill_blanks(params, vocab, prompts, batch=256, unknown="error", warn=None):
     return fills
 
 
-def complete(params, vocab, prompt_batches, options, seed, num_samples=1, batch=64, writer=None, warn=None):
+def complete(params, vocab, prompt_batches, options, seed, num_samples=1, batch=64, writer=None, warn=None,
+             spec=None):
     """Complete every prompt of every batch of prompts, num_samples times each, handing the samples to
     writer (see streams.Writer) as they are made; at most `batch` sequences advance together. Sample i of
     the whole input (prompts in order, a prompt's samples together) draws from a generator seeded with
-    seed + i, whatever batch it is in. Returns the number of samples."""
-    packed = model.pack(params)
+    seed + i, whatever batch it is in. Returns the number of samples. spec: the architecture (model.Spec), read off the parameter names when not given."""
+    packed = model.pack(params, spec)
     index = 0
     for prompts in prompt_batches:
         requests = [parse(p, index + k) for k, p in enumerate(p for p in prompts for _ in range(num_samples))]

@@ -143,7 +143,8 @@ class Trainer:
         if ckpt is not None:
             sources, val_source = recorded_sources(ckpt, sources, val_source)
         self.inputs = read_inputs(cfg, sources, val_source, self.report.say, ckpt)
-        self.spec = model.Spec(cfg.model.cell, len(self.inputs.corpus.vocab), cfg.model.hidden, cfg.model.layers)
+        self.spec = model.Spec(cfg.model.cell, len(self.inputs.corpus.vocab), cfg.model.hidden, cfg.model.layers,
+                               cfg.model.nonlinearity)
         if ckpt is None:
             self.ts = TrainState.new(cfg, self.spec)
         else:
@@ -286,7 +287,7 @@ class Trainer:
         loss is the lowest so far, or None when there is nothing to score."""
         p = self.ts.progress
         total, count = evaluate.score(self.ts.model_params(), self.inputs.val_streams, self.cfg.data.window,
-                                      self.val_work)
+                                      self.val_work, spec=self.spec)
         if count == 0:
             return None
         improved = p.validated(total / count)
@@ -297,7 +298,7 @@ class Trainer:
 
     def _score_cloze(self):
         accuracy, n, _ = evaluate.cloze(self.ts.model_params(), self.inputs.corpus.vocab, *self.inputs.cloze,
-                                        unknown="skip")
+                                        unknown="skip", spec=self.spec)
         self.metrics.append(self.report.cloze_scored(self.ts.progress, self.cfg.train.steps, accuracy, n))
 
     def _save(self, name):

@@ -5,20 +5,21 @@ import numpy as np
 STEP = 1e-3
 
 
-def numeric_grad(f, array):
+def numeric_grad(f, array, step=STEP):
     """∂f/∂array by the fourth-order central difference (f(-2h) - 8f(-h) + 8f(h) - f(2h)) / 12h.
 
     Its truncation error is O(h^4), about 1e-12 here, so it can confirm a gradient to far better than
-    1e-6. `array` is perturbed in place, one element at a time, and restored."""
+    1e-6. `array` is perturbed in place, one element at a time, and restored. A function with kinks
+    (ReLU) wants a smaller step, so that no perturbation carries a unit across its kink."""
     grad = np.zeros_like(array)
     for i in np.ndindex(array.shape):
         old = array[i]
         values = []
-        for d in (-2 * STEP, -STEP, STEP, 2 * STEP):
+        for d in (-2 * step, -step, step, 2 * step):
             array[i] = old + d
             values.append(f())
         array[i] = old
-        grad[i] = (values[0] - 8 * values[1] + 8 * values[2] - values[3]) / (12 * STEP)
+        grad[i] = (values[0] - 8 * values[1] + 8 * values[2] - values[3]) / (12 * step)
     return grad
 
 

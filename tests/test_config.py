@@ -324,6 +324,8 @@ def test_config_file_not_utf8_is_a_config_error(tmp_path):
     (["model.cell=rnn", "model.chrono=100"], "model.chrono needs a gated cell"),
     (["model.chrono=100", "model.forget_bias=1.0"], "leave model.forget_bias null"),
     (["model.chrono=1"], "model.chrono must be"),
+    (["model.nonlinearity=relu"], "needs the rnn cell"),
+    (["model.cell=rnn", "model.nonlinearity=sigmoid"], "the rnn cell takes tanh, relu"),
     (["model.chrono=-5"], "model.chrono must be"),
     (["train.time_budget=ten minutes"], "time budget"),
     (["train.time_budget=5x"], "time budget"),

@@ -175,6 +175,39 @@ def test_single_step_reproduces_the_window(cell):
         np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
 
 
+@pytest.mark.parametrize("V, L, B, T", [(5, 1, 1, 1), (7, 1, 3, 7), (11, 2, 1, 7), (9, 3, 3, 7)])
+def test_relu_rnn_gradients_match_finite_differences(V, L, B, T):
+    spec, params, state, rng = make("rnn", V, 3, L, B, seed=V + L + B + T, scale=1.0)
+    spec = model.Spec("rnn", V, 3, L, nonlinearity="relu")
+    state = tuple(np.abs(s) for s in state)  # a ReLU layer's state is never negative
+    x, y = rng.integers(0, V, (T, B)), rng.integers(0, V, (T, B))
+    packed = model.pack(params, spec)
+    _, _, cache = model.forward(params, Window(x, y), state, packed=packed)
+    assert any((hs[1:] == 0).any() and (hs[1:] > 0).any() for hs, _ in cache.layers)  # both sides of the kink
+    grads = model.backward(params, cache)
+
+    def loss():
+        return model.forward(params, Window(x, y), state, packed=model.pack(params, spec))[0]
+
+    for name in params:  # a step of 1e-6 crosses no unit's kink here (1e-3 does); its rounding is ~1e-10
+        assert relative_error(grads[name], numeric_grad(loss, params[name], step=1e-6), floor=1e-3) < 1e-6, name
+
+
+def test_relu_rnn_steps_as_its_window_and_differs_from_tanh():
+    spec, params, state, rng = make("rnn", 6, 4, 2, 2)
+    relu = model.Spec("rnn", 6, 4, 2, nonlinearity="relu")
+    x = rng.integers(0, 6, (5, 2))
+    packed = model.pack(params, relu)
+    state = tuple(np.abs(s) for s in state)
+    _, final, _ = model.forward(params, Window(x, x), state, packed=packed)
+    stepped, work = tuple(s.copy() for s in state), Workspace()
+    for t in range(5):
+        model.step(packed, x[t], stepped, work)
+    np.testing.assert_allclose(stepped[0], final[0], rtol=1e-12)
+    assert stepped[0].min() >= 0
+    assert not np.allclose(model.forward(params, Window(x, x), state)[1][0], final[0])
+
+
 def test_parameters_are_named_and_shaped_like_pytorch():
     spec = model.Spec("lstm", 65, 32, 2)
     params = model.init_params(spec, np.random.default_rng(0))

@@ -137,8 +137,9 @@ def test_a_batch_of_lines_scores_each_line_from_the_zero_state():
     assert model.forward(params, Window(x, y, mask), junk)[0] != batch_loss  # the state matters: zero it
 
 
-@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn", "rnn:relu"])
 def test_every_cell_trains_samples_and_scores(cli, tmp_path, cell):
+    cell, _, nonlinearity = cell.partition(":")
     text = "".join(s.text + "\n" for s in corpus.rooms(300, seed=2, max_gap=20))
     (tmp_path / "rooms.txt").write_text(text)
     cloze = tmp_path / "cloze.tsv"
@@ -149,10 +150,13 @@ def test_every_cell_trains_samples_and_scores(cli, tmp_path, cell):
             "--set", "train.cloze_every=20", "--out", run, "-q"]
     if cell != "rnn":
         opts += ["--set", "model.forget_bias=1.0"]
+    if nonlinearity:
+        opts += ["--set", f"model.nonlinearity={nonlinearity}"]
     code, _, err = cli("train", tmp_path / "rooms.txt", *opts)
     assert code == 0, err
     ckpt = checkpoint.load(run)
     assert ckpt.config.model.cell == cell and f"{cell}.weight_hh_l1" in ckpt.params
+    assert ckpt.spec.nonlinearity == (nonlinearity or "tanh")
     metrics = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert [m["step"] for m in metrics if "cloze_accuracy" in m] == [20, 40]
     assert all(m["cloze_n"] == 20 for m in metrics if "cloze_accuracy" in m)
@@ -161,6 +165,12 @@ def test_every_cell_trains_samples_and_scores(cli, tmp_path, cell):
     code, out, err = cli("eval", "-c", run, tmp_path / "rooms.txt", "--cloze", cloze, "--format", "json")
     report = json.loads(out)
     assert report["n"] == 20 and 0 <= report["accuracy"] <= 1
+    ids = [ckpt.vocab.encode((tmp_path / "rooms.txt").read_text())]
+    total, count = evaluate.score(ckpt.params, ids, spec=ckpt.spec)  # eval reads the model as it was trained
+    assert report["nats_per_char"] == pytest.approx(total / count, rel=1e-6)
+    if nonlinearity:
+        total, count = evaluate.score(ckpt.params, ids)  # the same weights read as tanh score otherwise
+        assert report["nats_per_char"] != pytest.approx(total / count, rel=1e-3)
     # it learns: from a uniform guess, ln V = 3.53 nats, down by half a nat in 40 steps (measured: 2.86,
     # 2.83, 2.11 train and 2.88, 2.83, 1.99 validation for lstm, gru, rnn; an optimizer that does not
     # update stays at 3.5)

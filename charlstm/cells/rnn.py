@@ -1,8 +1,10 @@
-"""Vanilla (Elman) recurrent layer, computed exactly as PyTorch's nn.RNN(nonlinearity="tanh") computes it.
+"""Vanilla (Elman) recurrent layer, computed exactly as PyTorch's nn.RNN computes it.
 
-    h' = tanh(W_ih x + b_ih + W_hh h + b_hh)
+    h' = φ(W_ih x + b_ih + W_hh h + b_hh)        φ = tanh (nonlinearity="tanh", the default) or max(0, ·)
 
-The memory-less baseline: everything it remembers must survive repeated multiplication by W_hh.
+The memory-less baseline: everything it remembers must survive repeated multiplication by W_hh. With
+ReLU (`model.nonlinearity: relu`), the other remedy for vanishing gradients besides gates: its derivative
+is 1 wherever a unit is on, so a signal that W_hh keeps is not squashed on the way.
 Shapes: T timesteps, B streams, H hidden units.
 """
 
@@ -14,29 +16,35 @@ MEMORY = "h"
 GATE_BLOCKS = {}
 FORGET_GATE = None  # no gates
 INPUT_GATE = None
+OPTIONS = ("nonlinearity",)  # the fields of model.Spec that `pack` takes
+NONLINEARITIES = ("tanh", "relu")
 
 
-def pack(w_ih, w_hh, b_ih, b_hh):
-    """Weights for the forward pass: w_ihT (in, H), w_hhT (H, H), bias (H,)."""
+def pack(w_ih, w_hh, b_ih, b_hh, nonlinearity="tanh"):
+    """Weights for the forward pass: w_ihT (in, H), w_hhT (H, H), bias (H,), and relu (bool)."""
     return {
         "w_ihT": np.ascontiguousarray(w_ih.T),
         "w_hhT": np.ascontiguousarray(w_hh.T),
         "bias": b_ih + b_hh,
+        "relu": nonlinearity == "relu",
     }
 
 
-def step(gates, h_prev, w_hhT, h, rec):
-    """One timestep: h = tanh(gates + h_prev @ W_hh^T); h may be h_prev. rec (B, H) is scratch."""
+def step(gates, h_prev, w_hhT, h, rec, relu=False):
+    """One timestep: h = φ(gates + h_prev @ W_hh^T); h may be h_prev. rec (B, H) is scratch."""
     np.matmul(h_prev, w_hhT, out=rec)
     np.add(gates, rec, out=h)
-    np.tanh(h, out=h)
+    if relu:
+        np.maximum(h, 0, out=h)
+    else:
+        np.tanh(h, out=h)
 
 
 def advance(gates, state, packed, work, layer):
     """One timestep for sampling: state (h,), (B, H), is updated in place."""
     (h,) = state
     rec = work.get(f"rnn{layer}.step_rec", h.shape, h.dtype)
-    step(gates, h, packed["w_hhT"], h, rec)
+    step(gates, h, packed["w_hhT"], h, rec, packed.get("relu", False))
     return h
 
 
@@ -48,11 +56,11 @@ def forward(gates, state, packed, work, layer):
     T, B, H = gates.shape
     hs = work.get(f"rnn{layer}.hs", (T + 1, B, H), gates.dtype)
     rec = work.get(f"rnn{layer}.rec", (B, H), gates.dtype)
-    w_hhT = packed["w_hhT"]
+    w_hhT, relu = packed["w_hhT"], packed.get("relu", False)
     (hs[0],) = state
     for t in range(T):
-        step(gates[t], hs[t], w_hhT, hs[t + 1], rec)
-    return hs, (hs[T].copy(),), {"hs": hs}
+        step(gates[t], hs[t], w_hhT, hs[t + 1], rec, relu)
+    return hs, (hs[T].copy(),), {"hs": hs, "relu": relu}
 
 
 def backward(cache, dhs, w_hh, work, layer):
@@ -60,8 +68,11 @@ def backward(cache, dhs, w_hh, work, layer):
     hs = cache["hs"]
     T, B, H = dhs.shape
     dpre = work.get(f"rnn{layer}.dpre", (T, B, H), dhs.dtype)
-    np.multiply(hs[1:], hs[1:], out=dpre)
-    np.subtract(1, dpre, out=dpre)  # tanh'
+    if cache["relu"]:
+        np.greater(hs[1:], 0, out=dpre)  # φ' = 1 where the unit is on (h > 0 exactly when its input is)
+    else:
+        np.multiply(hs[1:], hs[1:], out=dpre)
+        np.subtract(1, dpre, out=dpre)  # tanh'
     carry = work.zeros(f"rnn{layer}.carry", (B, H), dhs.dtype)  # gradient reaching h_t from step t+1
     for t in reversed(range(T)):
         carry += dhs[t]
