@@ -298,7 +298,7 @@ def release_pages(*arrays):
             view.madvise(mmap.MADV_DONTNEED)
 
 
-def hash_ids(h, ids, piece=64 << 20):
+def hash_ids(h, ids, piece=8 << 20):
     """Feed the bytes of ids to the hashlib object h in pieces, letting a mapped corpus's pages go after
     each, so that hashing a large corpus keeps resident memory flat (the digest is that of the whole)."""
     ids = np.ascontiguousarray(ids)
@@ -391,8 +391,11 @@ class LineBatches:
         self.curriculum_steps, self.curriculum_start = curriculum_steps, curriculum_start
         self.ids = ids
         step = 1 << 24  # in chunks: a bool array the size of the corpus would cost a byte per character
-        ends = np.concatenate([np.flatnonzero(ids[i : i + step] == newline) + i for i in range(0, len(ids), step)]
-                              or [np.zeros(0, np.int64)])
+        ends = [np.zeros(0, np.int64)]
+        for i in range(0, len(ids), step):
+            ends.append(np.flatnonzero(ids[i : i + step] == newline) + i)
+            release_pages(ids)  # a mapped corpus: the pages just read go back to the page cache
+        ends = np.concatenate(ends)
         starts = np.concatenate([[0], ends + 1])
         stops = np.concatenate([ends, [len(ids)]])
         keep = stops > starts  # empty lines teach nothing

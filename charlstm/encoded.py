@@ -29,6 +29,7 @@ import json
 import mmap
 import os
 import pathlib
+import sys
 
 import numpy as np
 
@@ -41,7 +42,7 @@ except ImportError:  # not on Windows: the ids are built unlocked there
     fcntl = None
 
 MAP_FROM = 64 << 20  # bytes of text from which a corpus is mapped rather than read into memory
-READ = 16 << 20  # bytes read at a time
+READ = 4 << 20  # bytes read at a time
 FORMAT, VERSION = "charlstm-ids", 1
 UNICODE = 0x110000  # code points
 
@@ -67,6 +68,7 @@ class Mapped:
     the .ids file, which is built or rebuilt when needed."""
 
     def __init__(self, files, encoding="utf-8", errors="strict", say=None):
+        self.names = list(files)  # as given: how messages name them
         self.files, self.encoding, self.errors = [os.path.abspath(f) for f in files], encoding, errors
         self.say = say or (lambda text: None)
         try:
@@ -77,7 +79,12 @@ class Mapped:
         key = hashlib.sha256(json.dumps([self.files, encoding, errors]).encode()).hexdigest()[:16]
         self.base = self._place(f"{os.path.basename(self.files[0])}.{key}")
         with _Record(self._path(".json")) as record:
-            self.meta = self._counted(record)
+            try:
+                self.meta = self._counted(record)
+            except DataError:
+                if not record.meta:  # a record made for this text alone: leave nothing beside a bad file
+                    record.path.unlink(missing_ok=True)
+                raise
 
     def __len__(self):
         return self.meta["length"]
@@ -120,11 +127,11 @@ class Mapped:
 
     def _stats(self):
         out = []
-        for f in self.files:
+        for f, name in zip(self.files, self.names):
             try:
                 st = os.stat(f)
             except OSError as e:
-                raise DataError(f"cannot read {f}: {e.strerror}") from None
+                raise DataError(f"cannot read {name}: {e.strerror}") from None
             out.append([f, st.st_size, st.st_mtime_ns])
         return out
 
@@ -150,11 +157,11 @@ class Mapped:
         """Second pass: every character's id under vocab, to the .ids file (through a temporary file, so a
         crash leaves no half-written ids under the final name); returns the record, updated."""
         if not np.isin(meta["chars"], vocab.codes).all():  # the text changed since its characters were read
-            raise DataError(f"{', '.join(self.files)} changed while it was read; try again")
+            raise self._changed()
         ids = self._path(".ids")
         total = sum(size for _, size, _ in meta["files"])
         moved = f" ({self.moved} cannot be written)" if self.moved else ""
-        self.say(f"note: encoding {total / 1e9:.2f} GB of text once into {ids}{moved}; later runs map it while "
+        self.say(f"note: encoding {total / 1e6:,.0f} MB of text once into {ids}{moved}; later runs map it while "
                  f"the text is unchanged")
         table = np.zeros(UNICODE, vocab.dtype)  # code point -> id
         table[vocab.codes] = np.arange(len(vocab))
@@ -172,7 +179,7 @@ class Mapped:
             tmp.unlink(missing_ok=True)
             raise DataError(f"cannot write the encoded corpus {ids}: {e.strerror}") from None
         if written != meta["length"]:
-            raise DataError(f"{', '.join(self.files)} changed while it was read; try again")
+            raise self._changed()
         self._check_unchanged(meta["files"])
         meta = dict(meta, vocab=vocab.codes.tolist())
         record.write(meta)
@@ -180,22 +187,26 @@ class Mapped:
 
     def _check_unchanged(self, stats):
         if self._stats() != stats:
-            raise DataError(f"{', '.join(self.files)} changed while it was read; try again")
+            raise self._changed()
+
+    def _changed(self):
+        return DataError(f"{', '.join(self.names)} changed while it was being encoded; try again")
 
     def _decoded(self):
         """The text of every file, a chunk at a time, as arrays of code points; an invalid byte is the
         DataError data.decode makes of it, naming the file, the byte offset and the line."""
-        for path in self.files:
-            decoder = codecs.getincrementaldecoder(self.encoding)(self.errors)
+        for path, name in zip(self.files, self.names):
             offset = 0
-            with open_source(path) as fh:
+            with open_source(name) as fh:
+                decoder = _decoder(self.encoding, self.errors, fh.read(4))
+                fh.seek(0)
                 while True:
                     raw = fh.read(READ)
                     try:
                         text = decoder.decode(raw, final=not raw)
                     except UnicodeDecodeError as e:
                         at = offset - (len(e.object) - len(raw)) + e.start  # e.object: bytes held back, then raw
-                        raise invalid_byte(path, self.encoding, e.object[e.start], at, _line_at(path, at)) from None
+                        raise invalid_byte(name, self.encoding, e.object[e.start], at, _line_at(path, at)) from None
                     offset += len(raw)
                     for start in range(0, len(text), CHUNK):
                         yield codepoints(text[start : start + CHUNK])
@@ -233,6 +244,17 @@ class _Record:
         self.fh.flush()
         os.fsync(self.fh.fileno())
         self.meta = meta
+
+
+def _decoder(encoding, errors, head):
+    """An incremental decoder that reads a text as bytes.decode(encoding) reads it whole. The two differ
+    on UTF-16 and UTF-32 without a byte-order mark: the whole text is read in this machine's byte order,
+    where the incremental decoder refuses; so it is given that order."""
+    name = codecs.lookup(encoding).name
+    marks = {"utf-16": (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE), "utf-32": (codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE)}
+    if name in marks and not head.startswith(marks[name]):
+        name += "-le" if sys.byteorder == "little" else "-be"
+    return codecs.getincrementaldecoder(name)(errors)
 
 
 def _map(path, dtype, length):

@@ -48,6 +48,10 @@ def is_main_process():
 def check(train_config):
     """Before any corpus is read: that the engine and device a run asks for can be had here."""
     if train_config.engine == "torch":
+        try:
+            import torch  # noqa: F401  (an optional extra)
+        except ImportError:
+            raise ConfigError("the torch engine needs PyTorch: pip install 'charlstm[torch]'") from None
         from . import torchengine
 
         torchengine.check_device(train_config.device)

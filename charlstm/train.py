@@ -27,7 +27,7 @@ from . import checkpoint, evaluate, model
 from . import config as config_mod
 from . import engine as engine_mod
 from .data import Corpus, load_corpus, make_batches, split_streams
-from .errors import DataError, Interrupted, TrainingError
+from .errors import ConfigError, DataError, Interrupted, TrainingError
 from .optim import learning_rate
 from .report import Reporter
 from .rundir import Follower, Metrics, RunDirectory, check_free, write_text
@@ -179,6 +179,8 @@ class Trainer:
         lines of the --dry-run report; nothing is written."""
         from . import dryrun
 
+        if engine_mod.distributed():  # its few timed steps would be collective, their number each process's
+            raise ConfigError("--dry-run runs in one process: leave torchrun out")
         try:
             self._setup()
             return dryrun.report(self)
