@@ -7,6 +7,7 @@ through one interface, without asking which it has:
     workers                     processes that compute a step (1: this one)
     main                        whether this process writes the run directory and reports (under
                                 torchrun, rank 0 only)
+    described                   a few words for the trainer's first line, or None
     adopt(ts)                   take over the state to train from now on
     step(ts, window, lr, clip, dropout) -> (loss, gradient norm before clipping)
                                 one optimizer step: forward, backward, clipping, update; ts.state becomes
@@ -83,6 +84,7 @@ class NumpyEngine:
 
     workers = 1
     main = True
+    described = None  # how the trainer's first line names the engine: nothing, for NumPy
 
     def __init__(self):
         self.val_work = Workspace()  # validation's buffers, reused from one validation to the next

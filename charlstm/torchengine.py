@@ -113,6 +113,8 @@ class TorchEngine:
             torch.cuda.set_device(self.device)
         bounds = np.linspace(0, B, self.workers + 1).astype(int)
         self.share = slice(int(bounds[self.rank]), int(bounds[self.rank + 1]))  # this process's streams
+        self.described = f"the torch engine on {self.device}" + (f", {self.workers} processes (DDP, "
+                                                                 f"{dist.get_backend()})" if self.workers > 1 else "")
         m = cfg.model
         self.net = CharModel(spec, m.dropout, m.decoder_dropout).to(self.device)
         self.params = dict(self.net.named_parameters())

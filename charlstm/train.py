@@ -210,7 +210,7 @@ class Trainer:
         cfg, p, ts, batches = self.cfg, self.ts.progress, self.ts, self.inputs.batches
         total, per_epoch = cfg.train.steps, batches.windows_per_epoch
         budget = config_mod.parse_duration(cfg.train.time_budget) if cfg.train.time_budget else None
-        self.report.begin(self.spec, self.inputs, p, total, self.out)
+        self.report.begin(self.spec, self.inputs, p, total, self.out, self.engine.described)
         start, elapsed_before, steps, stopped_by = time.monotonic(), p.elapsed, 0, None
         try:
             while p.step < total:
