@@ -33,7 +33,7 @@ import sys
 
 import numpy as np
 
-from .data import CHUNK, Vocab, codepoints, invalid_byte, open_source
+from .data import CHUNK, codepoints, invalid_byte, open_source
 from .errors import DataError
 
 try:
@@ -102,7 +102,7 @@ class Mapped:
             if meta["vocab"] != vocab.codes.tolist() or not complete:
                 meta = self._write_ids(record, meta, vocab)
             self.meta = meta
-        return _map(self._path(".ids"), vocab.dtype, meta["length"])
+            return _map(ids, vocab.dtype, meta["length"])  # under the lock: no one replaces the file meanwhile
 
     def _place(self, name):
         """The base path of the two files: beside the first text file if its directory can be written,
