@@ -109,12 +109,11 @@ def table(results, at=(500, 1000, 1500, 2000, 2500)):
     lines = ["| variant | seeds | steps to 50% | to 90% | to 98% | " + " | ".join(f"at {s}" for s in at)
              + " | s/1000 steps alone |", "|---" * (6 + len(at)) + "|"]
     for name in dict.fromkeys(r["variant"] for r in runs):
-        mine = [r for r in runs if r["variant"] == name]
+        mine = sorted((r for r in runs if r["variant"] == name), key=lambda r: r["seed"])
         cells = []
-        for level in (0.5, 0.9, 0.98):
+        for level in (0.5, 0.9, 0.98):  # per seed, in the order of the seeds column
             hits = [first(r["curve"], level) for r in mine]
-            steps = sorted(h[0] if h else None for h in hits if h) + ["never"] * sum(h is None for h in hits)
-            cells.append(" / ".join(str(s) for s in steps))
+            cells.append(" / ".join(str(h[0]) if h else "never" for h in hits))
         for s in at:
             accs = [next((a for st, _, a in r["curve"] if st == s), None) for r in mine]
             shown = [f"{100 * a:.0f}" for a in accs if a is not None]
