@@ -208,6 +208,21 @@ def test_relu_rnn_steps_as_its_window_and_differs_from_tanh():
     assert not np.allclose(model.forward(params, Window(x, x), state)[1][0], final[0])
 
 
+@pytest.mark.parametrize("cell", CELL_NAMES)
+def test_reading_prompts_side_by_side_equals_stepping_each_alone(cell):
+    spec, params, _, rng = make(cell, 7, 4, 2, 1)
+    packed = model.pack(params)
+    prompts = [rng.integers(0, 7, n) for n in (1, 9, 4, 13, 5)]
+    state, logits = model.read(packed, prompts, chunk=4)  # chunks end before, at and after prompts' ends
+    for b, p in enumerate(prompts):
+        alone, work = model.zero_state(spec, 1, np.float64), Workspace()
+        for x in p:
+            expected = model.step(packed, np.array([x]), alone, work)
+        np.testing.assert_allclose(logits[b], expected[0], rtol=1e-12, atol=1e-13)
+        for s, a in zip(state, alone):
+            np.testing.assert_allclose(s[:, b], a[:, 0], rtol=1e-12, atol=1e-13)
+
+
 def test_parameters_are_named_and_shaped_like_pytorch():
     spec = model.Spec("lstm", 65, 32, 2)
     params = model.init_params(spec, np.random.default_rng(0))

@@ -48,6 +48,11 @@ def advance(gates, state, packed, work, layer):
     return h
 
 
+def history(hs, cache):
+    """The state after every step of a window, (T+1, B, H) per entry of STATE."""
+    return (hs,)
+
+
 def forward(gates, state, packed, work, layer):
     """Run the window; gates (T, B, H) holds the input projection.
 
