@@ -228,8 +228,14 @@ def forward(params, window, state, work=None, dropout=None, packed=None, total=N
     dtype = params["decoder.weight"].dtype
     drop = dropout or Dropout()
     rng = drop.generator() if drop.layers or drop.output else None
+    order, lengths = _packing(mask)
+    if order is not None:  # streams longest first, so that those still reading are a prefix at every step
+        x, y, mask = x[:, order], y[:, order], mask[:, order]
+        state = tuple(s[:, order] for s in state)
 
-    layer_caches, inputs, masks, new_state = _layers(packed, x, state, work, drop, rng)
+    layer_caches, inputs, masks, new_state = _layers(packed, x, state, work, drop, rng, lengths)
+    if order is not None:
+        new_state = tuple(s[:, np.argsort(order)] for s in new_state)
     hs = layer_caches[-1][0]
 
     top, top_mask = _dropout(hs[1:].reshape(N, H), drop.output, rng)  # (T·B, H)
@@ -254,10 +260,31 @@ def forward(params, window, state, work=None, dropout=None, packed=None, total=N
     return loss, new_state, Cache(spec, x, y, layer_caches, probs, weight, inputs, masks, top, top_mask)
 
 
-def _layers(packed, x, state, work, drop=None, rng=None):
+def _packing(mask):
+    """For a window whose every stream is padded at its end (mask (T, B) of 1s then 0s, as in lines mode
+    and in scoring texts of different lengths): the order of the streams, longest first (None if they
+    already are), and their lengths in that order, (B,). (None, None) for any other mask or none: then
+    every stream runs every step. Sorted, the streams still reading at step t are the first
+    count(lengths > t), and the cells skip the rest (see cells/lstm.py `forward`): in lines mode about
+    a third of a batch's steps are padding (docs/performance.md)."""
+    if mask is None:
+        return None, None
+    T, B = mask.shape
+    lengths = np.count_nonzero(mask, axis=0)  # (B,)
+    if not np.array_equal(mask != 0, np.arange(T)[:, None] < lengths[None, :]) or lengths.min() == T:
+        return None, None
+    order = np.argsort(-lengths, kind="stable")
+    if np.array_equal(order, np.arange(B)):
+        order = None
+    return order, lengths if order is None else lengths[order]
+
+
+def _layers(packed, x, state, work, drop=None, rng=None, lengths=None):
     """The recurrent layers over a window x (T, B) from `state`. Returns per layer (hs (T+1, B, H), the
     cell's cache), the inputs (T·B, H) of the layers above the first after dropout and their dropout
-    masks (None for the first layer, a gather), and the final state."""
+    masks (None for the first layer, a gather), and the final state. lengths: (B,) characters each
+    stream reads, longest first (see `_packing`), or None: all T; a stream's final state is then the
+    state after its own last character."""
     spec = packed.spec
     cell = CELLS[spec.cell]
     T, B = x.shape
@@ -265,6 +292,7 @@ def _layers(packed, x, state, work, drop=None, rng=None):
     dtype = packed.table.dtype
     gates = work.get("gates0", (T, B, G), dtype)
     np.take(packed.table, x, axis=0, out=gates, mode="clip")
+    active = None if lengths is None else np.count_nonzero(lengths[None, :] > np.arange(T)[:, None], axis=1)
     layer_caches, final, inputs, masks = [], [], [None], [None]
     for k in range(spec.layers):
         if k > 0:
@@ -276,7 +304,9 @@ def _layers(packed, x, state, work, drop=None, rng=None):
             np.matmul(below, packed.layers[k]["w_ihT"], out=gates.reshape(N, G))
             gates += packed.layers[k]["bias"]
         layer_state = tuple(s[k] for s in state)
-        hs, last, cache = cell.forward(gates, layer_state, packed.layers[k], work, k)
+        hs, last, cache = cell.forward(gates, layer_state, packed.layers[k], work, k, active)
+        if lengths is not None:
+            last = tuple(history[lengths, np.arange(B)] for history in cell.history(hs, cache))
         layer_caches.append((hs, cache))
         final.append(last)
     new_state = tuple(np.stack([f[j] for f in final]) for j in range(len(cell.STATE)))

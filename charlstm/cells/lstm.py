@@ -77,11 +77,14 @@ def history(hs, cache):
     return hs, cache["cs"]
 
 
-def forward(gates, state, packed, work, layer):
+def forward(gates, state, packed, work, layer, active=None):
     """Run the window. gates (T, B, 4H) holds the packed input projection and is overwritten.
 
     Returns hs (T+1, B, H) with hs[0] the initial h, the final state (copies, safe to carry into the
     next window) and the cache for backward.
+    active: (T,) how many streams are still reading at each step, for a batch whose streams are sorted by
+    length, longest first (model.forward arranges it); the rest are padding and are skipped, leaving
+    their outputs as they were (finite; their targets weigh 0). None: every stream, every step.
     """
     T, B, G = gates.shape
     H = G // GATES
@@ -93,8 +96,9 @@ def forward(gates, state, packed, work, layer):
     w_hhT = packed["w_hhT"]
     hs[0], cs[0] = state
     for t in range(T):
-        step(gates[t], hs[t], cs[t], w_hhT, hs[t + 1], cs[t + 1], tanh_c[t], rec)
-    cache = {"gates": gates, "cs": cs, "tanh_c": tanh_c}
+        n = B if active is None else active[t]
+        step(gates[t, :n], hs[t, :n], cs[t, :n], w_hhT, hs[t + 1, :n], cs[t + 1, :n], tanh_c[t, :n], rec[:n])
+    cache = {"gates": gates, "cs": cs, "tanh_c": tanh_c, "active": active}
     return hs, (hs[T].copy(), cs[T].copy()), cache
 
 
@@ -105,7 +109,7 @@ def backward(cache, dhs, w_hh, work, layer):
     pre-activations. In an LSTM both sides enter the gates the same way, so they are one array.
     Nothing flows into the initial state: truncated backpropagation through time.
     """
-    gates, cs, tanh_c = cache["gates"], cache["cs"], cache["tanh_c"]
+    gates, cs, tanh_c, active = cache["gates"], cache["cs"], cache["tanh_c"], cache["active"]
     T, B, G = gates.shape
     H = G // GATES
     dtype = gates.dtype
@@ -136,13 +140,16 @@ def backward(cache, dhs, w_hh, work, layer):
     dh = work.get(f"lstm{layer}.dh", (B, H), dtype)
     dc = work.zeros(f"lstm{layer}.dc", (B, H), dtype)  # holds f_{t+1} ⊙ dc_{t+1} on entry to step t
     carry = work.zeros(f"lstm{layer}.carry", (B, H), dtype)  # gradient reaching h_t from step t+1
-    for t in reversed(range(T)):
-        np.add(dhs[t], carry, out=dh)
-        np.multiply(dh, dc_dh[t], out=carry)  # carry as scratch
-        dc += carry
-        d[t, :, 3] *= dh  # o
-        d[t, :, :3] *= dc[:, None, :]  # i, f, g
+    for t in reversed(range(T)):  # streams that have ended (see forward) are skipped, their gradient 0
+        n = B if active is None else active[t]
+        if n < B:
+            d[t, n:] = 0
+        np.add(dhs[t, :n], carry[:n], out=dh[:n])
+        np.multiply(dh[:n], dc_dh[t, :n], out=carry[:n])  # carry as scratch
+        dc[:n] += carry[:n]
+        d[t, :n, 3] *= dh[:n]  # o
+        d[t, :n, :3] *= dc[:n, None, :]  # i, f, g
         if t > 0:
-            np.matmul(dgates[t], w_hh, out=carry)  # (B, 4H) @ (4H, H): back through W_hh
-            dc *= f[t]
+            np.matmul(dgates[t, :n], w_hh, out=carry[:n])  # (n, 4H) @ (4H, H): back through W_hh
+            dc[:n] *= f[t, :n]
     return dgates, dgates
