@@ -97,7 +97,6 @@ def run(packed, vocab, requests, options, seed, sink, warn=None):
         raise DataError("temperature must be positive (use --greedy for the likeliest characters)")
     prompts = [_encode_prefix(vocab, r, options.unknown, warn) for r in requests]
     n_new = options.length
-    n_out = np.zeros(B, np.intp)  # (B,) characters kept per sequence
     done = np.full(B, n_new == 0)
     logprob = np.zeros(B)
     uniforms = None if options.greedy else _Uniforms([sample_seed(seed, r) for r in requests], n_new)
@@ -108,13 +107,14 @@ def run(packed, vocab, requests, options, seed, sink, warn=None):
     rows = np.arange(B)
     with np.errstate(over="ignore", divide="ignore"):  # a probability that underflows to 0: log -inf
         state, logits = model.read(packed, prompts, work)  # every prompt read, side by side
-        for _ in range(n_new):
+        # the loop runs once per generated character: a handful of NumPy calls besides the model's step
+        for g in range(n_new):
             chosen, char_logp = _choose(logits, options, None if uniforms is None else uniforms.next())
-            ending = ends_before[rows, chosen]
-            keep = ~(done | ending)
-            n_out += keep
-            logprob += np.where(keep, char_logp, 0.0)
-            done |= ending | (n_out >= n_new)
+            stop = done | ends_before[rows, chosen]  # finished before, or this character ends it unkept
+            keep = ~stop
+            np.add(logprob, char_logp, out=logprob, where=keep)
+            # a sequence keeps every step until it stops, so the last step ends every one still going
+            done = stop if g + 1 < n_new else np.ones(B, bool)
             if until.patterns:
                 done |= until.reached(chosen, keep)
             sink.step(chosen, keep, done, logprob)
@@ -278,7 +278,10 @@ def _choose(logits, options, u):
         sorted_p[before >= options.top_p] = 0.0  # keeps the smallest set that reaches top_p
         np.put_along_axis(p, order, sorted_p, axis=1)
     cdf = np.cumsum(p, axis=1)
-    chosen = np.minimum((cdf < u[:, None] * cdf[:, -1:]).sum(axis=1), V - 1)
+    if len(cdf) == 1:  # one sequence: a binary search, the same choice as the comparison below
+        chosen = np.minimum(np.searchsorted(cdf[0], u * cdf[0, -1]), V - 1)
+    else:
+        chosen = np.minimum((cdf < u[:, None] * cdf[:, -1:]).sum(axis=1), V - 1)
     return chosen, z[rows, chosen] - log_total
 
 
