@@ -1,15 +1,18 @@
-"""Does the LSTM remember where a vanilla RNN forgets? The rooms cloze task for rnn, gru and lstm at equal
-parameter count and equal training time, on this machine.
+"""Does the LSTM remember where a vanilla RNN forgets? The rooms cloze task for the tanh RNN, the ReLU RNN,
+the GRU and the LSTM at equal parameter count and equal training time, on this machine.
 
-    python bench/memory.py --minutes 8 --png docs/memory.png   # about 3 x 8 minutes; bench/results/memory.json
-    python bench/memory.py --replot --png docs/memory.png      # the table and curves again, training nothing
+    python bench/memory.py --minutes 5 --recipe own --png docs/memory-own.png    # each cell its own recipe
+    python bench/memory.py --minutes 5 --recipe same --png docs/memory.png       # all with configs/rooms.yaml
+    python bench/memory.py --replot --recipe own --png docs/memory-own.png       # table and curves again
 
-Each cell trains with configs/rooms.yaml as shipped (lines mode, the gap curriculum, the rate halved every
-4 epochs, the moving average of the weights scored) for the same wall-clock budget, its hidden size chosen
-so its parameter count matches the LSTM's (the tanh RNN has no gate to bias). During training the
-cloze accuracy is scored every 100 steps on 200 filler stories (the curve and the time to break through:
-the first score of at least 0.5); at the end all three are scored on data/rooms-cloze.tsv, by gap length
-and by story form, and on data/rooms-cloze-nofill.tsv. The result table is printed as Markdown for docs/memory.md.
+Each cell trains for the same wall-clock budget, one after the other, its hidden size chosen so its
+parameter count matches the 256-unit LSTM's. --recipe same: every cell with configs/rooms.yaml as shipped
+(the LSTM's recipe; the RNNs have no gate to bias); --recipe own: each with the recipe that suits it
+(OWN below: the GRU's preset configs/rooms-gru.yaml, the ReLU RNN with orthogonal recurrent weights and a
+lower rate). During training the cloze accuracy is scored every 100 steps on 200 filler stories (the
+curve, and the minutes to 50%, 90% and 98%); at the end every model is scored on data/rooms-cloze.tsv, by
+gap length and by story form, and on data/rooms-cloze-nofill.tsv. Results go to
+bench/results/memory-<recipe>.json; the table, Markdown for docs/memory.md, to stdout.
 """
 
 import argparse
@@ -26,7 +29,22 @@ from charlstm import checkpoint, corpus, evaluate, model  # noqa: E402
 from charlstm.cells import CELLS  # noqa: E402
 
 BUCKETS = ((0, 40), (40, 80), (80, 120), (120, 10_000))
+LEVELS = (0.5, 0.9, 0.98)  # the cloze accuracies whose first minute the table reports
 FORMS = ("form 1 (the other one)", "form 2 (the newcomer)")  # "A walks in ..., B also ..."; "A and B ..., later C"
+
+
+CELLS_RUN = {  # name: (cell, overrides every run of it needs)
+    "rnn": ("rnn", ["model.forget_bias=null"]),
+    "rnn-relu": ("rnn", ["model.forget_bias=null", "model.nonlinearity=relu"]),
+    "gru": ("gru", []),
+    "lstm": ("lstm", []),
+}
+OWN = {  # --recipe own: each cell's recipe, on top of configs/rooms.yaml
+    "rnn": [],
+    "rnn-relu": ["model.orthogonal=true", "optim.lr=0.001"],  # a ReLU RNN with W_hh orthogonal (Le et al. 2015's IRNN idea)
+    "gru": ["--config", str(ROOT / "configs" / "rooms-gru.yaml")],
+    "lstm": [],
+}
 
 
 def n_params(cell, V, H):
@@ -42,11 +60,13 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--minutes", type=float, default=10.0, help="training budget per cell")
     ap.add_argument("--lstm-hidden", type=int, default=256)
-    ap.add_argument("--cells", default="rnn,gru,lstm")
-    ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "memory.json"))
+    ap.add_argument("--cells", default="rnn,rnn-relu,gru,lstm")
+    ap.add_argument("--recipe", choices=["same", "own"], default="same")
+    ap.add_argument("--out", help="[default: bench/results/memory-<recipe>.json]")
     ap.add_argument("--png", help="draw the cloze-accuracy curves to this PNG (matplotlib)")
     ap.add_argument("--replot", action="store_true", help="train nothing: table and curves from --out")
     args = ap.parse_args()
+    args.out = args.out or str(ROOT / "bench" / "results" / f"memory-{args.recipe}.json")
     if args.replot:
         results = json.loads(pathlib.Path(args.out).read_text())
         print(table(results))
@@ -59,23 +79,28 @@ def main():
     work = pathlib.Path(tempfile.mkdtemp(prefix="charlstm-memory-"))
     probe = work / "cloze200.tsv"
     probe.write_text("".join((ROOT / "data" / "rooms-cloze.tsv").read_text().splitlines(keepends=True)[:200]))
-    results = {"minutes": args.minutes, "params_target": target, "cells": {}}
-    for cell in args.cells.split(","):
+    results = {"minutes": args.minutes, "recipe": args.recipe, "params_target": target, "cells": {}}
+    for name in args.cells.split(","):
+        cell, needed = CELLS_RUN[name]
         H = args.lstm_hidden if cell == "lstm" else matched_hidden(cell, V, target)
-        run = work / cell
+        run = work / name
+        recipe = OWN[name] if args.recipe == "own" else []
+        config = recipe[1] if recipe[:1] == ["--config"] else str(ROOT / "configs" / "rooms.yaml")
+        sets = [s for s in recipe if s != "--config" and s != config]
         cmd = [sys.executable, "-m", "charlstm", "train", str(ROOT / "data" / "rooms-train.txt"), "--config",
-               str(ROOT / "configs" / "rooms.yaml"), "--out", str(run), "--time-budget", f"{args.minutes}m",
+               config, "--out", str(run), "--time-budget", f"{args.minutes}m",
                "--steps", "1000000", "--set", f"model.cell={cell}", "--set", f"model.hidden={H}",
                "--set", f"train.cloze={probe}", "--set", "train.cloze_every=100", "-q"]
-        if cell == "rnn":
-            cmd += ["--set", "model.forget_bias=null"]
-        print(f"{cell}: H={H}, {n_params(cell, V, H):,} parameters, {args.minutes} minutes", file=sys.stderr, flush=True)
+        for setting in needed + sets:
+            cmd += ["--set", setting]
+        print(f"{name}: H={H}, {n_params(cell, V, H):,} parameters, {args.minutes} minutes, "
+              f"{' '.join(needed + sets) or 'the recipe as it is'}", file=sys.stderr, flush=True)
         subprocess.run(cmd, check=True)
         curve = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
         curve = [(r["elapsed"], r["cloze_accuracy"]) for r in curve if "cloze_accuracy" in r]
         ckpt = checkpoint.load(run / "latest.npz")
         prompts, answers = evaluate.read_cloze(ROOT / "data" / "rooms-cloze.tsv")
-        _, _, fills = evaluate.cloze(ckpt.params, ckpt.vocab, prompts, answers)
+        _, _, fills = evaluate.cloze(ckpt.params, ckpt.vocab, prompts, answers, spec=ckpt.spec)
         by_gap = {}
         for lo, hi in BUCKETS:
             hits = [f == a for p, a, f in zip(prompts, answers, fills) if lo <= corpus.story_gap(p) < hi]
@@ -84,15 +109,17 @@ def main():
         for p, a, f in zip(prompts, answers, fills):
             forms[FORMS[" together, later " in p]].append(f == a)
         nofill_prompts, nofill_answers = evaluate.read_cloze(ROOT / "data" / "rooms-cloze-nofill.tsv")
-        nofill, _, _ = evaluate.cloze(ckpt.params, ckpt.vocab, nofill_prompts, nofill_answers)
-        results["cells"][cell] = {
+        nofill, _, _ = evaluate.cloze(ckpt.params, ckpt.vocab, nofill_prompts, nofill_answers, spec=ckpt.spec)
+        results["cells"][name] = {
             "hidden": H, "params": n_params(cell, V, H), "steps": ckpt.step,
             "accuracy": sum(f == a for f, a in zip(fills, answers)) / len(answers), "nofill_accuracy": nofill,
             "by_gap": by_gap, "by_form": {k: sum(v) / len(v) if v else None for k, v in forms.items()},
             "curve": curve,
             "breakthrough_s": next((t for t, acc in curve if acc >= 0.5), None),
+            "reach_s": {str(level): next((t for t, acc in curve if acc >= level), None) for level in LEVELS},
+            "settings": needed + sets,
         }
-        print(json.dumps({cell: {k: v for k, v in results["cells"][cell].items() if k != "curve"}}), flush=True)
+        print(json.dumps({name: {k: v for k, v in results["cells"][name].items() if k != "curve"}}), flush=True)
     pathlib.Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     pathlib.Path(args.out).write_text(json.dumps(results, indent=1))
     print(table(results))
@@ -124,15 +151,16 @@ def table(results):
     cells = results["cells"]
     buckets = list(next(iter(cells.values()))["by_gap"])
     lines = ["| cell | H | parameters | steps | " + " | ".join(f"gap {b}" for b in buckets)
-             + " | form 1 | form 2 | all (fillers) | no fillers | first score >= 0.5 |",
-             "|---|---|---|---|" + "---|" * len(buckets) + "---|---|---|---|---|"]
+             + " | form 1 | form 2 | all (fillers) | no fillers | 50% at | 90% at | 98% at |",
+             "|---|---|---|---|" + "---|" * len(buckets) + "---|---|---|---|---|---|---|"]
     for cell, r in cells.items():
         gaps = " | ".join("-" if a is None else f"{a:.1%} (n={n})" for a, n in r["by_gap"].values())
-        brk = "never" if r["breakthrough_s"] is None else f"{r['breakthrough_s'] / 60:.1f} min"
+        reach = r.get("reach_s") or {"0.5": r["breakthrough_s"]}
+        times = " | ".join("never" if reach.get(str(level)) is None else f"{reach[str(level)] / 60:.1f} min"
+                           for level in LEVELS)
         form1, form2 = ("-" if a is None else f"{a:.1%}" for a in r.get("by_form", {0: None, 1: None}).values())
         lines.append(f"| {cell} | {r['hidden']} | {r['params']:,} | {r['steps']:,} | {gaps} | {form1} | {form2} | "
-                     f"{r['accuracy']:.1%} | "
-                     f"{r['nofill_accuracy']:.1%} | {brk} |")
+                     f"{r['accuracy']:.1%} | {r['nofill_accuracy']:.1%} | {times} |")
     return "\n".join(lines)
 
 

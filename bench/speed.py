@@ -394,12 +394,9 @@ def peak_memory(a, H, L, B, T):
     import numpy as np
 
     from charlstm import model
-    from charlstm.config import OptimConfig
     from charlstm.data import Window
     from charlstm.engine import LocalEngine
-    from charlstm.optim import Optimizer
     from charlstm.parallel import auto_workers
-    from charlstm.train import train_step
 
     # the CLI with this checkout's charlstm first on the path, as in this process
     cli = f"import sys; sys.path.insert(0, {ROOT!r}); sys.argv[0] = 'charlstm'; from charlstm.cli import main; main()"
@@ -426,9 +423,9 @@ def peak_memory(a, H, L, B, T):
     # the buffers of one process doing the whole batch
     spec = model.Spec("lstm", V, H, L)
     params = model.init_params(spec, rng)
-    opt, engine = Optimizer(OptimConfig(), params), LocalEngine(spec)
+    engine = LocalEngine(spec)
     window = Window(rng.integers(0, V, (T, B)), rng.integers(0, V, (T, B)))
-    train_step(engine, params, opt, window, model.zero_state(spec, B), 2e-3, 5.0)  # allocates the window buffers
+    engine.forward_backward(params, window, model.zero_state(spec, B))  # allocates the window buffers
     n_params = sum(p.size for p in params.values())
     needed = 4 * n_params * 4 + engine.work.nbytes() + 1_000_000  # params, grads, 2 moments; buffers; corpus ids
     used = a.workers or auto_workers(spec, B)

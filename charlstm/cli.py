@@ -66,7 +66,8 @@ class _TrainCommand(click.Command):
                 "  charlstm train notes/ --set model.hidden=512 --set optim.lr=1e-3\n"
                 "  charlstm train book.txt --dry-run            # the config, sizes, speed\n"
                 "  charlstm train --resume runs/my-novel        # continue where it stopped\n"
-                "  charlstm train --resume runs/my-novel --steps 20000  # or extend it")
+                "  charlstm train --resume runs/my-novel --steps 20000  # or extend it\n"
+                "  charlstm train big.txt --engine torch --device cuda  # PyTorch on a GPU (docs/scale.md)")
             formatter.write_paragraph()
             formatter.write_text(
                 f"Defaults: an {c.model.cell.upper()} of {c.model.layers} layers of {c.model.hidden} units, "
@@ -96,12 +97,17 @@ def _preset_help():
 @click.option("--set", "overrides", multiple=True, metavar="SECTION.KEY=VALUE",
               help="Override any config key, e.g. --set optim.lr=3e-3 (repeatable; applied last).")
 @click.option("--force", is_flag=True, help="Start over in an --out that already holds a run, deleting it.")
+@click.option("--engine", type=click.Choice(["numpy", "torch"]),
+              help="What computes the steps (train.engine): NumPy, or PyTorch (pip install 'charlstm[torch]'; "
+                   "under torchrun, every process a share of the batch) [default: numpy].")
+@click.option("--device", type=click.Choice(["cpu", "cuda", "mps"]),
+              help="Where the torch engine trains (train.device) [default: cpu].")
 @click.option("--dry-run", is_flag=True,
               help="Print the configuration (each value with its origin), the corpus and model sizes and the "
                    "time per 1,000 steps (a few steps timed), and exit; nothing is written.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar or messages; errors only.")
 def train(corpus, config_path, out, resume, steps, time_budget, seed, val_path, encoding, errors, overrides,
-          force, dry_run, quiet):
+          force, engine, device, dry_run, quiet):
     """Train a model on CORPUS: text files, directories of text files, or - for stdin.
     With no CORPUS, train the rooms memory demo (data/rooms-train.txt, the rooms preset).
 
@@ -121,7 +127,7 @@ def train(corpus, config_path, out, resume, steps, time_budget, seed, val_path, 
     if resume and out and out != resume:
         raise click.UsageError("--out cannot differ from --resume: a resumed run stays in its directory")
     flags = {"train.steps": steps, "train.time_budget": time_budget, "train.seed": seed,
-             "data.encoding": encoding, "data.errors": errors}
+             "data.encoding": encoding, "data.errors": errors, "train.engine": engine, "train.device": device}
     trainer = prepare(corpus, config_path, out, resume, flags, overrides, val_path, force, quiet)
     if dry_run:
         for line in trainer.dry_run():
@@ -134,7 +140,8 @@ def train(corpus, config_path, out, resume, steps, time_budget, seed, val_path, 
         # KeyboardInterrupt (another Ctrl-C) would print a traceback from an exit handler
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, signal.SIG_IGN)
-        click.echo(str(e), err=True)
+        if trainer.main:  # under torchrun, rank 0 speaks for all
+            click.echo(str(e), err=True)
         sys.exit(e.exit_code)
 
 

@@ -91,7 +91,10 @@ class TrainConfig:
     cloze: Optional[str] = _doc(None, "a PROMPT<TAB>ANSWER file scored by greedy blank filling during training")
     cloze_every: int = _doc(0, "steps between cloze scorings; 0 scores at every validation")
     on_save_error: str = _choice("stop", ("stop", "continue"), "when a checkpoint cannot be written")
-    workers: int = _doc(0, "processes sharing each batch (one per core, see parallel.py); 0 chooses")
+    workers: int = _doc(0, "numpy engine: processes sharing each batch (one per core, see parallel.py); 0 chooses")
+    engine: str = _choice("numpy", ("numpy", "torch"), "what computes the steps: numpy, or PyTorch (pip install "
+                                                       "'charlstm[torch]'; torchrun for many processes)")
+    device: str = _choice("cpu", ("cpu", "cuda", "mps"), "torch engine: where the model trains")
 
 
 @dataclass
@@ -307,6 +310,9 @@ def validate(config):
         raise ConfigError(f"model.chrono must be 0 (off) or a T_max of at least 2 characters, not {m.chrono}")
     if t.time_budget is not None:
         parse_duration(t.time_budget)
+    if t.engine == "numpy" and t.device != "cpu":
+        raise ConfigError(f"train.device {t.device} needs train.engine torch; the numpy engine runs on "
+                          f"the CPU (--device cpu)")
 
 
 def _each(value):

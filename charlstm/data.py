@@ -2,7 +2,8 @@
 
 A corpus is read as text (files, a directory of text files, or stdin), its vocabulary is the sorted set of
 its characters, and it is held as one compact integer array (uint8 when V <= 256): a few bytes per
-character however large the text.
+character however large the text. Text files too large for that are encoded once into a file of ids and
+memory-mapped instead (encoded.py).
 
 Batching for truncated backpropagation through time (mode "stream"): the training text is cut into B
 contiguous streams; step n of an epoch reads characters [nT, (n+1)T] of every stream, so the state left
@@ -10,6 +11,8 @@ by one window is the right context for the next. Mode "lines" trains every line 
 the zero state, padded and masked (see LineBatches).
 """
 
+import contextlib
+import mmap
 import os
 import sys
 from dataclasses import dataclass
@@ -29,15 +32,26 @@ def read_bytes(source):
     """The raw bytes of a path, or of stdin for "-"."""
     if source == "-":
         return sys.stdin.buffer.read()
+    with open_source(source) as fh:
+        return fh.read()
+
+
+@contextlib.contextmanager
+def open_source(path):
+    """A text file opened for reading bytes; a file that cannot be read is a DataError that says why."""
     try:
-        with open(source, "rb") as fh:
-            return fh.read()
+        fh = open(path, "rb")
     except FileNotFoundError:
-        raise DataError(f"no such file: {source}") from None
+        raise DataError(f"no such file: {path}") from None
     except IsADirectoryError:
-        raise DataError(f"{source} is a directory") from None
+        raise DataError(f"{path} is a directory") from None
     except OSError as e:
-        raise DataError(f"cannot read {source}: {e.strerror}") from None
+        raise DataError(f"cannot read {path}: {e.strerror}") from None
+    with fh:
+        try:
+            yield fh
+        except OSError as e:
+            raise DataError(f"cannot read {path}: {e.strerror}") from None
 
 
 def decode(raw, name, encoding="utf-8", errors="strict"):
@@ -47,11 +61,13 @@ def decode(raw, name, encoding="utf-8", errors="strict"):
     except LookupError:
         raise DataError(f"unknown encoding {encoding!r}") from None
     except UnicodeDecodeError as e:
-        line = raw.count(b"\n", 0, e.start) + 1
-        raise DataError(
-            f"{name}: invalid {encoding} byte 0x{raw[e.start]:02x} at byte offset {e.start} (line {line}); "
-            f"use --encoding to name the right encoding or --errors replace to substitute U+FFFD"
-        ) from None
+        raise invalid_byte(name, encoding, raw[e.start], e.start, raw.count(b"\n", 0, e.start) + 1) from None
+
+
+def invalid_byte(name, encoding, byte, offset, line):
+    """The DataError for a byte that is not valid in the encoding, wherever the text was decoded."""
+    return DataError(f"{name}: invalid {encoding} byte 0x{byte:02x} at byte offset {offset} (line {line}); "
+                     f"use --encoding to name the right encoding or --errors replace to substitute U+FFFD")
 
 
 def expand_sources(sources):
@@ -213,29 +229,83 @@ def describe_chars(chars, limit=20):
 @dataclass
 class Corpus:
     vocab: Vocab
-    train: np.ndarray  # (N_train,) character ids
+    train: np.ndarray  # (N_train,) character ids, in memory or mapped from a file (encoded.py)
     val: np.ndarray  # (N_val,) character ids, possibly empty
     files: list
 
+    def release(self):
+        """Let the pages of a mapped corpus read so far go: they stay in the page cache, but no longer
+        count in this process's resident memory (which would otherwise grow to the size of the text
+        over an epoch). Nothing to do for a corpus in memory."""
+        release_pages(self.train, self.val)
 
-def load_corpus(sources, data_config, val_source=None):
-    """Read, build the vocabulary over everything read, split off validation text."""
-    text, files = read_text(sources, data_config.encoding, data_config.errors)
-    if not text:
+
+class Text:
+    """Text read into memory, as load_corpus reads a part of a corpus (encoded.Mapped is the other kind)."""
+
+    def __init__(self, text):
+        self.text = text
+
+    def __len__(self):
+        return len(self.text)
+
+    def codes(self):
+        return Vocab.from_text(self.text).codes
+
+    def ids(self, vocab):
+        return vocab.encode(self.text)
+
+
+def read_part(files, data_config, say=None):
+    """The text of files (expand_sources' list): mapped (encoded.py) if large enough, else read."""
+    from . import encoded
+
+    if encoded.worth_mapping(files):
+        return encoded.Mapped(files, data_config.encoding, data_config.errors, say)
+    return Text(read_text(files, data_config.encoding, data_config.errors)[0])
+
+
+def load_corpus(sources, data_config, val_source=None, say=None):
+    """Read, build the vocabulary over everything read, split off validation text. say: where a note
+    goes (a large corpus being encoded, encoded.py)."""
+    files = expand_sources(sources)
+    text = read_part(files, data_config, say)
+    if not len(text):
         raise DataError(f"the corpus is empty ({', '.join(files)})")
     val_text = None
     if val_source is not None:
-        val_text, _ = read_text([val_source], data_config.encoding, data_config.errors)
-        if not val_text:
+        val_text = read_part(expand_sources([val_source]), data_config, say)
+        if not len(val_text):
             raise DataError(f"the validation file {val_source} is empty")
-    vocab = Vocab.from_text(text, val_text or "")
-    ids = vocab.encode(text)
+    codes = text.codes() if val_text is None else np.union1d(text.codes(), val_text.codes())
+    vocab = Vocab(chr(c) for c in codes)
+    ids = text.ids(vocab)
     if val_text is not None:
-        train, val = ids, vocab.encode(val_text)
+        train, val = ids, val_text.ids(vocab)
     else:
         n_val = int(len(ids) * data_config.val_fraction)
         train, val = ids[: len(ids) - n_val], ids[len(ids) - n_val :]
     return Corpus(vocab, train, val, files)
+
+
+def release_pages(*arrays):
+    """madvise(MADV_DONTNEED) on the mappings behind arrays that view one (see Corpus.release)."""
+    for a in arrays:
+        while a is not None and not isinstance(a, (mmap.mmap, memoryview)):
+            a = getattr(a, "base", None)
+        view = a.obj if isinstance(a, memoryview) else a
+        if isinstance(view, mmap.mmap) and hasattr(view, "madvise") and not view.closed:
+            view.madvise(mmap.MADV_DONTNEED)
+
+
+def hash_ids(h, ids, piece=8 << 20):
+    """Feed the bytes of ids to the hashlib object h in pieces, letting a mapped corpus's pages go after
+    each, so that hashing a large corpus keeps resident memory flat (the digest is that of the whole)."""
+    ids = np.ascontiguousarray(ids)
+    raw = memoryview(ids).cast("B")
+    for start in range(0, len(raw), piece):
+        h.update(raw[start : start + piece])
+        release_pages(ids)
 
 
 # ----------------------------------------------------------------------------------------------- batches
@@ -321,8 +391,11 @@ class LineBatches:
         self.curriculum_steps, self.curriculum_start = curriculum_steps, curriculum_start
         self.ids = ids
         step = 1 << 24  # in chunks: a bool array the size of the corpus would cost a byte per character
-        ends = np.concatenate([np.flatnonzero(ids[i : i + step] == newline) + i for i in range(0, len(ids), step)]
-                              or [np.zeros(0, np.int64)])
+        ends = [np.zeros(0, np.int64)]
+        for i in range(0, len(ids), step):
+            ends.append(np.flatnonzero(ids[i : i + step] == newline) + i)
+            release_pages(ids)  # a mapped corpus: the pages just read go back to the page cache
+        ends = np.concatenate(ends)
         starts = np.concatenate([[0], ends + 1])
         stops = np.concatenate([ends, [len(ids)]])
         keep = stops > starts  # empty lines teach nothing

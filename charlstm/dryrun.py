@@ -53,17 +53,15 @@ def time_steps(trainer):
     from .train import dropout_at, train_step
 
     cfg, batches, ts = trainer.cfg, trainer.inputs.batches, trainer.ts
-    state = ts.state
     spent, chars, timed, step = 0.0, 0, 0, ts.progress.step
     while timed < STEPS[1] and (timed < STEPS[0] or spent < TIME_FOR):
         epoch, n = divmod(step, batches.windows_per_epoch)
         if batches.starts_sequence(n):
-            state = model.zero_state(trainer.spec, cfg.data.batch)
+            ts.state = model.zero_state(trainer.spec, cfg.data.batch)
         window = batches.window(epoch, n, step)
         lr = learning_rate(cfg.optim, step, epoch, cfg.train.steps)
         start = time.perf_counter()
-        _, _, state = train_step(trainer.engine, ts.params, ts.optimizer, window, state, lr, cfg.optim.clip,
-                                 dropout_at(cfg, step))
+        train_step(trainer.engine, ts, window, lr, cfg.optim.clip, dropout_at(cfg, step))
         if step > ts.progress.step:  # the first step allocates: not timed
             spent += time.perf_counter() - start
             chars += window.targets()

@@ -23,23 +23,34 @@ def score(params, streams, window=256, work=None, group=64, on_scored=None, spec
     of similar length together; each window of a group is cut from the streams as it is needed.
     on_scored(n), if given, is called with the characters scored by each window (for a progress bar).
     spec: the architecture (model.Spec), read off the parameter names when not given."""
-    streams = sorted((s for s in streams if len(s) >= 2), key=len)
-    if not streams:
-        return 0.0, 0
     work = Workspace() if work is None else work
     packed = model.pack(params, spec)
+    dtype = params["decoder.weight"].dtype
+
+    def forward(win, state):
+        state = model.zero_state(packed.spec, win.x.shape[1], dtype) if state is None else state
+        loss, state, _ = model.forward(params, win, state, work, packed=packed)
+        return loss, state
+
+    return score_with(forward, streams, window, group, on_scored, dtype)
+
+
+def score_with(forward, streams, window=256, group=64, on_scored=None, dtype=np.float32):
+    """`score` with the model's forward pass given, so that every engine scores by one definition (the
+    torch engine validates through it): forward(data.Window, state, None for the zero state) -> (the
+    window's mean loss over its mask, the state to carry). The masks are of dtype."""
+    streams = sorted((s for s in streams if len(s) >= 2), key=len)
     total, count = 0.0, 0
     for g in range(0, len(streams), group):
-        t, c = _score_group(params, packed, streams[g : g + group], window, work, on_scored)
+        t, c = _score_group(forward, streams[g : g + group], window, on_scored, dtype)
         total, count = total + t, count + c
     return total, count
 
 
-def _score_group(params, packed, streams, window, work, on_scored=None):
-    spec, dtype = packed.spec, params["decoder.weight"].dtype
+def _score_group(forward, streams, window, on_scored, dtype):
     B = len(streams)
     lengths = np.array([len(s) - 1 for s in streams])  # (B,) characters scored per stream
-    state = model.zero_state(spec, B, dtype)
+    state = None
     total = 0.0
     for start in range(0, int(lengths.max()), window):
         T = min(window, int(lengths.max()) - start)
@@ -51,7 +62,7 @@ def _score_group(params, packed, streams, window, work, on_scored=None):
                 x[: len(piece) - 1, b] = piece[:-1]
                 y[: len(piece) - 1, b] = piece[1:]
         mask = (start + np.arange(T)[:, None] < lengths[None, :]).astype(dtype)  # (T, B)
-        loss, state, _ = model.forward(params, Window(x, y, mask), state, work, packed=packed)
+        loss, state = forward(Window(x, y, mask), state)
         scored = float(mask.sum())
         total += loss * scored
         if on_scored is not None:

@@ -8,7 +8,7 @@ import os
 import pathlib
 import sys
 
-from . import checkpoint, optim, presets
+from . import checkpoint, engine, optim, presets
 from . import config as config_mod
 from .errors import ConfigError
 from .rundir import default_run_dir
@@ -28,6 +28,7 @@ def prepare(corpus, config_path=None, out=None, resume=None, flags=None, overrid
     set_map = config_mod.parse_overrides(overrides)
     mapping = {section: {**flag_map.get(section, {}), **set_map.get(section, {})}  # --set last
                for section in {*flag_map, *set_map}}
+    quiet = quiet or not engine.is_main_process()  # under torchrun, rank 0 speaks for all
     say = None if quiet else (lambda text: print(text, file=sys.stderr, flush=True))
     if resume:
         cfg = resume_config(resume, mapping, say)

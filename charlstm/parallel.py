@@ -24,6 +24,7 @@ import numpy as np
 from . import model
 from .cells import CELLS
 from .data import Window
+from .engine import NumpyEngine
 from .errors import TrainingError
 from .workspace import Workspace
 
@@ -71,11 +72,12 @@ def _aligned(n):
     return (n + 63) // 64 * 64
 
 
-class ParallelEngine:
+class ParallelEngine(NumpyEngine):
     """Forward and backward of a window over `workers` processes; `params` are the shared arrays to train
-    (`adopt` copies the weights into them)."""
+    (`share` copies the weights into them)."""
 
     def __init__(self, spec, batch, window, workers, dtype=np.float32):
+        super().__init__()
         self.spec, self.batch, self.workers = spec, batch, workers
         self.layout = Layout(spec, batch, window, workers, dtype)
         self.shm = shared_memory.SharedMemory(create=True, size=self.layout.nbytes)
@@ -119,7 +121,7 @@ class ParallelEngine:
         for conn in self.conns:
             self._reply(conn)  # ready
 
-    def adopt(self, params):
+    def share(self, params):
         """The shared arrays, holding a copy of params: what the optimizer must update from now on."""
         for k, v in params.items():
             np.copyto(self.params[k], v)
@@ -129,7 +131,7 @@ class ParallelEngine:
         """(loss, new state, grads) for the window, as model.forward + model.backward over all streams
         would give them (up to float rounding: each worker's matrix products see fewer rows). params must
         be the shared arrays: they are what the workers read."""
-        assert params is self.params, "train the arrays that adopt() returned"
+        assert params is self.params, "train the arrays that share() returned"
         x, y, mask = window
         T = x.shape[0]
         a = self.arrays

@@ -28,8 +28,9 @@ class Reporter:
         else:
             print(text, file=self.stream, flush=True)
 
-    def begin(self, spec, inputs, progress, total, run_dir):
-        """The loop starts at progress.step of total: open the bar, say what trains on what (train.Inputs)."""
+    def begin(self, spec, inputs, progress, total, run_dir, engine=None):
+        """The loop starts at progress.step of total: open the bar, say what trains on what (train.Inputs)
+        and, when it is not NumPy in this process, on which engine (its description)."""
         self.started = time.monotonic()
         self.interval = Interval(self.started)
         self.val = progress.last_val
@@ -37,7 +38,7 @@ class Reporter:
         corpus, d = inputs.corpus, inputs.info.config.data
         self.say(f"training {spec.cell} H={spec.hidden} L={spec.layers} V={spec.vocab} on {len(corpus.train):,} "
                  f"characters ({inputs.batches.windows_per_epoch:,} windows of {d.batch}x{d.window} per epoch), "
-                 f"{len(corpus.val):,} held out; run directory {run_dir}")
+                 f"{len(corpus.val):,} held out; run directory {run_dir}" + (f"; {engine}" if engine else ""))
 
     def end(self):
         if self.bar is not None:

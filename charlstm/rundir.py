@@ -141,6 +141,20 @@ class RunDirectory:
                 break
 
 
+class Follower:
+    """The run directory as torchrun's processes other than rank 0 see it: rank 0 creates, locks and
+    writes it, and they write nothing (a save just reports success, so that they go on in step)."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        pass
+
+    def save(self, name, state, info, on_error, warn):
+        return True
+
+
 def remove_stale_temporaries(directory):
     """Temporary files left by a process that died while writing (we hold the lock, so none of them can
     be in use)."""
@@ -181,13 +195,16 @@ def write_text(path, text):
 
 class Metrics:
     """RUN_DIR/metrics.jsonl, one JSON object a line. Metrics matter less than the checkpoints: a failed
-    append is a warning, given once through warn, and training goes on."""
+    append is a warning, given once through warn, and training goes on. With path None (torchrun's
+    processes but rank 0) nothing is written."""
 
     def __init__(self, path, warn):
-        self.path, self.warn = pathlib.Path(path), warn
+        self.path, self.warn = None if path is None else pathlib.Path(path), warn
         self.failed = False
 
     def append(self, record):
+        if self.path is None:
+            return
         try:
             with open(self.path, "a", encoding="utf-8") as fh:
                 fh.write(json.dumps(record) + "\n")
@@ -199,7 +216,7 @@ class Metrics:
     def trim(self, step):
         """Drop the lines written after `step` (by a session that went on past the checkpoint a resumed
         run continues from), and any line that cannot be read; atomically."""
-        if not self.path.exists():
+        if self.path is None or not self.path.exists():
             return
         kept = []
         for line in self.path.read_text(encoding="utf-8").splitlines():

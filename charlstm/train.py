@@ -27,31 +27,21 @@ from . import checkpoint, evaluate, model
 from . import config as config_mod
 from . import engine as engine_mod
 from .data import Corpus, load_corpus, make_batches, split_streams
-from .errors import DataError, Interrupted, TrainingError
-from .optim import clip_by_global_norm, learning_rate
+from .errors import ConfigError, DataError, Interrupted, TrainingError
+from .optim import learning_rate
 from .report import Reporter
-from .rundir import Metrics, RunDirectory, check_free, write_text
+from .rundir import Follower, Metrics, RunDirectory, check_free, write_text
 from .stops import Routed, StopRequests
 from .trainstate import RunInfo, TrainState, check_same_corpus, corpus_record, recorded_sources
-from .workspace import Workspace
 
 
-def train_step(engine, params, optimizer, window, state, lr, clip, dropout=None):
-    """One optimizer step on one data.Window: forward and backward (by the engine, on the params it
-    adopted), global-norm clipping, update; dropout is a model.Dropout or None.
-    Returns (loss, gradient norm before clipping, state to carry into the next window). When the loss or
-    the norm is not finite, nothing is updated and the incoming state is returned, for the caller to stop
-    with one line (so NumPy's warnings about overflows on the way there are silenced).
-    """
-    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-        loss, next_state, grads = engine.forward_backward(params, window, state, dropout)
-        if not math.isfinite(loss):
-            return loss, math.nan, state
-        norm = clip_by_global_norm(grads, clip)
-        if not math.isfinite(norm):
-            return loss, norm, state
-        optimizer.update(params, grads, lr)
-    return loss, norm, next_state
+def train_step(engine, ts, window, lr, clip, dropout=None):
+    """One optimizer step of the TrainState ts on one data.Window by the engine (engine.py: forward,
+    backward, global-norm clipping, update); dropout is a model.Dropout or None. Returns (loss, gradient
+    norm before clipping); ts.state becomes the state to carry into the next window. When the loss or the
+    norm is not finite, nothing is updated, for the caller to stop with one line. The loop's one call per
+    step, which bench/speed.py times."""
+    return engine.step(ts, window, lr, clip, dropout)
 
 
 @dataclass
@@ -69,7 +59,7 @@ class Inputs:
 def read_inputs(cfg, sources, val_source, say, resumed=None):
     """Read the corpus and the validation and cloze texts for cfg; notes go to say. resumed: the
     checkpoint.Checkpoint a resumed run continues from, whose text the corpus must be."""
-    corpus = load_corpus(sources, cfg.data, val_source)
+    corpus = load_corpus(sources, cfg.data, val_source, say)
     record = corpus_record(corpus, val_source)
     if resumed is not None:
         check_same_corpus(resumed, corpus.vocab, record)
@@ -90,9 +80,16 @@ def read_inputs(cfg, sources, val_source, say, resumed=None):
         say(f"note: curriculum until step {cfg.data.curriculum_steps:,}: training draws the shortest "
             f"{cfg.data.curriculum_start:.0%} of the lines first, widening to all of them, so the training "
             f"loss starts well below the validation loss; that is expected, not overfitting")
+    scored = sum(len(s) for s in val_streams)
+    if scored > LARGE_VALIDATION:
+        say(f"note: every validation scores all {scored:,} held-out characters; train.val_max_chars sets fewer")
     cloze = evaluate.read_cloze(cfg.train.cloze) if cfg.train.cloze else None
     info = RunInfo(cfg, corpus.vocab, record, batches.windows_per_epoch)
+    corpus.release()  # the pages of a mapped corpus that reading and indexing it touched
     return Inputs(corpus, val_source, batches, val_streams, cloze, info)
+
+
+LARGE_VALIDATION = 10_000_000  # held-out characters worth a note: a validation this long takes minutes
 
 
 def validation_streams(corpus, cfg):
@@ -125,19 +122,21 @@ class Trainer:
         self.cfg, self.out, self.resume, self.force = cfg, pathlib.Path(out_dir), resume, force
         self.sources, self.val_source = list(sources), val_source
         self.origins = origins  # {"section.key": where its value came from}, for --dry-run
+        self.main = engine_mod.is_main_process()  # under torchrun, rank 0 alone writes and reports
+        quiet = quiet or not self.main
         self.report = Reporter(quiet, stderr or sys.stderr)
         self.stops = StopRequests(self.report.stream, quiet)
-        self.metrics = Metrics(self.out / "metrics.jsonl", self.report.say)
+        self.metrics = Metrics(self.out / "metrics.jsonl" if self.main else None, self.report.say)
         self.spec = None  # the model.Spec, once the vocabulary is known
         self.inputs = None  # the Inputs, once read
         self.ts = None  # the TrainState, new or restored
         self.engine = None  # what computes the steps (engine.py), while a session runs
         self.saved_step = None  # the step latest.npz holds, once known
-        self.run_dir = None  # the RunDirectory, while run() holds it
-        self.val_work = Workspace()
+        self.run_dir = None  # the RunDirectory (a Follower on torchrun's other ranks), while run() holds it
 
     def _setup(self):
         cfg = self.cfg
+        engine_mod.check(cfg.train)  # before a long read of the corpus
         ckpt = checkpoint.load(self.out / "latest.npz") if self.resume else None
         sources, val_source = self.sources, self.val_source
         if ckpt is not None:
@@ -150,19 +149,21 @@ class Trainer:
         else:
             self.ts = TrainState.restore(ckpt, cfg)
             self.saved_step = self.ts.progress.step
-        self.engine = engine_mod.start(self.spec, cfg.data.batch, cfg.data.window, cfg.train.workers)
-        self.ts.params = self.engine.adopt(self.ts.params)
+        self.engine = engine_mod.start(self.spec, cfg)
+        self.engine.adopt(self.ts)
 
     def run(self):
         """Train: read and check the inputs, then create and lock the run directory and go. Returns the
         summary dict; raises Interrupted after a stop on a signal (the run saved, or aborted on a third
         Ctrl-C) and CharlstmError for everything a user can fix."""
-        if not self.resume:
+        if not self.resume and self.main:
             check_free(self.out, self.force)  # early: before a long read of the corpus
         try:
             self._setup()
-            with RunDirectory(self.out, fresh=not self.resume, force=self.force) as self.run_dir:
-                write_text(self.out / "config.yaml", config_mod.dump(self.cfg))
+            run_dir = RunDirectory(self.out, fresh=not self.resume, force=self.force) if self.main else Follower()
+            with run_dir as self.run_dir:
+                if self.main:
+                    write_text(self.out / "config.yaml", config_mod.dump(self.cfg))
                 if self.resume:
                     self.metrics.trim(self.ts.progress.step)
                 with Routed(self.stops):  # also while the workers close: a Ctrl-C there is no abort
@@ -179,6 +180,8 @@ class Trainer:
         lines of the --dry-run report; nothing is written."""
         from . import dryrun
 
+        if engine_mod.distributed():  # its few timed steps would be collective, their number each process's
+            raise ConfigError("--dry-run runs in one process: leave torchrun out")
         try:
             self._setup()
             return dryrun.report(self)
@@ -208,23 +211,21 @@ class Trainer:
         cfg, p, ts, batches = self.cfg, self.ts.progress, self.ts, self.inputs.batches
         total, per_epoch = cfg.train.steps, batches.windows_per_epoch
         budget = config_mod.parse_duration(cfg.train.time_budget) if cfg.train.time_budget else None
-        self.report.begin(self.spec, self.inputs, p, total, self.out)
+        self.report.begin(self.spec, self.inputs, p, total, self.out, self.engine.described)
         start, elapsed_before, steps, stopped_by = time.monotonic(), p.elapsed, 0, None
         try:
             while p.step < total:
-                if self.stops.signal is not None:
-                    stopped_by = "signal"
-                    break
-                if budget is not None and time.monotonic() - start >= budget:
-                    stopped_by = "time"
+                wanted = ("signal" if self.stops.signal is not None
+                          else "time" if budget is not None and time.monotonic() - start >= budget else None)
+                stopped_by = self.engine.agree(wanted)  # under torchrun, a stop anywhere stops every process
+                if stopped_by is not None:
                     break
                 epoch, n = divmod(p.step, per_epoch)
                 if batches.starts_sequence(n):
                     ts.state = model.zero_state(self.spec, cfg.data.batch)
                 window = batches.window(epoch, n, p.step)
                 lr = learning_rate(cfg.optim, p.step, epoch, total)
-                loss, norm, ts.state = train_step(self.engine, ts.params, ts.optimizer, window, ts.state, lr,
-                                                  cfg.optim.clip, dropout_at(cfg, p.step))
+                loss, norm = train_step(self.engine, ts, window, lr, cfg.optim.clip, dropout_at(cfg, p.step))
                 if not math.isfinite(loss):
                     self._diverged(f"the training loss became {loss}")
                 if not math.isfinite(norm):
@@ -243,6 +244,7 @@ class Trainer:
                     self._score_cloze()
                 if p.step % cfg.train.save_every == 0:
                     self._save("latest.npz")
+                    self.inputs.corpus.release()  # a mapped corpus: pages read since, back to the page cache
         finally:
             self.report.end()
         self.stops.phase = "saving"
@@ -286,8 +288,8 @@ class Trainer:
         save_best is False. final marks the validation of a stop in metrics.jsonl. Returns whether the
         loss is the lowest so far, or None when there is nothing to score."""
         p = self.ts.progress
-        total, count = evaluate.score(self.ts.model_params(), self.inputs.val_streams, self.cfg.data.window,
-                                      self.val_work, spec=self.spec)
+        total, count = self.engine.score(self.ts, self.inputs.val_streams, self.cfg.data.window)
+        self.inputs.corpus.release()
         if count == 0:
             return None
         improved = p.validated(total / count)
@@ -297,11 +299,15 @@ class Trainer:
         return improved
 
     def _score_cloze(self):
+        self.engine.pull(self.ts)
+        if not self.main:  # its figure is rank 0's to report
+            return
         accuracy, n, _ = evaluate.cloze(self.ts.model_params(), self.inputs.corpus.vocab, *self.inputs.cloze,
                                         unknown="skip", spec=self.spec)
         self.metrics.append(self.report.cloze_scored(self.ts.progress, self.cfg.train.steps, accuracy, n))
 
     def _save(self, name):
+        self.engine.pull(self.ts)
         saved = self.run_dir.save(name, self.ts, self.inputs.info, self.cfg.train.on_save_error, self.report.say)
         if saved and name == "latest.npz":
             self.saved_step = self.ts.progress.step

@@ -17,6 +17,7 @@ import numpy as np
 from . import checkpoint, model
 from . import config as config_mod
 from .cells import CELLS
+from .data import hash_ids
 from .errors import CharlstmError, CheckpointError
 from .optim import Optimizer
 
@@ -76,9 +77,9 @@ def corpus_record(corpus, val_source):
     """What a checkpoint records of the text: its files (absolute, so a run resumes from anywhere), the
     validation file, sizes, and a SHA-256 fingerprint that resume checks the text against."""
     h = hashlib.sha256()
-    h.update(memoryview(np.ascontiguousarray(corpus.train)))  # no copy of a large corpus
+    hash_ids(h, corpus.train)  # no copy of a large corpus, and the pages of a mapped one let go
     h.update(b"|")
-    h.update(memoryview(np.ascontiguousarray(corpus.val)))
+    hash_ids(h, corpus.val)
     return {"files": [f if f == "-" else os.path.abspath(f) for f in corpus.files],
             "val_file": val_source and os.path.abspath(val_source), "sha256": h.hexdigest(),
             "train_chars": int(len(corpus.train)), "val_chars": int(len(corpus.val))}

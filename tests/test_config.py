@@ -201,6 +201,8 @@ def test_wrong_type_is_an_error(override, key):
     ("data.mode=words", ("stream", "lines")),
     ("data.errors=ignore", ("strict", "replace")),
     ("train.on_save_error=retry", ("stop", "continue")),
+    ("train.engine=jax", ("numpy", "torch")),
+    ("train.device=tpu", ("cpu", "cuda", "mps")),
 ])
 def test_value_outside_choices_lists_them(override, choices):
     key, value = override.split("=")
@@ -514,3 +516,11 @@ def test_dump_of_lr_is_exact():
     back = config.update(Config(), yaml.safe_load(config.dump(cfg)))
     assert back.optim.lr == 1e-8 and back.optim.eps == 1.5e-12 and back.optim.min_lr == 1e-300
     assert not math.isnan(back.optim.lr)
+
+
+def test_a_device_other_than_the_cpu_needs_the_torch_engine():
+    with pytest.raises(ConfigError) as e:
+        config.load(overrides=["train.device=cuda"])
+    assert str(e.value) == ("train.device cuda needs train.engine torch; the numpy engine runs on the CPU "
+                            "(--device cpu)")
+    assert config.load(overrides=["train.engine=torch", "train.device=mps"]).train.device == "mps"  # checked at start

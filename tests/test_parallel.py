@@ -28,7 +28,7 @@ def test_workers_give_the_loss_state_and_gradients_of_one_process(cell, masked):
     loss, final, cache = model.forward(params, Window(x, y, mask), state)
     grads = model.backward(params, cache)
     with ParallelEngine(spec, B, T, 2, np.float64) as dp:
-        shared = dp.adopt(params)
+        shared = dp.share(params)
         p_loss, p_final, p_grads = dp.forward_backward(shared, Window(x, y, mask), state)
         assert p_loss == pytest.approx(loss, rel=1e-12)
         for a, b in zip(final, p_final):
@@ -69,7 +69,7 @@ def test_workers_outlive_a_sigterm_and_close_twice():
     state = model.zero_state(spec, 4, np.float64)
     dp = ParallelEngine(spec, 4, 4, 2, np.float64)
     with dp:
-        shared = dp.adopt(params)
+        shared = dp.share(params)
         for proc in dp.procs:
             os.kill(proc.pid, signal.SIGTERM)
         time.sleep(0.3)

@@ -553,3 +553,35 @@ def test_extending_a_cosine_run_stretches_the_schedule_from_there_on(cli, corpus
     for step in (21, 40, 60):
         assert logged[step] == pytest.approx(learning_rate(cfg.optim, step - 1, 0, 60))
     assert logged[21] > 2 * logged[20]  # the rate went back up: the cosine restarted over 60 steps
+
+
+def test_the_torch_engine_without_pytorch_is_one_line_and_creates_nothing(cli, corpus, tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "torch", None)  # as where PyTorch is not installed: import torch fails
+    code, _, err = cli("train", corpus, "--config", TINY, "--engine", "torch", "--out", tmp_path / "run")
+    assert (code, err) == (1, "error: the torch engine needs PyTorch: pip install 'charlstm[torch]'\n")
+    assert not (tmp_path / "run").exists()
+
+
+def test_processes_of_torchrun_but_rank_0_write_and_say_nothing(cli, corpus, tmp_path, monkeypatch):
+    """What torchrun's other ranks skip, seen with one: the numpy engine refuses to run under torchrun, so
+    the Trainer's parts are exercised directly."""
+    from charlstm import rundir
+
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "1")
+    trainer = prepare([str(corpus)], TINY, out=tmp_path / "run")
+    assert not trainer.main and trainer.report.quiet and trainer.metrics.path is None
+    trainer.metrics.append({"step": 1})
+    with rundir.Follower() as follower:
+        assert follower.save("latest.npz", None, None, "stop", print)
+    code, _, err = cli("train", corpus, "--config", TINY, "--dry-run")
+    assert code == 1 and "torchrun" in err
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_long_validation_is_announced(cli, corpus, tmp_path, monkeypatch):
+    from charlstm import train
+
+    monkeypatch.setattr(train, "LARGE_VALIDATION", 100)
+    code, _, err = cli("train", corpus, "--config", TINY, "--out", tmp_path / "run", "--steps", 1)
+    assert code == 0 and "note: every validation scores all" in err and "train.val_max_chars" in err
