@@ -222,31 +222,21 @@ def forward(params, window, state, work=None, dropout=None, packed=None, total=N
     work = Workspace() if work is None else work
     packed = pack(params) if packed is None else packed
     spec = packed.spec
-    cell = CELLS[spec.cell]
     x, y, mask = window
     T, B = x.shape
-    N, H, V, G = T * B, spec.hidden, spec.vocab, cell.GATES * spec.hidden
+    N, H, V = T * B, spec.hidden, spec.vocab
     dtype = params["decoder.weight"].dtype
     drop = dropout or Dropout()
     rng = drop.generator() if drop.layers or drop.output else None
+    order, lengths = _packing(mask)
+    if order is not None:  # streams longest first, so that those still reading are a prefix at every step
+        x, y, mask = x[:, order], y[:, order], mask[:, order]
+        state = tuple(s[:, order] for s in state)
 
-    gates = work.get("gates0", (T, B, G), dtype)
-    np.take(packed.table, x, axis=0, out=gates, mode="clip")
-    layer_caches, final, inputs, masks = [], [], [None], [None]
-    for k in range(spec.layers):
-        if k > 0:
-            below, m = _dropout(hs[1:].reshape(N, H), drop.layers, rng)  # (T·B, H)
-            inputs.append(below)
-            masks.append(m)
-            # the whole window's input projection in one GEMM: (T·B, H) @ (H, G)
-            gates = work.get(f"gates{k}", (T, B, G), dtype)
-            np.matmul(below, packed.layers[k]["w_ihT"], out=gates.reshape(N, G))
-            gates += packed.layers[k]["bias"]
-        layer_state = tuple(s[k] for s in state)
-        hs, last, cache = cell.forward(gates, layer_state, packed.layers[k], work, k)
-        layer_caches.append((hs, cache))
-        final.append(last)
-    new_state = tuple(np.stack([f[j] for f in final]) for j in range(len(cell.STATE)))
+    layer_caches, inputs, masks, new_state = _layers(packed, x, state, work, drop, rng, lengths)
+    if order is not None:
+        new_state = tuple(s[:, np.argsort(order)] for s in new_state)
+    hs = layer_caches[-1][0]
 
     top, top_mask = _dropout(hs[1:].reshape(N, H), drop.output, rng)  # (T·B, H)
     probs = work.get("probs", (N, V), dtype)  # logits first, then probabilities
@@ -268,6 +258,90 @@ def forward(params, window, state, work=None, dropout=None, packed=None, total=N
         loss = float((nll * mask.reshape(-1)).sum(dtype=np.float64)) / total
 
     return loss, new_state, Cache(spec, x, y, layer_caches, probs, weight, inputs, masks, top, top_mask)
+
+
+def _packing(mask):
+    """For a window whose every stream is padded at its end (mask (T, B) of 1s then 0s, as in lines mode
+    and in scoring texts of different lengths): the order of the streams, longest first (None if they
+    already are), and their lengths in that order, (B,). (None, None) for any other mask or none: then
+    every stream runs every step. Sorted, the streams still reading at step t are the first
+    count(lengths > t), and the cells skip the rest (see cells/lstm.py `forward`): in lines mode about
+    a third of a batch's steps are padding (docs/performance.md)."""
+    if mask is None:
+        return None, None
+    T, B = mask.shape
+    lengths = np.count_nonzero(mask, axis=0)  # (B,)
+    if not np.array_equal(mask != 0, np.arange(T)[:, None] < lengths[None, :]) or lengths.min() == T:
+        return None, None
+    order = np.argsort(-lengths, kind="stable")
+    if np.array_equal(order, np.arange(B)):
+        order = None
+    return order, lengths if order is None else lengths[order]
+
+
+def _layers(packed, x, state, work, drop=None, rng=None, lengths=None):
+    """The recurrent layers over a window x (T, B) from `state`. Returns per layer (hs (T+1, B, H), the
+    cell's cache), the inputs (T·B, H) of the layers above the first after dropout and their dropout
+    masks (None for the first layer, a gather), and the final state. lengths: (B,) characters each
+    stream reads, longest first (see `_packing`), or None: all T; a stream's final state is then the
+    state after its own last character."""
+    spec = packed.spec
+    cell = CELLS[spec.cell]
+    T, B = x.shape
+    N, H, G = T * B, spec.hidden, cell.GATES * spec.hidden
+    dtype = packed.table.dtype
+    gates = work.get("gates0", (T, B, G), dtype)
+    np.take(packed.table, x, axis=0, out=gates, mode="clip")
+    active = None if lengths is None else np.count_nonzero(lengths[None, :] > np.arange(T)[:, None], axis=1)
+    layer_caches, final, inputs, masks = [], [], [None], [None]
+    for k in range(spec.layers):
+        if k > 0:
+            below, m = _dropout(hs[1:].reshape(N, H), drop.layers if drop else 0.0, rng)  # (T·B, H)
+            inputs.append(below)
+            masks.append(m)
+            # the whole window's input projection in one GEMM: (T·B, H) @ (H, G)
+            gates = work.get(f"gates{k}", (T, B, G), dtype)
+            np.matmul(below, packed.layers[k]["w_ihT"], out=gates.reshape(N, G))
+            gates += packed.layers[k]["bias"]
+        layer_state = tuple(s[k] for s in state)
+        hs, last, cache = cell.forward(gates, layer_state, packed.layers[k], work, k, active)
+        if lengths is not None:
+            last = tuple(history[lengths, np.arange(B)] for history in cell.history(hs, cache))
+        layer_caches.append((hs, cache))
+        final.append(last)
+    new_state = tuple(np.stack([f[j] for f in final]) for j in range(len(cell.STATE)))
+    return layer_caches, inputs, masks, new_state
+
+
+def read(packed, prompts, work=None, chunk=128):
+    """Read B prompts (id arrays, each at least one character) side by side from the zero state. Returns
+    the state after each prompt's last character (as `zero_state` makes it, (L, B, H) arrays) and the
+    logits (B, V) that follow it. The prompts run as training runs a window, `chunk` characters at a time
+    (one gather or GEMM per layer for the input projection, no decoder until the end), and each row's
+    state is taken at its own end: far fewer NumPy calls than a `step` per character."""
+    work = Workspace() if work is None else work
+    spec = packed.spec
+    cell = CELLS[spec.cell]
+    lengths = np.array([len(p) for p in prompts])  # (B,)
+    B, T = len(prompts), int(lengths.max())
+    x = np.zeros((T, B), np.intp)  # left-aligned; a row that has ended reads padding, never used
+    for b, p in enumerate(prompts):
+        x[: len(p), b] = p
+    dtype = packed.table.dtype
+    state = zero_state(spec, B, dtype)
+    ended = zero_state(spec, B, dtype)  # each row's state at its own end
+    top = np.zeros((B, spec.hidden), dtype)  # the last layer's output there
+    for start in range(0, T, chunk):
+        layer_caches, _, _, state = _layers(packed, x[start : start + chunk], state, work)
+        W = min(chunk, T - start)
+        rows = np.flatnonzero((lengths > start) & (lengths <= start + W))
+        at = lengths[rows] - start  # (n,) index into this chunk's histories (0 is its initial state)
+        for k, (hs, cache) in enumerate(layer_caches):
+            for j, history in enumerate(cell.history(hs, cache)):
+                ended[j][k, rows] = history[at, rows]
+        top[rows] = layer_caches[-1][0][at, rows]
+    logits = top @ packed.decoder_wT + packed.decoder_b
+    return ended, logits
 
 
 def backward(params, cache, work=None):
@@ -330,7 +404,6 @@ def step(packed, x, state, work, on_layer=None):
 
     The state arrays are updated in place; returns the logits (B, V), a workspace buffer that the next
     call overwrites. Uses the same packed weights and per-step code as the training forward pass.
-    Call it under np.errstate(over="ignore"), as the cells' forward passes run (see cells/lstm.py).
     on_layer(k, activations, h), if given, sees each layer's gate activations (B, G) and output (B, H).
     """
     layers = packed.layers

@@ -1,14 +1,9 @@
 """Completing prompts and filling blanks, many sequences at once.
 
-All sequences of a batch advance together, one character per step through `model.step`: a sequence
-first reads its prompt (the model is primed character by character, from the zero state and a newline:
-a prompt starts a line, see `data.line_start`), then samples, until its own stop condition; a sequence
-that is done idles while the others finish. At step t, sequence b reads
-
-    x_b = prompt_b[t]              while t < len(prompt_b)
-    x_b = generated_b[t - len]     afterwards
-
-and the logits that follow predict the character after x_b.
+All sequences of a batch first read their prompts side by side, from the zero state and a newline (a
+prompt starts a line, see `data.line_start`), as training reads a window (`model.read`); then they
+advance together, one character per step through `model.step`, each sampling until its own stop
+condition; a sequence that is done idles while the others finish.
 
 A prompt holding a blank "___" is filled rather than continued: the text before the blank primes the
 model, and the fill ends where the text after the blank would begin (its first character), at the end
@@ -102,25 +97,24 @@ def run(packed, vocab, requests, options, seed, sink, warn=None):
         raise DataError("temperature must be positive (use --greedy for the likeliest characters)")
     prompts = [_encode_prefix(vocab, r, options.unknown, warn) for r in requests]
     n_new = options.length
-    n_out = np.zeros(B, np.intp)  # (B,) characters kept per sequence
     done = np.full(B, n_new == 0)
     logprob = np.zeros(B)
     uniforms = None if options.greedy else _Uniforms([sample_seed(seed, r) for r in requests], n_new)
     ends_before = _stop_table(vocab, requests, options)  # (B, V): this character ends sequence b unkept
     until = _Until(vocab, options.until, B, warn)
 
-    state = model.zero_state(packed.spec, B, packed.table.dtype)
     work = Workspace()
     rows = np.arange(B)
-    with np.errstate(over="ignore", divide="ignore"):  # see model.step
-        logits = _prime(packed, prompts, state, work)
-        for _ in range(n_new):
+    with np.errstate(over="ignore", divide="ignore"):  # a probability that underflows to 0: log -inf
+        state, logits = model.read(packed, prompts, work)  # every prompt read, side by side
+        # the loop runs once per generated character: a handful of NumPy calls besides the model's step
+        for g in range(n_new):
             chosen, char_logp = _choose(logits, options, None if uniforms is None else uniforms.next())
-            ending = ends_before[rows, chosen]
-            keep = ~(done | ending)
-            n_out += keep
-            logprob += np.where(keep, char_logp, 0.0)
-            done |= ending | (n_out >= n_new)
+            stop = done | ends_before[rows, chosen]  # finished before, or this character ends it unkept
+            keep = ~stop
+            np.add(logprob, char_logp, out=logprob, where=keep)
+            # a sequence keeps every step until it stops, so the last step ends every one still going
+            done = stop if g + 1 < n_new else np.ones(B, bool)
             if until.patterns:
                 done |= until.reached(chosen, keep)
             sink.step(chosen, keep, done, logprob)
@@ -237,23 +231,6 @@ class _Until:
         return hit & keep
 
 
-def _prime(packed, prompts, state, work):
-    """Feed every prompt, right-aligned so that all end on the same step: a shorter prompt starts later,
-    its state held at zero until then. Returns the logits after the last prompt character."""
-    longest = max(len(p) for p in prompts)
-    aligned = np.zeros((len(prompts), longest), np.intp)  # (B, longest)
-    for b, p in enumerate(prompts):
-        aligned[b, longest - len(p) :] = p
-    starts = longest - np.array([len(p) for p in prompts])  # (B,) first step of each prompt
-    for t in range(longest):
-        logits = model.step(packed, aligned[:, t], state, work)
-        waiting = t < starts
-        if waiting.any():
-            for s in state:
-                s[:, waiting] = 0
-    return logits
-
-
 def _stop_table(vocab, requests, options):
     """(B, V) bool: generating this character ends the sequence and is not kept: for a blank, the first
     character of the text after it or any word boundary; with stop_at_newline, a newline."""
@@ -301,21 +278,30 @@ def _choose(logits, options, u):
         sorted_p[before >= options.top_p] = 0.0  # keeps the smallest set that reaches top_p
         np.put_along_axis(p, order, sorted_p, axis=1)
     cdf = np.cumsum(p, axis=1)
-    chosen = np.minimum((cdf < u[:, None] * cdf[:, -1:]).sum(axis=1), V - 1)
+    if len(cdf) == 1:  # one sequence: a binary search, the same choice as the comparison below
+        chosen = np.minimum(np.searchsorted(cdf[0], u * cdf[0, -1]), V - 1)
+    else:
+        chosen = np.minimum((cdf < u[:, None] * cdf[:, -1:]).sum(axis=1), V - 1)
     return chosen, z[rows, chosen] - log_total
 
 
 def fill_blanks(params, vocab, prompts, batch=256, unknown="error", warn=None, spec=None):
-    """Greedy fills for prompts that each hold one blank: the fill strings, in order. spec: the architecture (model.Spec), read off the parameter names when not given."""
+    """Greedy fills for prompts that each hold one blank: the fill strings, in order. Prompts of similar
+    length share a batch, so that little of a batch's reading is padding. spec: the architecture
+    (model.Spec), read off the parameter names when not given."""
     options = Options(length=64, greedy=True, unknown=unknown)
     packed = model.pack(params, spec)
-    fills = []
-    for start in range(0, len(prompts), batch):
-        requests = [parse(p, start + i) for i, p in enumerate(prompts[start : start + batch])]
-        for r in requests:
-            if r.suffix is None:
-                raise DataError(f"a cloze prompt must hold a blank ({BLANK}): {r.prompt[:60]!r}")
-        fills += [res.completion for res in generate(packed, vocab, requests, options, warn=warn)]
+    requests = [parse(p, i) for i, p in enumerate(prompts)]
+    for r in requests:
+        if r.suffix is None:
+            raise DataError(f"a cloze prompt must hold a blank ({BLANK}): {r.prompt[:60]!r}")
+    order = sorted(range(len(requests)), key=lambda i: len(requests[i].prefix))
+    fills = [None] * len(requests)
+    for start in range(0, len(order), batch):
+        chosen = order[start : start + batch]
+        results = generate(packed, vocab, [requests[i] for i in chosen], options, warn=warn)
+        for i, res in zip(chosen, results):
+            fills[i] = res.completion
     return fills
 
 

@@ -29,8 +29,9 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from . import evaluate
+from . import evaluate, model
 from .cells import CELLS
 from .errors import ConfigError
 
@@ -58,6 +59,17 @@ def check_device(device):
                           "is False)")
 
 
+def _lengths(mask, share):
+    """(B',) lengths, as a CPU tensor, of this process's streams when every one is padded at its end (the
+    case model._packing takes), else None."""
+    if mask is None:
+        return None
+    _, lengths = model._packing(mask[:, share])  # sorted longest first, when a packing applies
+    if lengths is None:
+        return None
+    return torch.from_numpy(np.count_nonzero(mask[:, share], axis=0).astype(np.int64))
+
+
 class CharModel(torch.nn.Module):
     """charlstm's language model as PyTorch modules, named so that its state_dict is a checkpoint's model:
     lstm.weight_ih_l0 ... decoder.bias (gru. or rnn. for those cells)."""
@@ -73,14 +85,23 @@ class CharModel(torch.nn.Module):
         self.output_dropout = torch.nn.Dropout(output_dropout)
         self.decoder = torch.nn.Linear(spec.hidden, spec.vocab)
 
-    def forward(self, x, state=None):
+    def forward(self, x, state=None, lengths=None):
         """x (T, B) character ids; state: one (L, B, H) tensor per entry of the cell's STATE, or None for
-        zeros. Returns the logits (T, B, V) and the final state, a tuple like the one given."""
+        zeros; lengths: (B,) characters each stream reads when they are padded at their end (lines mode), or
+        None. Returns the logits (T, B, V) and the final state, a tuple like the one given: with lengths,
+        each stream's state after its own last character, as the NumPy engine leaves it (packed sequences
+        also skip the padding, as model.forward does)."""
         recurrent = getattr(self, self.cell)
         recurrent.flatten_parameters()  # cuDNN wants its weights in one block; nothing to do on a CPU
         if state is not None:
             state = state if self.cell == "lstm" else state[0]
-        out, final = recurrent(F.one_hot(x, self.vocab).to(self.decoder.weight.dtype), state)  # (T, B, H)
+        inputs = F.one_hot(x, self.vocab).to(self.decoder.weight.dtype)  # (T, B, V)
+        if lengths is None:
+            out, final = recurrent(inputs, state)  # (T, B, H)
+        else:
+            packed = pack_padded_sequence(inputs, lengths, enforce_sorted=False)
+            out, final = recurrent(packed, state)
+            out, _ = pad_packed_sequence(out, total_length=x.shape[0])  # zeros where the streams have ended
         return self.decoder(self.output_dropout(out)), final if isinstance(final, tuple) else (final,)
 
 
@@ -193,7 +214,7 @@ class TorchEngine:
         if dropout is not None:  # this step's masks, and this process's own
             torch.manual_seed(int(np.random.SeedSequence([*dropout.seed, self.rank]).generate_state(1)[0]))
         self.model.train()
-        logits, final = self.model(x, self._carried(ts.state))
+        logits, final = self.model(x, self._carried(ts.state), _lengths(window.mask, self.share))
         nll = F.cross_entropy(logits.reshape(-1, self.spec.vocab), y.reshape(-1), reduction="none")  # (T·B',)
         counted = nll if mask is None else nll * mask.reshape(-1)
         # DDP averages the processes' gradients: scaled by P, each share's sum over the batch's targets adds

@@ -54,6 +54,34 @@ def test_masked_loss_gradients_match_finite_differences(cell):
 
 
 @pytest.mark.parametrize("cell", CELL_NAMES)
+@pytest.mark.parametrize("layers", [1, 2])
+def test_streams_padded_at_their_end_skip_the_padding_exactly(cell, layers):
+    """Lines mode: streams of different lengths, padded at the end, in no order. The forward pass sorts
+    them and skips the padding (model._packing); the gradients must still be exact, the padding's
+    content must not matter, and each stream's final state is the one after its own last character."""
+    spec, params, state, rng = make(cell, 7, 3, layers, 4, seed=3)
+    T, lengths = 6, np.array([3, 6, 1, 4])
+    mask = (np.arange(T)[:, None] < lengths[None, :]).astype(np.float64)
+    assert model._packing(mask)[0] is not None  # the case under test: streams reordered and skipped
+    x, y = rng.integers(0, 7, (T, 4)), rng.integers(0, 7, (T, 4))
+    loss, final, cache = model.forward(params, Window(x, y, mask), state)
+    grads = model.backward(params, cache)
+    for name in params:
+        num = numeric_grad(lambda: model.forward(params, Window(x, y, mask), state)[0], params[name])
+        assert relative_error(grads[name], num) < 1e-6, name
+    x2 = np.where(mask > 0, x, rng.integers(0, 7, (T, 4)))  # other padding characters: nothing changes
+    loss2, final2, cache2 = model.forward(params, Window(x2, y, mask), state)
+    assert loss2 == loss
+    for name, g in model.backward(params, cache2).items():
+        np.testing.assert_array_equal(g, grads[name], err_msg=name)
+    for b, n in enumerate(lengths):  # each stream alone, for its own length
+        alone = tuple(s[:, b : b + 1] for s in state)
+        _, expected, _ = model.forward(params, Window(x[:n, b : b + 1], y[:n, b : b + 1]), alone)
+        for got, want in zip(final, expected):
+            np.testing.assert_allclose(got[:, b], want[:, 0], rtol=1e-12, atol=1e-13)
+
+
+@pytest.mark.parametrize("cell", CELL_NAMES)
 def test_mask_ignores_padded_targets(cell):
     spec, params, state, rng = make(cell, 6, 4, 2, 2)
     x, y = rng.integers(0, 6, (5, 2)), rng.integers(0, 6, (5, 2))
@@ -206,6 +234,21 @@ def test_relu_rnn_steps_as_its_window_and_differs_from_tanh():
     np.testing.assert_allclose(stepped[0], final[0], rtol=1e-12)
     assert stepped[0].min() >= 0
     assert not np.allclose(model.forward(params, Window(x, x), state)[1][0], final[0])
+
+
+@pytest.mark.parametrize("cell", CELL_NAMES)
+def test_reading_prompts_side_by_side_equals_stepping_each_alone(cell):
+    spec, params, _, rng = make(cell, 7, 4, 2, 1)
+    packed = model.pack(params)
+    prompts = [rng.integers(0, 7, n) for n in (1, 9, 4, 13, 5)]
+    state, logits = model.read(packed, prompts, chunk=4)  # chunks end before, at and after prompts' ends
+    for b, p in enumerate(prompts):
+        alone, work = model.zero_state(spec, 1, np.float64), Workspace()
+        for x in p:
+            expected = model.step(packed, np.array([x]), alone, work)
+        np.testing.assert_allclose(logits[b], expected[0], rtol=1e-12, atol=1e-13)
+        for s, a in zip(state, alone):
+            np.testing.assert_allclose(s[:, b], a[:, 0], rtol=1e-12, atol=1e-13)
 
 
 def test_parameters_are_named_and_shaped_like_pytorch():

@@ -11,6 +11,7 @@ one it runs; a new cell is one module here and one line in CELLS:
     forward(...)     a window of T steps -> outputs, final state, cache
     backward(...)    cache, output gradients -> pre-activation gradients
     advance(...)     one step for sampling, updating the state in place
+    history(hs, cache)  the state after every step of a window, for reading prompts side by side
 
 The registry's key is the cell's name: `model.cell` in the config, and the prefix of its parameters
 (the name of PyTorch's module: lstm.weight_ih_l0).

@@ -70,10 +70,18 @@ def advance(gates, state, packed, work, layer):
     return h
 
 
-def forward(gates, state, packed, work, layer):
+def history(hs, cache):
+    """The state after every step of a window, (T+1, B, H) per entry of STATE."""
+    return (hs,)
+
+
+def forward(gates, state, packed, work, layer, active=None):
     """Run the window; gates (T, B, 3H) holds the packed input projection and is overwritten.
 
     Returns hs (T+1, B, H) with hs[0] the initial h, the final state (a copy) and the cache.
+    active: (T,) how many streams are still reading at each step, for a batch whose streams are sorted by
+    length, longest first (model.forward arranges it); the rest are padding and are skipped, leaving
+    their outputs as they were (finite; their targets weigh 0). None: every stream, every step.
     """
     T, B, G = gates.shape
     H = G // GATES
@@ -85,8 +93,9 @@ def forward(gates, state, packed, work, layer):
     w_hhT, b_hn = packed["w_hhT"], packed["b_hn"]
     (hs[0],) = state
     for t in range(T):
-        step(gates[t], hs[t], w_hhT, b_hn, hs[t + 1], hn[t], rec, tmp)
-    return hs, (hs[T].copy(),), {"gates": gates, "hs": hs, "hn": hn}
+        n = B if active is None else active[t]
+        step(gates[t, :n], hs[t, :n], w_hhT, b_hn, hs[t + 1, :n], hn[t, :n], rec[:n], tmp[:n])
+    return hs, (hs[T].copy(),), {"gates": gates, "hs": hs, "hn": hn, "active": active}
 
 
 def backward(cache, dhs, w_hh, work, layer):
@@ -95,7 +104,7 @@ def backward(cache, dhs, w_hh, work, layer):
     dhs (T, B, H) is the loss gradient of every output h_t. They differ only in the n block, where the
     recurrent side is scaled by r. Nothing flows into the initial state.
     """
-    gates, hs, hn = cache["gates"], cache["hs"], cache["hn"]
+    gates, hs, hn, active = cache["gates"], cache["hs"], cache["hn"], cache["active"]
     T, B, G = gates.shape
     H = G // GATES
     dtype = gates.dtype
@@ -121,15 +130,19 @@ def backward(cache, dhs, w_hh, work, layer):
     dh = work.get(f"gru{layer}.dh", (B, H), dtype)
     carry = work.zeros(f"gru{layer}.carry", (B, H), dtype)  # gradient reaching h_t from step t+1
     tmp = work.get(f"gru{layer}.tmp", (B, H), dtype)
-    for t in reversed(range(T)):
-        np.add(dhs[t], carry, out=dh)
-        d[t, :, 1:] *= dh[:, None, :]  # z, n
-        d[t, :, 0] *= d[t, :, 2]  # r
-        e = dh_side[t].reshape(B, GATES, H)
-        e[:, :2] = d[t, :, :2]
-        np.multiply(d[t, :, 2], r[t], out=e[:, 2])
+    for t in reversed(range(T)):  # streams that have ended (see forward) are skipped, their gradient 0
+        m = B if active is None else active[t]
+        if m < B:
+            d[t, m:] = 0
+            dh_side[t, m:] = 0
+        np.add(dhs[t, :m], carry[:m], out=dh[:m])
+        d[t, :m, 1:] *= dh[:m, None, :]  # z, n
+        d[t, :m, 0] *= d[t, :m, 2]  # r
+        e = dh_side[t, :m].reshape(m, GATES, H)
+        e[:, :2] = d[t, :m, :2]
+        np.multiply(d[t, :m, 2], r[t, :m], out=e[:, 2])
         if t > 0:
-            np.matmul(dh_side[t], w_hh, out=carry)  # back through W_hh
-            np.multiply(dh, z[t], out=tmp)  # back through z ⊙ h
-            carry += tmp
+            np.matmul(dh_side[t, :m], w_hh, out=carry[:m])  # back through W_hh
+            np.multiply(dh[:m], z[t, :m], out=tmp[:m])  # back through z ⊙ h
+            carry[:m] += tmp[:m]
     return dx, dh_side

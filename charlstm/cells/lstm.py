@@ -10,10 +10,10 @@
 Parameters keep PyTorch's layout: rows of weight_ih / weight_hh / biases in gate order (i, f, g, o).
 
 Speed: the packed weights used by the forward pass put the gates in the order (i, f, o, g) and scale
-the i, f, o rows by -1 and the g rows by -2, so that one exp, one add and one reciprocal over all 4H
-pre-activations give the three sigmoids and σ(2x) for the candidate, whose tanh is then 2σ(2x) - 1.
-NumPy's float32 exp costs less than its tanh, and this takes one pass less (docs/performance.md). The backward
-pass works in PyTorch's order on the true pre-activations, so gradients need no translation.
+the i, f, o rows by 1/2, so that one tanh over all 4H pre-activations gives the candidate and, through
+σ(x) = (1 + tanh(x/2)) / 2, the three sigmoids after one multiply and one add on their 3H: ten NumPy
+calls a step (docs/performance.md). The backward pass works in PyTorch's order on the activations, so
+gradients need no translation.
 
 Shapes: T timesteps, B streams, H hidden units; `in` is the layer's input size.
 """
@@ -30,11 +30,11 @@ INPUT_GATE = 0  # block of i: the gate that writes it
 
 def pack(w_ih, w_hh, b_ih, b_hh):
     """Weights for the forward pass: w_ihT (in, 4H), w_hhT (H, 4H), bias (4H,), in order (i, f, o, g),
-    scaled by (-1, -1, -1, -2) so that the step's exp sees -x (and -2x for g)."""
+    scaled by (1/2, 1/2, 1/2, 1) so that the step's tanh sees x/2 for the sigmoids and x for g."""
     H = w_hh.shape[1]
     order = np.r_[0 : 2 * H, 3 * H : 4 * H, 2 * H : 3 * H]
-    scale = np.full(4 * H, -1.0, dtype=w_hh.dtype)
-    scale[3 * H :] = -2.0
+    scale = np.full(4 * H, 0.5, dtype=w_hh.dtype)
+    scale[3 * H :] = 1.0
     w_ihT = np.ascontiguousarray((w_ih[order] * scale[:, None]).T)
     w_hhT = np.ascontiguousarray((w_hh[order] * scale[:, None]).T)
     bias = (b_ih + b_hh)[order] * scale
@@ -45,19 +45,16 @@ def step(gates, h_prev, c_prev, w_hhT, h, c, tanh_c, rec):
     """One timestep, in place, for B streams at once; shared by the training forward pass and sampling.
 
     gates (B, 4H): on entry the packed input projection of x, on exit the activations (i, f, o, g).
-    h, c, tanh_c (B, H) receive h', c' and tanh(c'); rec (B, 4H) is scratch. Call it under
-    np.errstate(over="ignore"): exp(-x) may overflow to inf, which correctly gives σ(x) = 0.
+    h, c, tanh_c (B, H) receive h', c' and tanh(c'); rec (B, 4H) is scratch.
     """
     H = h.shape[1]
     np.matmul(h_prev, w_hhT, out=rec)
     gates += rec
-    np.exp(gates, out=gates)
-    gates += 1.0
-    np.reciprocal(gates, out=gates)  # σ(x) for i, f, o; σ(2x) for g
-    g = gates[:, 3 * H :]
-    g *= 2.0
-    g -= 1.0  # tanh(x) = 2σ(2x) - 1
-    i, f, o = gates[:, :H], gates[:, H : 2 * H], gates[:, 2 * H : 3 * H]
+    np.tanh(gates, out=gates)  # tanh(x/2) for i, f, o; tanh(x) for g
+    sig = gates[:, : 3 * H]
+    sig *= 0.5
+    sig += 0.5  # σ(x) = (1 + tanh(x/2)) / 2
+    i, f, o, g = gates[:, :H], gates[:, H : 2 * H], gates[:, 2 * H : 3 * H], gates[:, 3 * H :]
     np.multiply(f, c_prev, out=c)
     np.multiply(i, g, out=tanh_c)  # tanh_c doubles as scratch for i ⊙ g
     c += tanh_c
@@ -75,11 +72,19 @@ def advance(gates, state, packed, work, layer):
     return h
 
 
-def forward(gates, state, packed, work, layer):
+def history(hs, cache):
+    """The state after every step of a window, (T+1, B, H) per entry of STATE."""
+    return hs, cache["cs"]
+
+
+def forward(gates, state, packed, work, layer, active=None):
     """Run the window. gates (T, B, 4H) holds the packed input projection and is overwritten.
 
     Returns hs (T+1, B, H) with hs[0] the initial h, the final state (copies, safe to carry into the
     next window) and the cache for backward.
+    active: (T,) how many streams are still reading at each step, for a batch whose streams are sorted by
+    length, longest first (model.forward arranges it); the rest are padding and are skipped, leaving
+    their outputs as they were (finite; their targets weigh 0). None: every stream, every step.
     """
     T, B, G = gates.shape
     H = G // GATES
@@ -90,10 +95,10 @@ def forward(gates, state, packed, work, layer):
     rec = work.get(f"lstm{layer}.rec", (B, G), dtype)
     w_hhT = packed["w_hhT"]
     hs[0], cs[0] = state
-    with np.errstate(over="ignore"):
-        for t in range(T):
-            step(gates[t], hs[t], cs[t], w_hhT, hs[t + 1], cs[t + 1], tanh_c[t], rec)
-    cache = {"gates": gates, "cs": cs, "tanh_c": tanh_c}
+    for t in range(T):
+        n = B if active is None else active[t]
+        step(gates[t, :n], hs[t, :n], cs[t, :n], w_hhT, hs[t + 1, :n], cs[t + 1, :n], tanh_c[t, :n], rec[:n])
+    cache = {"gates": gates, "cs": cs, "tanh_c": tanh_c, "active": active}
     return hs, (hs[T].copy(), cs[T].copy()), cache
 
 
@@ -104,7 +109,7 @@ def backward(cache, dhs, w_hh, work, layer):
     pre-activations. In an LSTM both sides enter the gates the same way, so they are one array.
     Nothing flows into the initial state: truncated backpropagation through time.
     """
-    gates, cs, tanh_c = cache["gates"], cache["cs"], cache["tanh_c"]
+    gates, cs, tanh_c, active = cache["gates"], cache["cs"], cache["tanh_c"], cache["active"]
     T, B, G = gates.shape
     H = G // GATES
     dtype = gates.dtype
@@ -135,13 +140,16 @@ def backward(cache, dhs, w_hh, work, layer):
     dh = work.get(f"lstm{layer}.dh", (B, H), dtype)
     dc = work.zeros(f"lstm{layer}.dc", (B, H), dtype)  # holds f_{t+1} ⊙ dc_{t+1} on entry to step t
     carry = work.zeros(f"lstm{layer}.carry", (B, H), dtype)  # gradient reaching h_t from step t+1
-    for t in reversed(range(T)):
-        np.add(dhs[t], carry, out=dh)
-        np.multiply(dh, dc_dh[t], out=carry)  # carry as scratch
-        dc += carry
-        d[t, :, 3] *= dh  # o
-        d[t, :, :3] *= dc[:, None, :]  # i, f, g
+    for t in reversed(range(T)):  # streams that have ended (see forward) are skipped, their gradient 0
+        n = B if active is None else active[t]
+        if n < B:
+            d[t, n:] = 0
+        np.add(dhs[t, :n], carry[:n], out=dh[:n])
+        np.multiply(dh[:n], dc_dh[t, :n], out=carry[:n])  # carry as scratch
+        dc[:n] += carry[:n]
+        d[t, :n, 3] *= dh[:n]  # o
+        d[t, :n, :3] *= dc[:n, None, :]  # i, f, g
         if t > 0:
-            np.matmul(dgates[t], w_hh, out=carry)  # (B, 4H) @ (4H, H): back through W_hh
-            dc *= f[t]
+            np.matmul(dgates[t, :n], w_hh, out=carry[:n])  # (n, 4H) @ (4H, H): back through W_hh
+            dc[:n] *= f[t, :n]
     return dgates, dgates

@@ -48,10 +48,18 @@ def advance(gates, state, packed, work, layer):
     return h
 
 
-def forward(gates, state, packed, work, layer):
+def history(hs, cache):
+    """The state after every step of a window, (T+1, B, H) per entry of STATE."""
+    return (hs,)
+
+
+def forward(gates, state, packed, work, layer, active=None):
     """Run the window; gates (T, B, H) holds the input projection.
 
     Returns hs (T+1, B, H) with hs[0] the initial h, the final state (a copy) and the cache.
+    active: (T,) how many streams are still reading at each step, for a batch whose streams are sorted by
+    length, longest first (model.forward arranges it); the rest are padding and are skipped, leaving
+    their outputs as they were (finite; their targets weigh 0). None: every stream, every step.
     """
     T, B, H = gates.shape
     hs = work.get(f"rnn{layer}.hs", (T + 1, B, H), gates.dtype)
@@ -59,8 +67,9 @@ def forward(gates, state, packed, work, layer):
     w_hhT, relu = packed["w_hhT"], packed.get("relu", False)
     (hs[0],) = state
     for t in range(T):
-        step(gates[t], hs[t], w_hhT, hs[t + 1], rec, relu)
-    return hs, (hs[T].copy(),), {"hs": hs, "relu": relu}
+        n = B if active is None else active[t]
+        step(gates[t, :n], hs[t, :n], w_hhT, hs[t + 1, :n], rec[:n], relu)
+    return hs, (hs[T].copy(),), {"hs": hs, "relu": relu, "active": active}
 
 
 def backward(cache, dhs, w_hh, work, layer):
@@ -74,9 +83,13 @@ def backward(cache, dhs, w_hh, work, layer):
         np.multiply(hs[1:], hs[1:], out=dpre)
         np.subtract(1, dpre, out=dpre)  # tanh'
     carry = work.zeros(f"rnn{layer}.carry", (B, H), dhs.dtype)  # gradient reaching h_t from step t+1
-    for t in reversed(range(T)):
-        carry += dhs[t]
-        dpre[t] *= carry
+    active = cache["active"]
+    for t in reversed(range(T)):  # streams that have ended (see forward) are skipped, their gradient 0
+        n = B if active is None else active[t]
+        if n < B:
+            dpre[t, n:] = 0
+        carry[:n] += dhs[t, :n]
+        dpre[t, :n] *= carry[:n]
         if t > 0:
-            np.matmul(dpre[t], w_hh, out=carry)
+            np.matmul(dpre[t, :n], w_hh, out=carry[:n])
     return dpre, dpre
