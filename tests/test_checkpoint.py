@@ -233,8 +233,9 @@ def _with_array_bytes_changed(blob, member, changes):
                                (2, 0): np.lib.format.read_array_header_2_0}[np.lib.format.read_magic(f)]
                 read_header(f)
                 start, data = f.tell(), bytearray(data)
-                for offset, xor in changes:
-                    data[start + offset % (len(data) - start)] ^= xor
+                positions = {start + offset % (len(data) - start): xor for offset, xor in reversed(changes)}
+                for position, xor in positions.items():  # one change per byte: two would cancel
+                    data[position] ^= xor
             z.writestr(name, bytes(data))
     return out.getvalue()
 
