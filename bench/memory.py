@@ -4,6 +4,7 @@ the GRU and the LSTM at equal parameter count and equal training time, on this m
     python bench/memory.py --minutes 5 --recipe own --png docs/memory-own.png    # each cell its own recipe
     python bench/memory.py --minutes 5 --recipe same --png docs/memory.png       # all with configs/rooms.yaml
     python bench/memory.py --replot --recipe own --png docs/memory-own.png       # table and curves again
+    python bench/memory.py --minutes 8 --config configs/rooms-gru.yaml           # all with the GRU's recipe
 
 Each cell trains for the same wall-clock budget, one after the other, its hidden size chosen so its
 parameter count matches the 256-unit LSTM's. --recipe same: every cell with configs/rooms.yaml as shipped
@@ -62,6 +63,8 @@ def main():
     ap.add_argument("--lstm-hidden", type=int, default=256)
     ap.add_argument("--cells", default="rnn,rnn-relu,gru,lstm")
     ap.add_argument("--recipe", choices=["same", "own"], default="same")
+    ap.add_argument("--config", default=str(ROOT / "configs" / "rooms.yaml"),
+                    help="the shared recipe [default: configs/rooms.yaml, the LSTM's]")
     ap.add_argument("--out", help="[default: bench/results/memory-<recipe>.json]")
     ap.add_argument("--png", help="draw the cloze-accuracy curves to this PNG (matplotlib)")
     ap.add_argument("--replot", action="store_true", help="train nothing: table and curves from --out")
@@ -85,7 +88,7 @@ def main():
         H = args.lstm_hidden if cell == "lstm" else matched_hidden(cell, V, target)
         run = work / name
         recipe = OWN[name] if args.recipe == "own" else []
-        config = recipe[1] if recipe[:1] == ["--config"] else str(ROOT / "configs" / "rooms.yaml")
+        config = recipe[1] if recipe[:1] == ["--config"] else args.config
         sets = [s for s in recipe if s != "--config" and s != config]
         cmd = [sys.executable, "-m", "charlstm", "train", str(ROOT / "data" / "rooms-train.txt"), "--config",
                config, "--out", str(run), "--time-budget", f"{args.minutes}m",
