@@ -1,19 +1,20 @@
 """Does the LSTM remember where a vanilla RNN forgets? The rooms cloze task for the tanh RNN, the ReLU RNN,
 the GRU and the LSTM at equal parameter count and equal training time, on this machine.
 
-    python bench/memory.py --minutes 5 --recipe own --png docs/memory-own.png    # each cell its own recipe
-    python bench/memory.py --minutes 5 --recipe same --png docs/memory.png       # all with configs/rooms.yaml
+    python bench/memory.py --minutes 6 --recipe own --png docs/memory-own.png    # each cell its own recipe
+    python bench/memory.py --minutes 4 --recipe same --png docs/memory-same.png  # all with configs/rooms.yaml
     python bench/memory.py --replot --recipe own --png docs/memory-own.png       # table and curves again
     python bench/memory.py --minutes 8 --config configs/rooms-gru.yaml           # all with the GRU's recipe
 
 Each cell trains for the same wall-clock budget, one after the other, its hidden size chosen so its
-parameter count matches the 256-unit LSTM's. --recipe same: every cell with configs/rooms.yaml as shipped
-(the LSTM's recipe; the RNNs have no gate to bias); --recipe own: each with the recipe that suits it
-(OWN below: the GRU's preset configs/rooms-gru.yaml, the ReLU RNN with orthogonal recurrent weights and a
-lower rate). During training the cloze accuracy is scored every 100 steps on 200 filler stories (the
-curve, and the minutes to 50%, 90% and 98%); at the end every model is scored on data/rooms-cloze.tsv, by
-gap length and by story form, and on data/rooms-cloze-nofill.tsv. Results go to
-bench/results/memory-<recipe>.json; the table, Markdown for docs/memory.md, to stdout.
+parameter count matches the 256-unit LSTM's. --recipe same: every cell with --config (default
+configs/rooms.yaml, the LSTM's recipe; the RNNs have no gate to bias); --recipe own: each with the recipe
+that suits it (OWN below: the LSTM's configs/rooms.yaml, the GRU's configs/rooms-gru.yaml, the RNNs
+--config with the ReLU RNN's orthogonal recurrent weights and lower rate). During training the cloze
+accuracy is scored every 100 steps on 200 filler stories (the curve, and the minutes to 50%, 90% and
+98%); at the end every model is scored on data/rooms-cloze.tsv, by gap length and by story form, and
+on data/rooms-cloze-nofill.tsv. Results go to bench/results/memory-<recipe>.json
+(memory-<recipe>-<config>.json with another --config); the table, Markdown for docs/memory.md, to stdout.
 """
 
 import argparse
@@ -40,11 +41,11 @@ CELLS_RUN = {  # name: (cell, overrides every run of it needs)
     "gru": ("gru", []),
     "lstm": ("lstm", []),
 }
-OWN = {  # --recipe own: each cell's recipe, on top of configs/rooms.yaml
+OWN = {  # --recipe own: each cell's recipe (a config file of its own, or settings on top of --config)
     "rnn": [],
     "rnn-relu": ["model.orthogonal=true", "optim.lr=0.001"],  # a ReLU RNN with W_hh orthogonal (Le et al. 2015's IRNN idea)
     "gru": ["--config", str(ROOT / "configs" / "rooms-gru.yaml")],
-    "lstm": [],
+    "lstm": ["--config", str(ROOT / "configs" / "rooms.yaml")],
 }
 
 
@@ -69,7 +70,9 @@ def main():
     ap.add_argument("--png", help="draw the cloze-accuracy curves to this PNG (matplotlib)")
     ap.add_argument("--replot", action="store_true", help="train nothing: table and curves from --out")
     args = ap.parse_args()
-    args.out = args.out or str(ROOT / "bench" / "results" / f"memory-{args.recipe}.json")
+    config = pathlib.Path(args.config)
+    other = "" if config.resolve() == ROOT / "configs" / "rooms.yaml" else "-" + config.stem
+    args.out = args.out or str(ROOT / "bench" / "results" / f"memory-{args.recipe}{other}.json")
     if args.replot:
         results = json.loads(pathlib.Path(args.out).read_text())
         print(table(results))

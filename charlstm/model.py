@@ -228,7 +228,7 @@ def forward(params, window, state, work=None, dropout=None, packed=None, total=N
     dtype = params["decoder.weight"].dtype
     drop = dropout or Dropout()
     rng = drop.generator() if drop.layers or drop.output else None
-    order, lengths = _packing(mask)
+    order, lengths = packing(mask)
     if order is not None:  # streams longest first, so that those still reading are a prefix at every step
         x, y, mask = x[:, order], y[:, order], mask[:, order]
         state = tuple(s[:, order] for s in state)
@@ -260,13 +260,13 @@ def forward(params, window, state, work=None, dropout=None, packed=None, total=N
     return loss, new_state, Cache(spec, x, y, layer_caches, probs, weight, inputs, masks, top, top_mask)
 
 
-def _packing(mask):
+def packing(mask):
     """For a window whose every stream is padded at its end (mask (T, B) of 1s then 0s, as in lines mode
     and in scoring texts of different lengths): the order of the streams, longest first (None if they
     already are), and their lengths in that order, (B,). (None, None) for any other mask or none: then
     every stream runs every step. Sorted, the streams still reading at step t are the first
-    count(lengths > t), and the cells skip the rest (see cells/lstm.py `forward`): in lines mode about
-    a third of a batch's steps are padding (docs/performance.md)."""
+    count(lengths > t), and the cells skip the rest (see cells/lstm.py `forward`): in lines mode every
+    line shorter than its batch's longest is padded to it."""
     if mask is None:
         return None, None
     T, B = mask.shape
@@ -283,7 +283,7 @@ def _layers(packed, x, state, work, drop=None, rng=None, lengths=None):
     """The recurrent layers over a window x (T, B) from `state`. Returns per layer (hs (T+1, B, H), the
     cell's cache), the inputs (T·B, H) of the layers above the first after dropout and their dropout
     masks (None for the first layer, a gather), and the final state. lengths: (B,) characters each
-    stream reads, longest first (see `_packing`), or None: all T; a stream's final state is then the
+    stream reads, longest first (see `packing`), or None: all T; a stream's final state is then the
     state after its own last character."""
     spec = packed.spec
     cell = CELLS[spec.cell]

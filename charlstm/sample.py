@@ -3,7 +3,11 @@
 All sequences of a batch first read their prompts side by side, from the zero state and a newline (a
 prompt starts a line, see `data.line_start`), as training reads a window (`model.read`); then they
 advance together, one character per step through `model.step`, each sampling until its own stop
-condition; a sequence that is done idles while the others finish.
+condition; a sequence that is done idles while the others finish. For sequence b at step t:
+
+    x_b,0 = the prompt's last character        x_b,t = the character drawn at step t - 1
+    h_b,t = cell(x_b,t, h_b,t-1)               (h_b,-1: the state after the rest of the prompt)
+    the character drawn at step t ~ softmax(decoder(h_b,t) / temperature), cut by top-k or top-p
 
 A prompt holding a blank "___" is filled rather than continued: the text before the blank primes the
 model, and the fill ends where the text after the blank would begin (its first character), at the end

@@ -61,10 +61,10 @@ def check_device(device):
 
 def _lengths(mask, share):
     """(B',) lengths, as a CPU tensor, of this process's streams when every one is padded at its end (the
-    case model._packing takes), else None."""
+    case model.packing takes), else None."""
     if mask is None:
         return None
-    _, lengths = model._packing(mask[:, share])  # sorted longest first, when a packing applies
+    _, lengths = model.packing(mask[:, share])  # sorted longest first, when a packing applies
     if lengths is None:
         return None
     return torch.from_numpy(np.count_nonzero(mask[:, share], axis=0).astype(np.int64))

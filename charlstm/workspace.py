@@ -20,7 +20,7 @@ class Workspace:
             return a
         if a is not None and a.dtype == dtype and a.shape[1:] == shape[1:] and 0 < shape[0] <= a.shape[0]:
             return a[: shape[0]]
-        # zeros, not np.empty: the cells skip the padding of ended streams (model._packing) and leave what
+        # zeros, not np.empty: the cells skip the padding of ended streams (model.packing) and leave what
         # is there, which must be finite, however the array was first filled
         a = self._arrays[name] = np.zeros(shape, dtype)
         return a

@@ -55,6 +55,36 @@ def test_the_readme_pytorch_snippet_reads_a_checkpoint_without_pickle():
     assert 'np.load("runs/my-novel/best.npz", allow_pickle=False)' in code and "p_next" in code
 
 
+def test_the_readme_pytorch_snippet_names_the_file_and_prompt_it_is_run_with():
+    """The two strings the tests below replace are still in README's snippet (so a rewrite of it cannot
+    leave them running something else)."""
+    code = readme_pytorch_snippet()
+    assert "runs/my-novel/best.npz" in code and '"\\nThe"' in code and "model[cell](x[:, None])" in code
+
+
+@pytest.mark.skipif(importlib.util.find_spec("torch") is None,
+                    reason="PyTorch is not installed; README's loading snippet needs it (pip install torch)")
+def test_the_shipped_model_fills_the_article_blank_in_pytorch_with_the_readme_snippet():
+    """README's snippet on data/rooms.npz builds an nn.LSTM and loads its state_dict; PyTorch's own greedy
+    decoding after the article's first story writes its answer, Monica."""
+    import torch
+
+    prompt = "Mady walks in to the room, Monica also walks in to the room. Mady said hi to "
+    code = readme_pytorch_snippet().replace("runs/my-novel/best.npz", str(ROOT / "data" / "rooms.npz"))
+    namespace = {}
+    exec(code.replace('"\\nThe"', repr("\n" + prompt)), namespace)
+    lstm, decoder, vocab = namespace["model"]["lstm"], namespace["model"]["decoder"], namespace["vocab"]
+    assert type(lstm) is torch.nn.LSTM and vocab[int(namespace["p_next"].argmax())] == "M"
+    text = prompt
+    with torch.no_grad():
+        while not text.endswith("."):
+            x = torch.nn.functional.one_hot(torch.tensor([vocab.index(c) for c in "\n" + text]), len(vocab))
+            out, _ = lstm(x.float()[:, None])
+            text += vocab[int(decoder(out[-1, 0]).argmax())]
+            assert len(text) < len(prompt) + 20, text
+    assert text == prompt + "Monica."
+
+
 @pytest.mark.skipif(importlib.util.find_spec("torch") is None,
                     reason="PyTorch is not installed; README's loading snippet needs it (pip install torch)")
 @pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])

@@ -57,12 +57,12 @@ def test_masked_loss_gradients_match_finite_differences(cell):
 @pytest.mark.parametrize("layers", [1, 2])
 def test_streams_padded_at_their_end_skip_the_padding_exactly(cell, layers):
     """Lines mode: streams of different lengths, padded at the end, in no order. The forward pass sorts
-    them and skips the padding (model._packing); the gradients must still be exact, the padding's
+    them and skips the padding (model.packing); the gradients must still be exact, the padding's
     content must not matter, and each stream's final state is the one after its own last character."""
     spec, params, state, rng = make(cell, 7, 3, layers, 4, seed=3)
     T, lengths = 6, np.array([3, 6, 1, 4])
     mask = (np.arange(T)[:, None] < lengths[None, :]).astype(np.float64)
-    assert model._packing(mask)[0] is not None  # the case under test: streams reordered and skipped
+    assert model.packing(mask)[0] is not None  # the case under test: streams reordered and skipped
     x, y = rng.integers(0, 7, (T, 4)), rng.integers(0, 7, (T, 4))
     loss, final, cache = model.forward(params, Window(x, y, mask), state)
     grads = model.backward(params, cache)

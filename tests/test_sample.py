@@ -273,9 +273,12 @@ def test_pipeline_in_order_and_quiet_when_the_reader_leaves(four_run):
 
 
 def _start(*args):
+    """`charlstm sample ARGS` with pipes, and Ctrl-C's default action even where pytest itself was started
+    in the background by a non-interactive shell (which ignores SIGINT, and so would every child)."""
     env = {k: v for k, v in os.environ.items() if k != "CHARLSTM_DEBUG"}
     return subprocess.Popen([sys.executable, "-m", "charlstm", "sample", *map(str, args)], stdin=subprocess.DEVNULL,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
 def _read_until(proc, enough, wait=30):
