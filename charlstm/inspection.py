@@ -38,7 +38,8 @@ def run(ckpt, text, unknown="error", warn=None):
 
 def trace(params, ids, lead=(), spec=None):
     """Run ids (N,) through the model after the characters lead, which are read but not recorded; returns
-    a dict of arrays with one row per character of ids (see the module docstring). spec: the architecture (model.Spec), read off the parameter names when not given."""
+    a dict of arrays with one row per character of ids (see the module docstring). spec: the
+    architecture (model.Spec), read off the parameter names when not given."""
     packed = model.pack(params, spec)
     spec = packed.spec
     cell = CELLS[spec.cell]
