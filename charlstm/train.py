@@ -76,9 +76,14 @@ def read_inputs(cfg, sources, val_source, say, resumed=None):
         if cfg.data.val_fraction > 0:
             say(f"note: the held-out text ({chars} characters) is too short to validate on: no validation "
                 f"and no best.npz (give --val FILE, more text, or a larger data.val_fraction)")
-    if cfg.data.mode == "lines" and cfg.data.curriculum_steps > (0 if resumed is None else resumed.step):
-        say(f"note: curriculum until step {cfg.data.curriculum_steps:,}: training draws the shortest "
-            f"{cfg.data.curriculum_start:.0%} of the lines first, widening to all of them, so the training "
+    d = cfg.data
+    if d.mode == "lines" and d.curriculum_steps > (0 if resumed is None else resumed.step):
+        last = cfg.train.steps - 1  # the share of the lines drawn grows linearly to 1 at curriculum_steps
+        reach = ("all of them" if d.curriculum_steps <= last else
+                 f"the shortest {d.curriculum_start + (1 - d.curriculum_start) * last / d.curriculum_steps:.0%} "
+                 f"at this run's last step")
+        say(f"note: curriculum until step {d.curriculum_steps:,}: training draws the shortest "
+            f"{d.curriculum_start:.0%} of the lines first, widening to {reach}, so the training "
             f"loss starts well below the validation loss; that is expected, not overfitting")
     scored = sum(len(s) for s in val_streams)
     if scored > LARGE_VALIDATION:

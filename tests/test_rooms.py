@@ -252,3 +252,11 @@ def test_the_shipped_model_is_the_lstm_that_charlstm_train_makes():
     assert (ckpt.config.data, ckpt.config.optim) == (recipe.data, recipe.optim)
     assert ckpt.step == ckpt.config.train.steps == recipe.train.steps
     assert ckpt.config.train.seed == config.Config().train.seed  # the default seed: no arguments
+
+
+@pytest.mark.parametrize("steps, reach", [(3000, "the shortest 56% at this run's last step"), (7000, "all of them")])
+def test_the_curriculum_note_says_how_far_the_run_widens(cli, steps, reach):
+    """The rooms recipe's curriculum (6,000 steps) outlasts its 3,000 steps: the note at the start says so."""
+    code, _, err = cli("train", "--dry-run", "--steps", steps)
+    assert code == 0, err
+    assert f"the shortest 12% of the lines first, widening to {reach}, so" in err
