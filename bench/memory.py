@@ -28,7 +28,6 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from charlstm import checkpoint, corpus, evaluate, model  # noqa: E402
-from charlstm.cells import CELLS  # noqa: E402
 
 BUCKETS = ((0, 40), (40, 80), (80, 120), (120, 10_000))
 LEVELS = (0.5, 0.9, 0.98)  # the cloze accuracies whose first minute the table reports

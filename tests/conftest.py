@@ -1,7 +1,10 @@
+import contextlib
 import os
 import pathlib
+import signal
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -84,3 +87,25 @@ def four_run(tmp_path_factory):
     cfg = config.load(CONFIGS / "tiny.yaml", ["model.hidden=32", "data.batch=8", "data.window=32", "train.steps=300"])
     Trainer(cfg, [str(corpus)], root / "run", quiet=True).run()
     return root / "run"
+
+
+def wait_for_training(proc, run, size=200):
+    """Until the run has logged a few metric lines: its signal handlers are installed by then."""
+    deadline = time.monotonic() + 60
+    metrics = run / "metrics.jsonl"
+    while not metrics.exists() or metrics.stat().st_size < size:
+        assert proc.poll() is None, proc.communicate()[1]
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+
+
+@contextlib.contextmanager
+def group_killed_on_exit(proc):
+    """For a process started with start_new_session=True: whatever the test does, its whole group is
+    killed on the way out if it is still running (no stray workers after a failed test)."""
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()

@@ -1,7 +1,6 @@
 """Checkpoint files: atomic writes, pickle-free verified reads, named errors for every kind of damage."""
 
 import io
-import json
 import pathlib
 import zipfile
 

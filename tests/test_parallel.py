@@ -13,7 +13,7 @@ import pytest
 from charlstm import checkpoint, model
 from charlstm.data import Window
 from charlstm.parallel import ParallelEngine
-from conftest import CONFIGS
+from conftest import CONFIGS, group_killed_on_exit, wait_for_training
 
 
 @pytest.mark.parametrize("cell, masked", [("lstm", False), ("gru", True)])
@@ -100,17 +100,10 @@ def test_a_signal_to_the_whole_process_group_stops_cleanly(corpus, tmp_path):
                              str(CONFIGS / "tiny.yaml"), "--set", "train.workers=2", "--set", "train.save_every=100000",
                              "--out", str(run), "--steps", "100000"], stderr=subprocess.PIPE, text=True,
                             start_new_session=True)
-    try:
-        deadline = time.monotonic() + 60
-        while not (run / "metrics.jsonl").exists() or (run / "metrics.jsonl").stat().st_size < 300:
-            assert time.monotonic() < deadline and proc.poll() is None
-            time.sleep(0.05)
+    with group_killed_on_exit(proc):
+        wait_for_training(proc, run, size=300)
         os.killpg(proc.pid, signal.SIGTERM)
         _, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
     assert proc.returncode == 143, err
     assert "stopped by signal" in err and "worker" not in err
     assert checkpoint.load(run / "latest.npz").step > 0

@@ -15,8 +15,8 @@ from hypothesis import strategies as st
 from charlstm import checkpoint
 from charlstm.data import Vocab, load_corpus
 from charlstm.config import DataConfig
-from charlstm.errors import CheckpointError, DataError
-from conftest import CONFIGS, make_text
+from charlstm.errors import CheckpointError
+from conftest import CONFIGS, group_killed_on_exit, make_text, wait_for_training
 
 
 def _tmp_files(run):
@@ -222,16 +222,6 @@ def test_a_100_mb_single_line_is_mapped_and_barely_adds_to_resident_memory(tmp_p
 # ------------------------------------------------------------------------------------- repeated Ctrl-C
 
 
-def _wait_for_training(proc, run, size=200):
-    """Until the run has logged a few metric lines: its signal handlers are installed by then."""
-    deadline = time.monotonic() + 60
-    metrics = run / "metrics.jsonl"
-    while not metrics.exists() or metrics.stat().st_size < size:
-        assert proc.poll() is None, proc.communicate()[1]
-        assert time.monotonic() < deadline
-        time.sleep(0.02)
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("signals, spacing", [(2, 0.01), (2, 0.05), (3, 0.01), (3, 0.05)])
 def test_ctrl_c_twice_or_three_times_never_loses_the_run(tmp_path, signals, spacing):
@@ -248,17 +238,13 @@ def test_ctrl_c_twice_or_three_times_never_loses_the_run(tmp_path, signals, spac
     proc = subprocess.Popen([sys.executable, "-m", "charlstm", "train", str(corpus), *map(str, opts), "--out",
                              str(run), "--steps", "100000"], stderr=subprocess.PIPE, text=True,
                             start_new_session=True)
-    try:
-        _wait_for_training(proc, run)
+    with group_killed_on_exit(proc):
+        wait_for_training(proc, run)
         for i in range(signals):
             if i:
                 time.sleep(spacing)
             os.killpg(proc.pid, signal.SIGINT)
         _, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
     assert "Traceback" not in err and "Error" not in err, err
     assert proc.returncode == 130, err
     step = checkpoint.load(run / "latest.npz").step

@@ -18,7 +18,7 @@ torch = pytest.importorskip("torch", reason="PyTorch is not installed (pip insta
                                             "torch engine's tests need it")
 
 import elman  # noqa: E402
-from charlstm import checkpoint, config, evaluate, model  # noqa: E402
+from charlstm import checkpoint, config, model  # noqa: E402
 from charlstm.cells import CELLS  # noqa: E402
 from charlstm.data import Vocab, make_batches, split_streams  # noqa: E402
 from charlstm.engine import LocalEngine  # noqa: E402
