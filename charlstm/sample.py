@@ -314,7 +314,8 @@ def complete(params, vocab, prompt_batches, options, seed, num_samples=1, batch=
     """Complete every prompt of every batch of prompts, num_samples times each, handing the samples to
     writer (see streams.Writer) as they are made; at most `batch` sequences advance together. Sample i of
     the whole input (prompts in order, a prompt's samples together) draws from a generator seeded with
-    seed + i, whatever batch it is in. Returns the number of samples. spec: the architecture (model.Spec), read off the parameter names when not given."""
+    seed + i, whatever batch it is in. Returns the number of samples. spec: the architecture
+    (model.Spec), read off the parameter names when not given."""
     packed = model.pack(params, spec)
     index = 0
     for prompts in prompt_batches:
