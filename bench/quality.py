@@ -1,6 +1,10 @@
 """Time to quality: charlstm and PyTorch's nn.LSTM, the same configuration, the same wall-clock budget.
 
     python bench/quality.py ../shared/corpora/tinyshakespeare.txt --config configs/shakespeare.yaml --minutes 10
+    python bench/quality.py train.txt --val val.txt --minutes 10     # no --config: model.size auto
+
+Without --config, charlstm's run sizes itself for the budget (model.size auto) and PyTorch trains the
+configuration it chose, read from the run's config.yaml.
 
 Both train on the same windows of the same corpus (charlstm's own batching, random offsets and all),
 from the same initial weights, with the same optimizer, learning-rate schedule and clipping, and both
@@ -21,6 +25,7 @@ import tempfile
 import time
 
 import numpy as np
+import yaml
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
@@ -28,7 +33,8 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 def parse():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("corpus")
-    ap.add_argument("--config", default=str(ROOT / "configs" / "shakespeare.yaml"))
+    ap.add_argument("--config", help="a preset or YAML file; without it the run sizes itself (model.size auto)")
+    ap.add_argument("--val", help="validation file (default: the corpus's held-out tail)")
     ap.add_argument("--minutes", type=float, default=10.0)
     ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     ap.add_argument("--threads", type=int, default=2)
@@ -41,18 +47,22 @@ def parse():
 
 
 def run_charlstm(args, out_dir):
-    cmd = [sys.executable, "-m", "charlstm", "train", args.corpus, "--config", args.config, "--out", str(out_dir),
-           "--time-budget", f"{args.minutes}m", "-q"]
+    cmd = [sys.executable, "-m", "charlstm", "train", args.corpus, "--out", str(out_dir),
+           "--time-budget", f"{args.minutes:g}m", "-q"]
+    cmd += ["--config", args.config] if args.config else []
+    cmd += ["--val", args.val] if args.val else []
     for o in args.overrides:
         cmd += ["--set", o]
     subprocess.run(cmd, check=True)
     records = [json.loads(line) for line in (out_dir / "metrics.jsonl").read_text().splitlines()]
     curve = [(r["elapsed"], r["val_loss"], r["step"]) for r in records if "val_loss" in r]
     speed = [r["chars_per_s"] for r in records if "chars_per_s" in r]
-    return {"curve": curve, "chars_per_s": float(np.median(speed)) if speed else None}
+    return {"curve": curve, "chars_per_s": float(np.median(speed)) if speed else None,
+            "config": (out_dir / "config.yaml").read_text()}
 
 
-def run_torch(args):
+def run_torch(args, chosen=None):
+    """PyTorch's side: the configuration of --config, or `chosen` (the YAML of charlstm's run) when given."""
     import torch
 
     from charlstm import config as config_mod
@@ -61,8 +71,11 @@ def run_torch(args):
     from charlstm.optim import learning_rate
 
     torch.set_num_threads(args.threads)
-    cfg = config_mod.load(args.config, args.overrides)
-    corpus = load_corpus([args.corpus], cfg.data)
+    if chosen is not None:
+        cfg = config_mod.update(config_mod.Config(), yaml.safe_load(chosen), source="charlstm's run")
+    else:
+        cfg = config_mod.load(args.config, args.overrides)
+    corpus = load_corpus([args.corpus], cfg.data, args.val)
     batches = make_batches(corpus.train, corpus.vocab, cfg.data, cfg.train.seed)
     V, H, L = len(corpus.vocab), cfg.model.hidden, cfg.model.layers
     spec = model.Spec("lstm", V, H, L)
@@ -77,19 +90,26 @@ def run_torch(args):
     limit = cfg.train.val_max_chars
     val = split_streams(corpus.val[:limit] if limit else corpus.val, cfg.data.val_streams)
 
+    longest = max(len(s) for s in val)
+    padded = np.zeros((longest, len(val)), np.int64)  # (T, B): the streams side by side, batched as charlstm's
+    scored = np.zeros((longest, len(val)), bool)  # which positions are real characters
+    for j, s in enumerate(val):
+        padded[: len(s), j], scored[: len(s), j] = s, True
+
     def validate():
+        """Each stream from the zero state, the state carried across windows, all streams at once."""
         net.eval()
-        total, count = 0.0, 0
+        ids, mask = torch.from_numpy(padded), torch.from_numpy(scored)
+        total, count, state = 0.0, 0, None
         with torch.no_grad():
-            for s in val:  # each stream from the zero state, the state carried across windows
-                ids = torch.from_numpy(s.astype(np.int64))
-                state = None
-                for a in range(0, len(s) - 1, cfg.data.window):
-                    b = min(a + cfg.data.window, len(s) - 1)
-                    out, state = lstm(torch.nn.functional.one_hot(ids[a:b], V).float()[:, None], state)
-                    logp = torch.log_softmax(decoder(out[:, 0]), dim=-1)
-                    total -= logp[torch.arange(b - a), ids[a + 1 : b + 1]].sum().item()
-                    count += b - a
+            for a in range(0, longest - 1, cfg.data.window):
+                b = min(a + cfg.data.window, longest - 1)
+                out, state = lstm(torch.nn.functional.one_hot(ids[a:b], V).float(), state)
+                logp = torch.log_softmax(decoder(out), dim=-1)
+                nll = -logp.gather(2, ids[a + 1 : b + 1, :, None])[..., 0]
+                real = mask[a + 1 : b + 1]
+                total += nll[real].sum().item()
+                count += int(real.sum())
         net.train()
         return total / count
 
@@ -131,8 +151,9 @@ def at(curve, seconds):
 
 def main():
     args = parse()
-    name = args.name or pathlib.Path(args.config).stem
-    results = {"corpus": args.corpus, "config": args.config, "overrides": args.overrides, "minutes": args.minutes}
+    name = args.name or (pathlib.Path(args.config).stem if args.config else f"auto-{args.minutes:g}m")
+    results = {"corpus": args.corpus, "val": args.val, "config": args.config, "overrides": args.overrides,
+               "minutes": args.minutes}
     skip = set(args.skip.split(","))
     if args.reuse:
         earlier = json.loads(pathlib.Path(args.reuse).read_text())
@@ -140,7 +161,7 @@ def main():
         taken = sorted(skip & keys.keys())
         if not taken:
             sys.exit("quality.py: --reuse takes the side named by --skip; give --skip charlstm or --skip torch")
-        for key in ("corpus", "config", "overrides", "minutes"):
+        for key in ("corpus", "val", "config", "overrides", "minutes"):
             if earlier.get(key) != results[key]:
                 sys.exit(f"quality.py: {args.reuse} was run with {key} {earlier.get(key)!r}, not {results[key]!r}")
         for side in taken:
@@ -159,7 +180,11 @@ def main():
                 results["charlstm"] = run_charlstm(args, pathlib.Path(d) / "run")
     if "torch" not in skip:
         print("pytorch ...", file=sys.stderr, flush=True)
-        results["torch"] = run_torch(args)
+        chosen = None if args.config else results.get("charlstm", {}).get("config")
+        if not args.config and chosen is None:
+            sys.exit("quality.py: without --config, PyTorch trains what charlstm's run chose: run that side too, "
+                     "or --reuse its result")
+        results["torch"] = run_torch(args, chosen)
         import torch
 
         results["torch_version"] = torch.__version__

@@ -62,6 +62,7 @@ class _TrainCommand(click.Command):
             formatter.write_text(
                 "\b\nExamples:\n"
                 "  charlstm train my-novel.txt                  # runs/my-novel/\n"
+                "  charlstm train book.txt --time-budget 10m    # a model sized for ten minutes\n"
                 "  charlstm train book.txt --config shakespeare # a preset\n"
                 "  charlstm train notes/ --set model.hidden=512 --set optim.lr=1e-3\n"
                 "  charlstm train book.txt --dry-run            # the config, sizes, speed\n"
@@ -72,7 +73,8 @@ class _TrainCommand(click.Command):
             formatter.write_text(
                 f"Defaults: an {c.model.cell.upper()} of {c.model.layers} layers of {c.model.hidden} units, "
                 f"{c.train.steps:,} steps (train.steps) of {c.data.batch} streams x {c.data.window} characters, "
-                f"{c.optim.name.capitalize()} at {c.optim.lr:g}. A preset, a file, flags or --set change them; "
+                f"{c.optim.name.capitalize()} at {c.optim.lr:g}; with --time-budget and no model size given, "
+                f"chosen for the budget instead (model.size auto). A preset, a file, flags or --set change them; "
                 f"--dry-run shows every key and where its value comes from.")
 
 
@@ -89,7 +91,10 @@ def _preset_help():
 @click.option("--out", metavar="DIR", help="Run directory for checkpoints and metrics [default: runs/<corpus name>].")
 @click.option("--resume", metavar="DIR", help="Continue the run in DIR from its latest.npz.")
 @click.option("--steps", type=click.IntRange(min=0), help="Total optimizer steps of the run (train.steps).")
-@click.option("--time-budget", metavar="DURATION", help="Stop cleanly, saving, after this long, e.g. 90s, 10m, 1h.")
+@click.option("--time-budget", metavar="DURATION",
+              help="Stop cleanly, saving, after this long, e.g. 90s, 10m, 1h. Unless a model size is given (a "
+                   "preset, a file, --set model.hidden/layers), the model, dropout and schedule are chosen for "
+                   "the budget, the text and this machine's measured speed, and said (model.size).")
 @click.option("--seed", type=click.IntRange(min=0), help="Random seed (train.seed).")
 @click.option("--val", "val_path", metavar="FILE", help="Validate on FILE instead of the end of the corpus.")
 @click.option("--encoding", help="Text encoding of the corpus (data.encoding) [default: utf-8].")

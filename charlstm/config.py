@@ -31,6 +31,10 @@ class ModelConfig:
     cell: str = _choice(cells.DEFAULT, cells.CELLS, "recurrent cell")
     hidden: int = _doc(256, "H, hidden units per layer")
     layers: int = _doc(2, "L, stacked recurrent layers")
+    size: str = _choice("by-budget", ("by-budget", "auto", "fixed"),
+                        "auto: hidden, layers, batch, dropout and the schedule's length chosen for "
+                        "train.time_budget, the corpus and this machine's speed (autosize.py); fixed: as given; "
+                        "by-budget: auto when a time budget is given and model.hidden and model.layers are not")
     forget_bias: Optional[float] = _doc(None, "initial forget-gate bias (GRU: update gate); null keeps PyTorch's init")
     chrono: int = _doc(0, "chrono initialisation with this T_max (characters): forget biases log U(1, T_max - 1), "
                           "input biases their negatives (LSTM; GRU: update gate); 0: off")

@@ -5,11 +5,8 @@ corpus and vocabulary sizes, the parameter count, and the time per 1,000 steps m
 steps of the real model, workers included. Nothing is written: the steps train a copy that is thrown away.
 """
 
-import time
-
 from . import config as config_mod
-from . import model
-from .optim import learning_rate
+from . import steptimer
 
 TIME_FOR = 1.0  # seconds of steps to time, after one untimed step (which allocates the buffers)
 STEPS = (2, 50)  # at least, at most
@@ -48,26 +45,9 @@ def report(trainer):
 
 
 def time_steps(trainer):
-    """(seconds per step, characters per step, steps timed): the run's own next windows, trained on the
-    trainer's arrays, which are never saved."""
-    from .train import dropout_at, train_step
-
-    cfg, batches, ts = trainer.cfg, trainer.inputs.batches, trainer.ts
-    spent, chars, timed, step = 0.0, 0, 0, ts.progress.step
-    while timed < STEPS[1] and (timed < STEPS[0] or spent < TIME_FOR):
-        epoch, n = divmod(step, batches.windows_per_epoch)
-        if batches.starts_sequence(n):
-            ts.state = model.zero_state(trainer.spec, cfg.data.batch)
-        window = batches.window(epoch, n, step)
-        lr = learning_rate(cfg.optim, step, epoch, cfg.train.steps)
-        start = time.perf_counter()
-        train_step(trainer.engine, ts, window, lr, cfg.optim.clip, dropout_at(cfg, step))
-        if step > ts.progress.step:  # the first step allocates: not timed
-            spent += time.perf_counter() - start
-            chars += window.targets()
-            timed += 1
-        step += 1
-    return spent / timed, chars / timed, timed
+    """(seconds per step, characters per step, steps timed) of the trainer's engine on its next windows."""
+    return steptimer.time_steps(trainer.engine, trainer.ts, trainer.cfg, trainer.spec, trainer.inputs.batches,
+                                TIME_FOR, STEPS)
 
 
 def _duration(seconds):

@@ -18,12 +18,13 @@ import math
 import pathlib
 import sys
 import time
+import dataclasses
 from dataclasses import dataclass
 from typing import Optional
 
 import numpy as np
 
-from . import checkpoint, evaluate, model
+from . import autosize, checkpoint, evaluate, model
 from . import config as config_mod
 from . import engine as engine_mod
 from .data import Corpus, load_corpus, make_batches, split_streams
@@ -94,6 +95,14 @@ def read_inputs(cfg, sources, val_source, say, resumed=None):
     return Inputs(corpus, val_source, batches, val_streams, cloze, info)
 
 
+def rebatched(inputs, cfg):
+    """inputs for a cfg whose data.batch or data.val_streams changed since they were read."""
+    corpus, info = inputs.corpus, inputs.info
+    batches = make_batches(corpus.train, corpus.vocab, cfg.data, cfg.train.seed)
+    info = RunInfo(cfg, info.vocab, info.corpus, batches.windows_per_epoch)
+    return dataclasses.replace(inputs, batches=batches, val_streams=validation_streams(corpus, cfg), info=info)
+
+
 LARGE_VALIDATION = 10_000_000  # held-out characters worth a note: a validation this long takes minutes
 
 
@@ -147,6 +156,8 @@ class Trainer:
         if ckpt is not None:
             sources, val_source = recorded_sources(ckpt, sources, val_source)
         self.inputs = read_inputs(cfg, sources, val_source, self.report.say, ckpt)
+        if ckpt is None and autosize.wanted(cfg, self.origins or {}):
+            self._size_automatically()
         self.spec = model.Spec(cfg.model.cell, len(self.inputs.corpus.vocab), cfg.model.hidden, cfg.model.layers,
                                cfg.model.nonlinearity)
         if ckpt is None:
@@ -156,6 +167,17 @@ class Trainer:
             self.saved_step = self.ts.progress.step
         self.engine = engine_mod.start(self.spec, cfg)
         self.engine.adopt(self.ts)
+
+    def _size_automatically(self):
+        """model.size auto: choose the model and schedule for the time budget (autosize.py), say what was
+        chosen, and batch the inputs for it."""
+        cfg = self.cfg
+        choice = autosize.choose(cfg, self.origins or {}, self.inputs, config_mod.parse_duration(cfg.train.time_budget))
+        for line in choice.lines():
+            self.report.say(line)
+        if self.origins is not None:
+            self.origins.update({key: "model.size auto" for key in ("model.size", *choice.keys)})
+        self.inputs = rebatched(self.inputs, cfg)
 
     def run(self):
         """Train: read and check the inputs, then create and lock the run directory and go. Returns the

@@ -1,0 +1,84 @@
+"""The runs model.size auto's rule is fitted to: one corpus, some time budgets, some shapes.
+
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python bench/budget.py train.txt --val val.txt \
+        --name shk --minutes 2 10 --shapes 256x1 384x1 512x1 384x2 auto [--set model.dropout=0.2]
+
+Each run is `charlstm train CORPUS --val VAL --time-budget M --set model.size=auto --set model.hidden=H
+--set model.layers=L` exactly as a user runs it, alone: the run times its shape at the start and fits its
+schedule (steps, cosine, validations) and dropout to the budget (autosize.py), so the shapes are compared
+as auto would train each of them. "auto" leaves the shape to the rule. Results are appended, run by run,
+to bench/results/budget-<name>.json (a stopped sweep keeps what it finished); the table is printed at the end.
+"""
+
+import argparse
+import json
+import pathlib
+import subprocess
+import sys
+import tempfile
+
+import yaml
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+
+
+def parse():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("corpus")
+    ap.add_argument("--val", help="validation file (default: the corpus's held-out tail)")
+    ap.add_argument("--name", required=True, help="results go to bench/results/budget-NAME.json")
+    ap.add_argument("--minutes", type=float, nargs="+", required=True)
+    ap.add_argument("--shapes", nargs="+", required=True, help="HIDDENxLAYERS, or auto")
+    ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    ap.add_argument("--label", default="", help="a name for this variant in the table (e.g. dropout0.2)")
+    ap.add_argument("--keep", metavar="DIR", help="keep the run directories under DIR")
+    return ap.parse_args()
+
+
+def run(args, minutes, shape, out):
+    cmd = [sys.executable, "-m", "charlstm", "train", args.corpus, "--out", str(out), "--time-budget",
+           f"{minutes:g}m", "-q", "--set", "model.size=auto"]
+    if args.val:
+        cmd += ["--val", args.val]
+    if shape != "auto":
+        hidden, layers = shape.split("x")
+        cmd += ["--set", f"model.hidden={hidden}", "--set", f"model.layers={layers}"]
+    for o in args.overrides:
+        cmd += ["--set", o]
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    if done.returncode:
+        sys.exit(f"budget.py: {' '.join(cmd)} failed: {done.stderr.strip()}")
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    curve = [(r["elapsed"], r["val_loss"], r["step"]) for r in records if "val_loss" in r]
+    train = [r["train_loss"] for r in records if "train_loss" in r]
+    chosen = yaml.safe_load((out / "config.yaml").read_text())
+    return {"minutes": minutes, "shape": shape, "label": args.label, "overrides": args.overrides,
+            "config": chosen, "curve": curve, "best": min(v for _, v, _ in curve), "final": curve[-1][1],
+            "train_loss": train[-1] if train else None, "steps_done": curve[-1][2]}
+
+
+def main():
+    args = parse()
+    path = ROOT / "bench" / "results" / f"budget-{args.name}.json"
+    results = json.loads(path.read_text()) if path.exists() else {"corpus": args.corpus, "val": args.val, "runs": []}
+    for minutes in args.minutes:
+        for shape in args.shapes:
+            print(f"{minutes:g} min, {shape} {args.label} ...", file=sys.stderr, flush=True)
+            with tempfile.TemporaryDirectory() as tmp:
+                out = pathlib.Path(args.keep) / f"{args.name}-{minutes:g}m-{shape}{args.label}" if args.keep \
+                    else pathlib.Path(tmp) / "run"
+                result = run(args, minutes, shape, out)
+            results["runs"].append(result)
+            path.write_text(json.dumps(results, indent=1))
+            print(row(result), flush=True)
+
+
+def row(r):
+    m, d = r["config"]["model"], r["config"]
+    return (f"| {r['minutes']:g} | {m['hidden']}x{m['layers']} {r['label']} | {d['data']['batch']} | "
+            f"{m['dropout']}/{m['decoder_dropout']} | {r['steps_done']:,}/{d['train']['steps']:,} | "
+            f"{r['best']:.4f} | {r['final']:.4f} | {r['train_loss']:.3f} |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,227 @@
+"""`model.size: auto`: the model, its regularisation and its schedule for a time budget, this text and
+this machine.
+
+A run given a time budget and no model size trains the largest shape of LADDER that still sees about
+CHARS_PER_PARAMETER characters per parameter in the budget, at the speed this machine measures for it
+(a few real steps of each shape tried, at the start). The rule and the runs it was fitted to are in
+docs/quality.md ("Sizing for the budget"): bigger models learn more per character, smaller ones see more
+characters, and on two cores the best of the runs sat near the same ratio at every budget and corpus.
+Dropout grows with the epochs and the parameters per character of text (a big model that sees a small
+text many times overfits); the learning
+rate follows a cosine over exactly the steps that fit, with validations paid for out of the budget.
+
+What the user set (a preset, a file, a flag or --set) is kept: auto fills in only the keys left at
+their defaults. The run's config.yaml records the chosen values with model.size: fixed, so the same
+command with that file reproduces the run.
+"""
+
+import copy
+import dataclasses
+import math
+import time
+
+from . import config as config_mod
+from . import engine as engine_mod
+from . import model, steptimer
+from .data import make_batches
+from .errors import ConfigError
+from .trainstate import TrainState
+
+
+@dataclasses.dataclass(frozen=True)
+class Shape:
+    hidden: int
+    layers: int
+    batch: int
+
+    def __str__(self):
+        return f"{self.hidden}x{self.layers} (batch {self.batch})"
+
+
+# Ordered by cost per character; each a shape that won or came close in some budget (docs/quality.md).
+LADDER = (Shape(128, 1, 32), Shape(256, 1, 32), Shape(384, 1, 32), Shape(256, 2, 32), Shape(384, 2, 32),
+          Shape(512, 2, 32), Shape(768, 2, 64), Shape(1024, 2, 64))
+
+CHARS_PER_PARAMETER = 8.0  # fitted: characters trained per parameter at the best shape of each budget
+OWNED = ("model.hidden", "model.layers", "model.dropout", "model.decoder_dropout", "data.batch",
+         "optim.lr", "optim.schedule", "optim.warmup", "optim.min_lr",
+         "train.steps", "train.eval_every", "train.save_every", "data.val_streams")
+VALIDATION_SHARE = 0.05  # of the budget, at most, spent validating
+VALIDATIONS = (4, 20)  # at least, at most, in a run
+MARGIN = 0.95  # of the training time left, planned for: the rest absorbs a slower minute
+TIMING = 0.4  # seconds of steps per shape tried
+
+
+def wanted(cfg, origins):
+    """Whether the run is sized automatically: model.size auto, or by-budget with a time budget and
+    neither model.hidden nor model.layers set (auto keeps them when they are set: it then chooses among
+    the shapes that have them). A ConfigError for auto without a budget."""
+    size, budget = cfg.model.size, cfg.train.time_budget
+    given = [key for key in ("model.hidden", "model.layers") if origins.get(key, "default") != "default"]
+    if size == "auto":
+        if budget is None:
+            raise ConfigError("model.size auto sizes the run for its time budget: give --time-budget too")
+        if engine_mod.distributed():  # each process would time, and might choose, on its own
+            raise ConfigError("model.size auto times one process: under torchrun give model.hidden and model.layers")
+        return True
+    return size == "by-budget" and budget is not None and not given and not engine_mod.distributed()
+
+
+@dataclasses.dataclass
+class Choice:
+    """What auto chose, and the measurements it chose by."""
+
+    shape: Shape
+    step_seconds: float  # a training step of the chosen shape, measured
+    val_seconds: float  # one validation, estimated from a timed part of it
+    tried: list  # [(Shape, seconds per step, characters per parameter in the budget)]
+    timing_seconds: float  # how long the sizing took
+    keys: dict  # {"section.key": value} written into the config
+
+    def lines(self):
+        """What the run says at its start."""
+        tried = ", ".join(f"{s.hidden}x{s.layers} {ratio:.1f}" for s, _, ratio in self.tried)
+        keys = " ".join(f"{k}={v}" for k, v in self.keys.items())
+        return [f"model.size auto: {self.shape} for this budget and text (characters per parameter, aiming at "
+                f"{CHARS_PER_PARAMETER:g}: {tried}; {self.timing_seconds:.1f} s of timing, "
+                f"a step {self.step_seconds * 1000:.0f} ms, a validation {self.val_seconds:.1f} s)",
+                f"  chosen: {keys}"]
+
+
+def choose(cfg, origins, inputs, budget):
+    """Size cfg for `budget` seconds on inputs (train.Inputs): time shapes of LADDER, pick one, and set
+    the keys of OWNED that origins say were left at their defaults. Returns the Choice; cfg is changed."""
+    began = time.monotonic()
+    free = {key for key in OWNED if origins.get(key, "default") == "default"}
+    chars = len(inputs.corpus.train)
+    measured = {}
+
+    def ratio(shape):
+        if shape not in measured:
+            measured[shape] = _time_shape(cfg, shape, inputs, free)
+        step_s, chars_per_step, val_s = measured[shape]
+        train_s = _training_seconds(budget, val_s)
+        return train_s / step_s * chars_per_step / _parameters(cfg, shape, len(inputs.corpus.vocab))
+
+    ladder = _ladder(cfg, free)
+    low, high = 0, len(ladder) - 1  # the largest shape whose ratio reaches the target: ratios fall with size
+    while low < high:
+        mid = (low + high + 1) // 2
+        if ratio(ladder[mid]) >= CHARS_PER_PARAMETER:
+            low = mid
+        else:
+            high = mid - 1
+    ratio(ladder[low])
+    shape = ladder[low]
+    step_s, chars_per_step, val_s = measured[shape]
+    keys = _settings(shape, budget, step_s, chars_per_step, val_s, chars,
+                     _parameters(cfg, shape, len(inputs.corpus.vocab)))
+    keys = {k: v for k, v in keys.items() if k in free}
+    config_mod.update(cfg, _nested(keys), source="model.size auto", check=False)
+    cfg.model.size = "fixed"
+    config_mod.validate(cfg)
+    tried = [(s, measured[s][0], ratio(s)) for s in ladder if s in measured]
+    return Choice(shape, step_s, val_s, tried, time.monotonic() - began, keys)
+
+
+def _ladder(cfg, free):
+    """The shapes to choose among: LADDER's, or those with the hidden size, layers or batch the user set
+    (the user's values in a shape of their own if LADDER has none)."""
+    given = {name: getattr(getattr(cfg, section), name) for section, name in
+             (("model", "hidden"), ("model", "layers"), ("data", "batch")) if f"{section}.{name}" not in free}
+    if not given:
+        return list(LADDER)
+    matching = [s for s in LADDER if all(getattr(s, name) == value for name, value in given.items())]
+    if matching:
+        return matching
+    hidden = given.get("hidden", 256)
+    return [Shape(hidden, given.get("layers", 2), given.get("batch", 64 if hidden > 512 else 32))]
+
+
+def _settings(shape, budget, step_s, chars_per_step, val_s, corpus_chars, parameters):
+    """The values auto gives the keys it owns, for shape trained for budget seconds."""
+    validations = _validations(budget, val_s)
+    steps = max(int(_training_seconds(budget, val_s) / step_s), 10)
+    dropout = _dropout(steps * chars_per_step, parameters, corpus_chars)
+    every = max(steps // validations, 1)
+    return {"model.hidden": shape.hidden, "model.layers": shape.layers, "data.batch": shape.batch,
+            "model.dropout": dropout if shape.layers > 1 else 0.0, "model.decoder_dropout": dropout,
+            "optim.lr": 3e-3, "optim.schedule": "cosine", "optim.warmup": min(100, steps // 20),
+            "optim.min_lr": 1e-4, "train.steps": steps, "train.eval_every": every, "train.save_every": every,
+            "data.val_streams": VAL_STREAMS}
+
+
+VAL_STREAMS = 32  # a validation batch that keeps the products efficient; each stream still thousands long
+
+
+def _dropout(seen, parameters, corpus_chars):
+    """Dropout for a model of `parameters` that sees `seen` characters of a text of corpus_chars. A model
+    overfits when it sees its text many times (seen / corpus_chars epochs) and has many parameters for
+    it (parameters / corpus_chars): the product of the two, the pressure, sets the rate. DROPOUT_AT says
+    which rate suits which pressure (fitted, docs/quality.md); it doubles 0.1 at a time, at most 0.5."""
+    pressure = seen * parameters / max(corpus_chars, 1) ** 2
+    if pressure <= 0:
+        return 0.0
+    reference, rate = DROPOUT_AT
+    return round(min(0.5, max(0.0, rate + 0.1 * math.log2(pressure / reference))), 2)
+
+
+DROPOUT_AT = (12.7, 0.25)  # (pressure, dropout): 384x2 on Tiny Shakespeare in ten minutes
+
+
+def _validations(budget, val_s):
+    return int(min(max(VALIDATION_SHARE * budget / max(val_s, 1e-9), VALIDATIONS[0]), VALIDATIONS[1]))
+
+
+def _training_seconds(budget, val_s):
+    return MARGIN * max(budget - _validations(budget, val_s) * val_s, 0.0)
+
+
+def _parameters(cfg, shape, vocab):
+    spec = model.Spec(cfg.model.cell, vocab, shape.hidden, shape.layers, cfg.model.nonlinearity)
+    return sum(math.prod(s) for s in model.param_shapes(spec).values())
+
+
+def _time_shape(cfg, shape, inputs, free):
+    """(seconds per step, characters per step, seconds per validation) of shape on this machine."""
+    trial = copy.deepcopy(cfg)
+    keys = {"model.hidden": shape.hidden, "model.layers": shape.layers, "data.batch": shape.batch}
+    if "data.val_streams" in free:
+        keys["data.val_streams"] = VAL_STREAMS
+    config_mod.update(trial, _nested(keys), source="model.size auto", check=False)
+    corpus = inputs.corpus
+    spec = model.Spec(trial.model.cell, len(corpus.vocab), trial.model.hidden, trial.model.layers,
+                      trial.model.nonlinearity)
+    batches = make_batches(corpus.train, corpus.vocab, trial.data, trial.train.seed)
+    ts = TrainState.new(trial, spec)
+    engine = engine_mod.start(spec, trial)
+    try:
+        engine.adopt(ts)
+        step_s, chars_per_step, _ = steptimer.time_steps(engine, ts, trial, spec, batches, TIMING, (2, 20))
+        val_s = _time_validation(engine, ts, trial, corpus)
+    finally:
+        engine.close()
+    return step_s, chars_per_step, val_s
+
+
+def _time_validation(engine, ts, cfg, corpus, sample=2048):
+    """Seconds for one validation of the held-out text, from one of its first `sample` characters per
+    stream, scaled up."""
+    from .train import validation_streams  # train.py imports this module
+
+    streams = validation_streams(corpus, cfg)
+    total = sum(len(s) for s in streams)
+    if not total:
+        return 0.0
+    part = [s[:sample] for s in streams]
+    start = time.perf_counter()
+    engine.score(ts, part, cfg.data.window)
+    return (time.perf_counter() - start) * total / max(sum(len(s) for s in part), 1)
+
+
+def _nested(keys):
+    mapping = {}
+    for key, value in keys.items():
+        section, name = key.split(".")
+        mapping.setdefault(section, {})[name] = value
+    return mapping

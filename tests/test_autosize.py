@@ -1,0 +1,148 @@
+"""model.size auto: when it applies, what it chooses from the measured speeds, and that the choice is
+said, saved and reproducible."""
+
+import math
+
+import pytest
+import yaml
+
+from charlstm import autosize, config
+from charlstm.errors import ConfigError
+from charlstm.launch import prepare
+
+from conftest import run_cli
+
+
+def origins_of(**layers):
+    return config.origins(list(layers.items()))
+
+
+def test_a_time_budget_without_a_model_size_sizes_the_run():
+    cfg = config.load(overrides=["train.time_budget=10m"])
+    assert autosize.wanted(cfg, origins_of(flag={"train": {"time_budget": "10m"}}))
+
+
+@pytest.mark.parametrize("layer", [{"model": {"hidden": 512}}, {"model": {"layers": 1}}])
+def test_a_given_model_size_is_kept_unless_auto_is_asked_for(layer):
+    cfg = config.load(overrides=["train.time_budget=10m"])
+    assert not autosize.wanted(cfg, origins_of(preset=layer))
+    cfg.model.size = "auto"
+    assert autosize.wanted(cfg, origins_of(preset=layer))
+
+
+def test_no_budget_no_sizing_and_auto_without_a_budget_is_an_error():
+    cfg = config.load()
+    assert not autosize.wanted(cfg, origins_of())
+    cfg.model.size = "fixed"
+    cfg.train.time_budget = "10m"
+    assert not autosize.wanted(cfg, origins_of())
+    cfg = config.load(overrides=["model.size=auto"])
+    with pytest.raises(ConfigError, match="give --time-budget"):
+        autosize.wanted(cfg, origins_of())
+
+
+def test_dropout_grows_with_epochs_times_parameters_per_character_up_to_a_half():
+    pressure, rate = autosize.DROPOUT_AT
+    assert autosize._dropout(pressure * 1e6, 1e6, 1e6) == rate
+    assert autosize._dropout(20e6, 1e5, 1e6) == 0.0  # many epochs, but a small model
+    assert autosize._dropout(1e6, 3e6, 1e6) < rate  # one epoch, a big model
+    values = [autosize._dropout(seen, 1e6, 1e6) for seen in (1e6, 4e6, 16e6, 64e6, 1e12)]
+    assert values == sorted(values) and values[0] == 0.0 and values[-1] == 0.5
+    assert autosize._dropout(0, 1e6, 1e6) == 0.0
+
+
+class Timed:
+    """A stand-in for the machine: a step of each shape costs its parameter count times `per_parameter`
+    seconds (so the characters per parameter fall with size), a validation `val_s`."""
+
+    def __init__(self, per_parameter=1e-8, val_s=1.0):
+        self.per_parameter, self.val_s, self.timed = per_parameter, val_s, []
+
+    def __call__(self, cfg, shape, inputs, free):
+        self.timed.append(shape)
+        return self.per_parameter * autosize._parameters(config.Config(), shape, 65), shape.batch * 64, self.val_s
+
+
+@pytest.fixture
+def inputs(tmp_path):
+    class Corpus:
+        train, vocab = range(1_000_000), range(65)
+
+    class Inputs:
+        corpus = Corpus()
+
+    return Inputs()
+
+
+@pytest.mark.parametrize("budget", [60, 600, 6000])
+def test_choose_takes_the_largest_shape_that_sees_the_target_characters_per_parameter(monkeypatch, inputs, budget):
+    timed = Timed()
+    monkeypatch.setattr(autosize, "_time_shape", timed)
+    cfg = config.load(overrides=[f"train.time_budget={budget}"])
+    choice = autosize.choose(cfg, origins_of(), inputs, budget)
+    ratios = {shape: r for shape, _, r in choice.tried}
+    shape = choice.shape
+    index = autosize.LADDER.index(shape)
+    if index > 0:
+        assert ratios[shape] >= autosize.CHARS_PER_PARAMETER
+    if index + 1 < len(autosize.LADDER):
+        assert ratios[autosize.LADDER[index + 1]] < autosize.CHARS_PER_PARAMETER  # the next one was tried
+    assert len(timed.timed) <= math.ceil(math.log2(len(autosize.LADDER))) + 1  # a bisection, not every shape
+    assert (cfg.model.hidden, cfg.model.layers, cfg.data.batch) == (shape.hidden, shape.layers, shape.batch)
+    assert cfg.model.size == "fixed" and cfg.optim.schedule == "cosine"
+    step_s = timed.per_parameter * autosize._parameters(config.Config(), shape, 65)
+    spent = cfg.train.steps * step_s + math.ceil(cfg.train.steps / cfg.train.eval_every) * timed.val_s
+    assert 0.85 * budget <= spent <= budget  # the schedule ends as the budget does, validations included
+
+
+def test_choose_bigger_models_for_bigger_budgets(monkeypatch, inputs):
+    monkeypatch.setattr(autosize, "_time_shape", Timed())
+    sizes = []
+    for budget in (60, 600, 6000):
+        cfg = config.load(overrides=[f"train.time_budget={budget}"])
+        sizes.append(autosize._parameters(cfg, autosize.choose(cfg, origins_of(), inputs, budget).shape, 65))
+    assert sizes == sorted(sizes) and sizes[0] < sizes[-1]
+
+
+def test_what_the_user_set_is_kept_and_shapes_are_chosen_among_those_with_it(monkeypatch, inputs):
+    timed = Timed()
+    monkeypatch.setattr(autosize, "_time_shape", timed)
+    given = {"model": {"layers": 2, "decoder_dropout": 0.05}, "optim": {"lr": 0.001}}
+    cfg = config.Config()
+    config.update(cfg, {**given, "train": {"time_budget": "10m"}})
+    cfg.model.size = "auto"
+    choice = autosize.choose(cfg, origins_of(flag=given), inputs, 600)
+    assert all(shape.layers == 2 for shape in timed.timed)
+    assert cfg.model.layers == 2 and cfg.model.decoder_dropout == 0.05 and cfg.optim.lr == 0.001
+    assert "model.decoder_dropout" not in choice.keys and "optim.lr" not in choice.keys
+    cfg = config.Config()
+    config.update(cfg, {"model": {"hidden": 300, "layers": 3}})
+    cfg.model.size = "auto"
+    chosen = autosize.choose(cfg, origins_of(flag={"model": {"hidden": 300, "layers": 3}}), inputs, 600).shape
+    assert (chosen.hidden, chosen.layers) == (300, 3)  # no shape of the ladder has them: the user's own
+
+
+def test_a_run_with_a_budget_says_what_it_chose_and_saves_it_reproducibly(tmp_path, corpus):
+    run = tmp_path / "run"
+    code, _, err = run_cli("train", corpus, "--out", run, "--time-budget", "3s", "--set", "train.workers=1")
+    assert code == 0, err
+    said = [line for line in err.splitlines() if line.startswith("model.size auto:")]
+    assert len(said) == 1 and "characters per parameter" in said[0] and "of timing" in said[0]
+    saved = yaml.safe_load((run / "config.yaml").read_text())
+    assert saved["model"]["size"] == "fixed" and saved["optim"]["schedule"] == "cosine"
+    chosen = next(line for line in err.splitlines() if line.strip().startswith("chosen:"))
+    assert f"model.hidden={saved['model']['hidden']}" in chosen and f"train.steps={saved['train']['steps']}" in chosen
+    trainer = prepare([str(corpus)], str(run / "config.yaml"), tmp_path / "again",
+                      flags={"train.time_budget": "3s"}, quiet=True)
+    assert not autosize.wanted(trainer.cfg, trainer.origins)  # the saved file gives the size: no new sizing
+    assert config.to_dict(trainer.cfg) == {**saved, "train": {**saved["train"], "time_budget": "3s"}}
+
+
+def test_dry_run_names_auto_as_the_origin_of_what_it_chose(corpus):
+    code, out, err = run_cli("train", corpus, "--time-budget", "1m", "--dry-run", "--set", "train.workers=1",
+                             "--set", "optim.lr=0.002")
+    assert code == 0, err
+    origin = {line.split(":")[0].strip(): line.split("# ")[-1] for line in out.splitlines() if "# " in line}
+    assert origin["hidden"] == origin["steps"] == origin["decoder_dropout"] == "model.size auto"
+    assert origin["lr"] == "--set" and origin["size"] == "model.size auto"
+    assert "model.size auto:" in err
