@@ -17,6 +17,7 @@ import subprocess
 import sys
 import tempfile
 
+import numpy as np
 import yaml
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -37,7 +38,7 @@ def parse():
 
 def run(args, minutes, shape, out):
     cmd = [sys.executable, "-m", "charlstm", "train", args.corpus, "--out", str(out), "--time-budget",
-           f"{minutes:g}m", "-q", "--set", "model.size=auto"]
+           f"{minutes:g}m", "--set", "model.size=auto"]
     if args.val:
         cmd += ["--val", args.val]
     if shape != "auto":
@@ -52,9 +53,14 @@ def run(args, minutes, shape, out):
     curve = [(r["elapsed"], r["val_loss"], r["step"]) for r in records if "val_loss" in r]
     train = [r["train_loss"] for r in records if "train_loss" in r]
     chosen = yaml.safe_load((out / "config.yaml").read_text())
+    with np.load(out / "latest.npz", allow_pickle=False) as z:
+        params = sum(z[k].size for k in z.files if k.startswith(("lstm.", "decoder.")))
+        train_chars = json.loads(z["meta"].tobytes())["corpus"]["train_chars"]
+    said = [line for line in done.stderr.splitlines() if "model.size auto" in line or "chosen:" in line]
     return {"minutes": minutes, "shape": shape, "label": args.label, "overrides": args.overrides,
             "config": chosen, "curve": curve, "best": min(v for _, v, _ in curve), "final": curve[-1][1],
-            "train_loss": train[-1] if train else None, "steps_done": curve[-1][2]}
+            "train_loss": train[-1] if train else None, "steps_done": curve[-1][2], "parameters": int(params),
+            "said": said, "train_chars": train_chars}
 
 
 def main():
@@ -68,6 +74,7 @@ def main():
                 out = pathlib.Path(args.keep) / f"{args.name}-{minutes:g}m-{shape}{args.label}" if args.keep \
                     else pathlib.Path(tmp) / "run"
                 result = run(args, minutes, shape, out)
+            results["train_chars"] = result["train_chars"]
             results["runs"].append(result)
             path.write_text(json.dumps(results, indent=1))
             print(row(result), flush=True)

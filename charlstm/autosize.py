@@ -55,9 +55,11 @@ TIMING = 0.4  # seconds of steps per shape tried
 def wanted(cfg, origins):
     """Whether the run is sized automatically: model.size auto, or by-budget with a time budget and
     neither model.hidden nor model.layers set (auto keeps them when they are set: it then chooses among
-    the shapes that have them). A ConfigError for auto without a budget."""
+    the shapes that have them). origins: {"section.key": where its value came from}; None (a config built
+    in code) counts every key as set. A ConfigError for auto without a budget."""
     size, budget = cfg.model.size, cfg.train.time_budget
-    given = [key for key in ("model.hidden", "model.layers") if origins.get(key, "default") != "default"]
+    given = [key for key in ("model.hidden", "model.layers")
+             if origins is None or origins.get(key, "default") != "default"]
     if size == "auto":
         if budget is None:
             raise ConfigError("model.size auto sizes the run for its time budget: give --time-budget too")

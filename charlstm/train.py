@@ -14,11 +14,11 @@ nothing random and changes only the record of the best, so a resumed run may cal
 (the stop's validation) while its weights match.
 """
 
+import dataclasses
 import math
 import pathlib
 import sys
 import time
-import dataclasses
 from dataclasses import dataclass
 from typing import Optional
 
@@ -156,7 +156,7 @@ class Trainer:
         if ckpt is not None:
             sources, val_source = recorded_sources(ckpt, sources, val_source)
         self.inputs = read_inputs(cfg, sources, val_source, self.report.say, ckpt)
-        if ckpt is None and autosize.wanted(cfg, self.origins or {}):
+        if ckpt is None and autosize.wanted(cfg, self.origins):
             self._size_automatically()
         self.spec = model.Spec(cfg.model.cell, len(self.inputs.corpus.vocab), cfg.model.hidden, cfg.model.layers,
                                cfg.model.nonlinearity)
@@ -172,7 +172,8 @@ class Trainer:
         """model.size auto: choose the model and schedule for the time budget (autosize.py), say what was
         chosen, and batch the inputs for it."""
         cfg = self.cfg
-        choice = autosize.choose(cfg, self.origins or {}, self.inputs, config_mod.parse_duration(cfg.train.time_budget))
+        budget = config_mod.parse_duration(cfg.train.time_budget)
+        choice = autosize.choose(cfg, self.origins or {}, self.inputs, budget)
         for line in choice.lines():
             self.report.say(line)
         if self.origins is not None:

@@ -30,6 +30,13 @@ def test_a_given_model_size_is_kept_unless_auto_is_asked_for(layer):
     assert autosize.wanted(cfg, origins_of(preset=layer))
 
 
+def test_a_config_built_in_code_is_sized_only_when_it_asks_for_auto():
+    cfg = config.load(overrides=["train.time_budget=10m"])
+    assert not autosize.wanted(cfg, None)  # no record of what was set: every key counts as given
+    cfg.model.size = "auto"
+    assert autosize.wanted(cfg, None)
+
+
 def test_no_budget_no_sizing_and_auto_without_a_budget_is_an_error():
     cfg = config.load()
     assert not autosize.wanted(cfg, origins_of())

@@ -1,0 +1,90 @@
+"""Tables and curves of the runs bench/budget.py and bench/quality.py recorded, for docs/quality.md.
+
+    python bench/budget_report.py shk py                       # Markdown tables, one per corpus
+    python bench/budget_report.py shk --png docs/budget-shk.png --quality auto-shk-10m --default default-shk
+
+A table row is one run: its budget, shape, what auto set (batch, dropout, steps), what it reached
+(best and final validation loss, the last training loss) and the two quantities the rule reads:
+characters trained per parameter, and the overfitting pressure (epochs x parameters per character).
+"""
+
+import argparse
+import json
+import pathlib
+
+import numpy as np
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results"
+
+
+def parse():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("names", nargs="+", help="budget-NAME.json files of bench/results")
+    ap.add_argument("--png", help="draw the runs' curves (and --quality's, --default's) to this PNG")
+    ap.add_argument("--quality", help="quality-NAME.json of bench/quality.py: its charlstm and PyTorch curves")
+    ap.add_argument("--default", help="budget-NAME.json whose runs are the fixed default, drawn dashed")
+    return ap.parse_args()
+
+
+def table(name):
+    data = json.loads((RESULTS / f"budget-{name}.json").read_text())
+    corpus_chars = data.get("train_chars")
+    lines = [f"{name}: {data['corpus']}" + (f", validated on {data['val']}" if data.get("val") else ""),
+             "", "| budget | shape | batch | dropout (layers/decoder) | steps done/planned | best val | final val | "
+             "train loss | chars per parameter | pressure |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in sorted(data["runs"], key=lambda r: (r["minutes"], r.get("parameters", 0))):
+        c = r["config"]
+        m, d, t = c["model"], c["data"], c["train"]
+        seen = r["steps_done"] * d["batch"] * d["window"]
+        ratio = seen / r["parameters"] if r.get("parameters") else float("nan")
+        pressure = seen * r.get("parameters", np.nan) / corpus_chars ** 2 if corpus_chars else float("nan")
+        shape = f"{m['hidden']}x{m['layers']}" + (f" {r['label']}" if r.get("label") else "")
+        lines.append(f"| {r['minutes']:g} min | {shape} | {d['batch']} | {m['dropout']}/{m['decoder_dropout']} | "
+                     f"{r['steps_done']:,}/{t['steps']:,} | {r['best']:.4f} | {r['final']:.4f} | "
+                     f"{r['train_loss']:.3f} | {ratio:.1f} | {pressure:.1f} |")
+    return "\n".join(lines)
+
+
+def draw(args):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    for name in args.names:
+        for r in json.loads((RESULTS / f"budget-{name}.json").read_text())["runs"]:
+            if r["shape"] != "auto" and not r.get("label", "").startswith("auto"):
+                continue
+            t, v, _ = zip(*r["curve"])
+            ax.plot(np.array(t) / 60, v, marker=".", label=f"auto, {r['minutes']:g} min "
+                    f"({r['config']['model']['hidden']}x{r['config']['model']['layers']})")
+    if args.default:
+        for r in json.loads((RESULTS / f"budget-{args.default}.json").read_text())["runs"]:
+            t, v, _ = zip(*r["curve"])
+            ax.plot(np.array(t) / 60, v, "--", color="grey", label="the fixed default (256x2, constant rate)")
+    if args.quality:
+        q = json.loads((RESULTS / f"quality-{args.quality}.json").read_text())
+        if "torch" in q:
+            t, v, _ = zip(*q["torch"]["curve"])
+            ax.plot(np.array(t) / 60, v, ":", color="black", label="PyTorch nn.LSTM, auto's choice, same budget")
+    ax.set_xlabel("minutes of training (2 cores)")
+    ax.set_ylabel("validation loss (nats/char)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(args.png, dpi=120)
+
+
+def main():
+    args = parse()
+    for name in args.names:
+        print(table(name))
+        print()
+    if args.png:
+        draw(args)
+
+
+if __name__ == "__main__":
+    main()
