@@ -1,18 +1,19 @@
 """`model.size: auto`: the model, its regularisation and its schedule for a time budget, this text and
 this machine.
 
-A run given a time budget and no model size trains the largest shape of LADDER that still sees about
-CHARS_PER_PARAMETER characters per parameter in the budget, at the speed this machine measures for it
-(a few real steps of each shape tried, at the start). The rule and the runs it was fitted to are in
-docs/quality.md ("Sizing for the budget"): bigger models learn more per character, smaller ones see more
-characters, and on two cores the best of the runs sat near the same ratio at every budget and corpus.
-Dropout grows with the epochs and the parameters per character of text (a big model that sees a small
-text many times overfits); the learning
-rate follows a cosine over exactly the steps that fit, with validations paid for out of the budget.
+A run given a time budget and no model size trains the largest shape of LADDER that can still make
+STEPS optimizer steps in the budget, at the speed this machine measures for it (a few real steps of each
+shape tried, at the start; a bisection of the ladder, three or four shapes). The rule comes from runs at
+2, 5 and 10 minutes on two corpora (docs/quality.md, "How auto sizes a run"): in each budget the best
+shape was the largest that still made a few thousand steps; a bigger one learns more per step but
+stops too early, a smaller one converges to a worse loss. Dropout rises with the overfitting pressure,
+epochs times parameters per character of text (a big model that sees a small text many times overfits);
+the learning rate follows a cosine over exactly the steps that fit, validations paid for from the budget.
 
 What the user set (a preset, a file, a flag or --set) is kept: auto fills in only the keys left at
-their defaults. The run's config.yaml records the chosen values with model.size: fixed, so the same
-command with that file reproduces the run.
+their defaults, and chooses among the shapes with the hidden size or layers given. The run's
+config.yaml records the chosen values with model.size: fixed, so `--config RUN_DIR/config.yaml`
+repeats the run.
 """
 
 import copy
@@ -42,7 +43,7 @@ class Shape:
 LADDER = (Shape(128, 1, 32), Shape(256, 1, 32), Shape(384, 1, 32), Shape(256, 2, 32), Shape(384, 2, 32),
           Shape(512, 2, 32), Shape(768, 2, 64), Shape(1024, 2, 64))
 
-CHARS_PER_PARAMETER = 8.0  # fitted: characters trained per parameter at the best shape of each budget
+STEPS = 3000  # fitted: the best shape of each budget made 2,700 to 8,600 steps, shapes a size up fewer
 OWNED = ("model.hidden", "model.layers", "model.dropout", "model.decoder_dropout", "data.batch",
          "optim.lr", "optim.schedule", "optim.warmup", "optim.min_lr",
          "train.steps", "train.eval_every", "train.save_every", "data.val_streams")
@@ -76,17 +77,17 @@ class Choice:
     shape: Shape
     step_seconds: float  # a training step of the chosen shape, measured
     val_seconds: float  # one validation, estimated from a timed part of it
-    tried: list  # [(Shape, seconds per step, characters per parameter in the budget)]
+    tried: list  # [(Shape, seconds per step, steps that fit in the budget)]
     timing_seconds: float  # how long the sizing took
     keys: dict  # {"section.key": value} written into the config
 
     def lines(self):
         """What the run says at its start."""
-        tried = ", ".join(f"{s.hidden}x{s.layers} {ratio:.1f}" for s, _, ratio in self.tried)
+        tried = ", ".join(f"{s.hidden}x{s.layers} {steps:,}" for s, _, steps in self.tried)
         keys = " ".join(f"{k}={v}" for k, v in self.keys.items())
-        return [f"model.size auto: {self.shape} for this budget and text (characters per parameter, aiming at "
-                f"{CHARS_PER_PARAMETER:g}: {tried}; {self.timing_seconds:.1f} s of timing, "
-                f"a step {self.step_seconds * 1000:.0f} ms, a validation {self.val_seconds:.1f} s)",
+        return [f"model.size auto: {self.shape}, the largest shape that makes {STEPS:,} steps in this budget here "
+                f"(steps that fit: {tried}; {self.timing_seconds:.1f} s of timing, a step "
+                f"{self.step_seconds * 1000:.0f} ms, a validation {self.val_seconds:.1f} s)",
                 f"  chosen: {keys}"]
 
 
@@ -95,34 +96,33 @@ def choose(cfg, origins, inputs, budget):
     the keys of OWNED that origins say were left at their defaults. Returns the Choice; cfg is changed."""
     began = time.monotonic()
     free = {key for key in OWNED if origins.get(key, "default") == "default"}
-    chars = len(inputs.corpus.train)
     measured = {}
 
-    def ratio(shape):
+    def steps(shape):
+        """The steps shape makes in the budget, validations paid for."""
         if shape not in measured:
             measured[shape] = _time_shape(cfg, shape, inputs, free)
-        step_s, chars_per_step, val_s = measured[shape]
-        train_s = _training_seconds(budget, val_s)
-        return train_s / step_s * chars_per_step / _parameters(cfg, shape, len(inputs.corpus.vocab))
+        step_s, _, val_s = measured[shape]
+        return int(_training_seconds(budget, val_s) / step_s)
 
     ladder = _ladder(cfg, free)
-    low, high = 0, len(ladder) - 1  # the largest shape whose ratio reaches the target: ratios fall with size
+    low, high = 0, len(ladder) - 1  # the largest shape that reaches STEPS: steps fall along the ladder
     while low < high:
         mid = (low + high + 1) // 2
-        if ratio(ladder[mid]) >= CHARS_PER_PARAMETER:
+        if steps(ladder[mid]) >= STEPS:
             low = mid
         else:
             high = mid - 1
-    ratio(ladder[low])
     shape = ladder[low]
+    steps(shape)
     step_s, chars_per_step, val_s = measured[shape]
-    keys = _settings(shape, budget, step_s, chars_per_step, val_s, chars,
-                     _parameters(cfg, shape, len(inputs.corpus.vocab)))
+    parameters = _parameters(cfg, shape, len(inputs.corpus.vocab))
+    keys = _settings(shape, budget, step_s, chars_per_step, val_s, len(inputs.corpus.train), parameters)
     keys = {k: v for k, v in keys.items() if k in free}
     config_mod.update(cfg, _nested(keys), source="model.size auto", check=False)
     cfg.model.size = "fixed"
     config_mod.validate(cfg)
-    tried = [(s, measured[s][0], ratio(s)) for s in ladder if s in measured]
+    tried = [(s, measured[s][0], steps(s)) for s in ladder if s in measured]
     return Choice(shape, step_s, val_s, tried, time.monotonic() - began, keys)
 
 
@@ -145,7 +145,7 @@ def _settings(shape, budget, step_s, chars_per_step, val_s, corpus_chars, parame
     validations = _validations(budget, val_s)
     steps = max(int(_training_seconds(budget, val_s) / step_s), 10)
     dropout = _dropout(steps * chars_per_step, parameters, corpus_chars)
-    every = max(steps // validations, 1)
+    every = -(-steps // validations)  # at most `validations` of them, the last at the last step
     return {"model.hidden": shape.hidden, "model.layers": shape.layers, "data.batch": shape.batch,
             "model.dropout": dropout if shape.layers > 1 else 0.0, "model.decoder_dropout": dropout,
             "optim.lr": 3e-3, "optim.schedule": "cosine", "optim.warmup": min(100, steps // 20),

@@ -81,19 +81,20 @@ def inputs(tmp_path):
     return Inputs()
 
 
-@pytest.mark.parametrize("budget", [60, 600, 6000])
-def test_choose_takes_the_largest_shape_that_sees_the_target_characters_per_parameter(monkeypatch, inputs, budget):
+@pytest.mark.parametrize("budget", [20, 60, 600, 6000, 60000])
+def test_choose_takes_the_largest_shape_that_makes_the_target_steps_in_the_budget(monkeypatch, inputs, budget):
     timed = Timed()
     monkeypatch.setattr(autosize, "_time_shape", timed)
     cfg = config.load(overrides=[f"train.time_budget={budget}"])
     choice = autosize.choose(cfg, origins_of(), inputs, budget)
-    ratios = {shape: r for shape, _, r in choice.tried}
+    steps = {shape: n for shape, _, n in choice.tried}
     shape = choice.shape
     index = autosize.LADDER.index(shape)
     if index > 0:
-        assert ratios[shape] >= autosize.CHARS_PER_PARAMETER
+        assert steps[shape] >= autosize.STEPS
     if index + 1 < len(autosize.LADDER):
-        assert ratios[autosize.LADDER[index + 1]] < autosize.CHARS_PER_PARAMETER  # the next one was tried
+        assert steps[autosize.LADDER[index + 1]] < autosize.STEPS  # the next one up was tried, and falls short
+    assert {0, len(autosize.LADDER) - 1} & {index} or len(steps) >= 2
     assert len(timed.timed) <= math.ceil(math.log2(len(autosize.LADDER))) + 1  # a bisection, not every shape
     assert (cfg.model.hidden, cfg.model.layers, cfg.data.batch) == (shape.hidden, shape.layers, shape.batch)
     assert cfg.model.size == "fixed" and cfg.optim.schedule == "cosine"
