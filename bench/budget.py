@@ -6,7 +6,8 @@
 Each run is `charlstm train CORPUS --val VAL --time-budget M --set model.size=auto --set model.hidden=H
 --set model.layers=L` exactly as a user runs it, alone: the run times its shape at the start and fits its
 schedule (steps, cosine, validations) and dropout to the budget (autosize.py), so the shapes are compared
-as auto would train each of them. "auto" leaves the shape to the rule. Results are appended, run by run,
+as auto would train each of them. "auto" leaves the shape to the rule; --fixed default --shapes fixed
+trains configs/default.yaml as it is, the fixed default to compare with. Results are appended, run by run,
 to bench/results/budget-<name>.json (a stopped sweep keeps what it finished); the table is printed at the end.
 """
 
@@ -29,8 +30,11 @@ def parse():
     ap.add_argument("--val", help="validation file (default: the corpus's held-out tail)")
     ap.add_argument("--name", required=True, help="results go to bench/results/budget-NAME.json")
     ap.add_argument("--minutes", type=float, nargs="+", required=True)
-    ap.add_argument("--shapes", nargs="+", required=True, help="HIDDENxLAYERS, or auto")
+    ap.add_argument("--shapes", nargs="+", default=["auto"], help="HIDDENxLAYERS, or auto")
+    ap.add_argument("--record", metavar="RUN_DIR", help="add this finished auto run of --minutes to the results")
     ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    ap.add_argument("--fixed", metavar="CONFIG", help="train this preset or file as it is (no sizing): give "
+                                                      "--shapes fixed")
     ap.add_argument("--label", default="", help="a name for this variant in the table (e.g. dropout0.2)")
     ap.add_argument("--keep", metavar="DIR", help="keep the run directories under DIR")
     return ap.parse_args()
@@ -38,10 +42,11 @@ def parse():
 
 def run(args, minutes, shape, out):
     cmd = [sys.executable, "-m", "charlstm", "train", args.corpus, "--out", str(out), "--time-budget",
-           f"{minutes:g}m", "--set", "model.size=auto"]
+           f"{minutes:g}m"]
+    cmd += ["--config", args.fixed] if args.fixed else ["--set", "model.size=auto"]
     if args.val:
         cmd += ["--val", args.val]
-    if shape != "auto":
+    if shape not in ("auto", "fixed"):
         hidden, layers = shape.split("x")
         cmd += ["--set", f"model.hidden={hidden}", "--set", f"model.layers={layers}"]
     for o in args.overrides:
@@ -49,6 +54,11 @@ def run(args, minutes, shape, out):
     done = subprocess.run(cmd, capture_output=True, text=True)
     if done.returncode:
         sys.exit(f"budget.py: {' '.join(cmd)} failed: {done.stderr.strip()}")
+    return result(args, minutes, shape, out, done.stderr)
+
+
+def result(args, minutes, shape, out, stderr=""):
+    """The record of the run in out: its curve, what it chose and reached."""
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     curve = [(r["elapsed"], r["val_loss"], r["step"]) for r in records if "val_loss" in r]
     train = [r["train_loss"] for r in records if "train_loss" in r]
@@ -56,7 +66,7 @@ def run(args, minutes, shape, out):
     with np.load(out / "latest.npz", allow_pickle=False) as z:
         params = sum(z[k].size for k in z.files if k.startswith(("lstm.", "decoder.")))
         train_chars = json.loads(z["meta"].tobytes())["corpus"]["train_chars"]
-    said = [line for line in done.stderr.splitlines() if "model.size auto" in line or "chosen:" in line]
+    said = [line for line in stderr.splitlines() if "model.size auto" in line or "chosen:" in line]
     return {"minutes": minutes, "shape": shape, "label": args.label, "overrides": args.overrides,
             "config": chosen, "curve": curve, "best": min(v for _, v, _ in curve), "final": curve[-1][1],
             "train_loss": train[-1] if train else None, "steps_done": curve[-1][2], "parameters": int(params),
@@ -67,17 +77,23 @@ def main():
     args = parse()
     path = ROOT / "bench" / "results" / f"budget-{args.name}.json"
     results = json.loads(path.read_text()) if path.exists() else {"corpus": args.corpus, "val": args.val, "runs": []}
+    if args.record:  # a run made elsewhere (bench/quality.py's charlstm side), recorded as it is
+        results["runs"].append(result(args, args.minutes[0], "auto", pathlib.Path(args.record)))
+        results["train_chars"] = results["runs"][-1]["train_chars"]
+        path.write_text(json.dumps(results, indent=1))
+        print(row(results["runs"][-1]))
+        return
     for minutes in args.minutes:
         for shape in args.shapes:
             print(f"{minutes:g} min, {shape} {args.label} ...", file=sys.stderr, flush=True)
             with tempfile.TemporaryDirectory() as tmp:
                 out = pathlib.Path(args.keep) / f"{args.name}-{minutes:g}m-{shape}{args.label}" if args.keep \
                     else pathlib.Path(tmp) / "run"
-                result = run(args, minutes, shape, out)
-            results["train_chars"] = result["train_chars"]
-            results["runs"].append(result)
+                record = run(args, minutes, shape, out)
+            results["train_chars"] = record["train_chars"]
+            results["runs"].append(record)
             path.write_text(json.dumps(results, indent=1))
-            print(row(result), flush=True)
+            print(row(record), flush=True)
 
 
 def row(r):

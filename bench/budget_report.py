@@ -27,8 +27,31 @@ def parse():
     return ap.parse_args()
 
 
+def picked(runs):
+    """{minutes: the run of the shape auto's rule takes}: the largest (in parameters) whose planned steps
+    reach autosize.STEPS, else the smallest; runs with a label (a variant) are left out."""
+    from charlstm.autosize import STEPS
+
+    by_budget = {}
+    for r in runs:
+        if not r.get("label"):
+            by_budget.setdefault(r["minutes"], []).append(r)
+    chosen = {}
+    for minutes, group in by_budget.items():
+        group.sort(key=lambda r: r["parameters"])
+        reaching = [r for r in group if r["config"]["train"]["steps"] >= STEPS]
+        chosen[minutes] = reaching[-1] if reaching else group[0]
+    return chosen
+
+
 def table(name):
     data = json.loads((RESULTS / f"budget-{name}.json").read_text())
+    rule = {id(r) for r in picked(data["runs"]).values()}
+    best = {}
+    for r in data["runs"]:
+        if not r.get("label") and r["best"] < best.get(r["minutes"], (9e9,))[0]:
+            best[r["minutes"]] = (r["best"], id(r))
+    best = {i for _, i in best.values()}
     corpus_chars = data.get("train_chars")
     lines = [f"{name}: {data['corpus']}" + (f", validated on {data['val']}" if data.get("val") else ""),
              "", "| budget | shape | batch | dropout (layers/decoder) | steps done/planned | best val | final val | "
@@ -40,6 +63,7 @@ def table(name):
         ratio = seen / r["parameters"] if r.get("parameters") else float("nan")
         pressure = seen * r.get("parameters", np.nan) / corpus_chars ** 2 if corpus_chars else float("nan")
         shape = f"{m['hidden']}x{m['layers']}" + (f" {r['label']}" if r.get("label") else "")
+        shape += " (auto's pick)" * (id(r) in rule) + " **best**" * (id(r) in best)
         lines.append(f"| {r['minutes']:g} min | {shape} | {d['batch']} | {m['dropout']}/{m['decoder_dropout']} | "
                      f"{r['steps_done']:,}/{t['steps']:,} | {r['best']:.4f} | {r['final']:.4f} | "
                      f"{r['train_loss']:.3f} | {ratio:.1f} | {pressure:.1f} |")
@@ -54,9 +78,10 @@ def draw(args):
 
     fig, ax = plt.subplots(figsize=(8, 4.5))
     for name in args.names:
-        for r in json.loads((RESULTS / f"budget-{name}.json").read_text())["runs"]:
-            if r["shape"] != "auto" and not r.get("label", "").startswith("auto"):
-                continue
+        for minutes, r in sorted(picked(json.loads((RESULTS / f"budget-{name}.json").read_text())["runs"]).items()):
+            if args.quality and minutes == json.loads((RESULTS / f"quality-{args.quality}.json").read_text())["minutes"]:
+                r = {"curve": json.loads((RESULTS / f"quality-{args.quality}.json").read_text())["charlstm"]["curve"],
+                     "minutes": minutes, "config": r["config"]}  # the auto run itself, from bench/quality.py
             t, v, _ = zip(*r["curve"])
             ax.plot(np.array(t) / 60, v, marker=".", label=f"auto, {r['minutes']:g} min "
                     f"({r['config']['model']['hidden']}x{r['config']['model']['layers']})")

@@ -65,7 +65,7 @@ class Timed:
     def __init__(self, per_parameter=1e-8, val_s=1.0):
         self.per_parameter, self.val_s, self.timed = per_parameter, val_s, []
 
-    def __call__(self, cfg, shape, inputs, free):
+    def __call__(self, cfg, shape, inputs, free, budget):
         self.timed.append(shape)
         return self.per_parameter * autosize._parameters(config.Config(), shape, 65), shape.batch * 64, self.val_s
 
