@@ -73,10 +73,23 @@ def result(args, minutes, shape, out, stderr=""):
             "said": said, "train_chars": train_chars}
 
 
+def kernel():
+    """NumPy's BLAS as this process sees it (the charlstm subprocesses inherit its environment): library,
+    version, kernel and threads, from threadpoolctl when it is installed."""
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        return "unknown (pip install threadpoolctl to record it)"
+    np.dot(np.ones((2, 2)), np.ones((2, 2)))  # loads the BLAS
+    return "; ".join(f"{p['internal_api']} {p['version']} {p.get('architecture')}, {p['num_threads']} threads"
+                     for p in threadpool_info() if p["user_api"] == "blas")
+
+
 def main():
     args = parse()
     path = ROOT / "bench" / "results" / f"budget-{args.name}.json"
     results = json.loads(path.read_text()) if path.exists() else {"corpus": args.corpus, "val": args.val, "runs": []}
+    results.setdefault("blas", []).append(kernel())
     if args.record:  # a run made elsewhere (bench/quality.py's charlstm side), recorded as it is
         results["runs"].append(result(args, args.minutes[0], "auto", pathlib.Path(args.record)))
         results["train_chars"] = results["runs"][-1]["train_chars"]

@@ -149,11 +149,23 @@ def at(curve, seconds):
     return min(seen) if seen else math.nan
 
 
+def kernel():
+    """NumPy's BLAS as this process sees it (the charlstm subprocesses inherit its environment): library,
+    version, kernel and threads, from threadpoolctl when it is installed."""
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        return "unknown (pip install threadpoolctl to record it)"
+    np.dot(np.ones((2, 2)), np.ones((2, 2)))  # loads the BLAS
+    return "; ".join(f"{p['internal_api']} {p['version']} {p.get('architecture')}, {p['num_threads']} threads"
+                     for p in threadpool_info() if p["user_api"] == "blas")
+
+
 def main():
     args = parse()
     name = args.name or (pathlib.Path(args.config).stem if args.config else f"auto-{args.minutes:g}m")
     results = {"corpus": args.corpus, "val": args.val, "config": args.config, "overrides": args.overrides,
-               "minutes": args.minutes}
+               "minutes": args.minutes, "blas": kernel()}
     skip = set(args.skip.split(","))
     if args.reuse:
         earlier = json.loads(pathlib.Path(args.reuse).read_text())
