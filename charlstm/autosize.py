@@ -82,14 +82,16 @@ class Choice:
     tried: list  # [(Shape, seconds per step, steps that fit in the budget)]
     timing_seconds: float  # how long the sizing took
     keys: dict  # {"section.key": value} written into the config
+    only: bool  # whether the user's settings left one shape to take
 
     def lines(self):
         """What the run says at its start."""
         tried = ", ".join(f"{s.hidden}x{s.layers} {steps:,}" for s, _, steps in self.tried)
         keys = " ".join(f"{k}={v}" for k, v in self.keys.items())
-        return [f"model.size auto: {self.shape}, the largest shape that makes {STEPS:,} steps in this budget here "
-                f"(steps that fit: {tried}; {self.timing_seconds:.1f} s of timing, a step "
-                f"{self.step_seconds * 1000:.0f} ms, a validation {self.val_seconds:.1f} s)",
+        why = ("the shape given" if self.only else
+               f"the largest shape that makes {STEPS:,} steps in this budget here (steps that fit: {tried})")
+        return [f"model.size auto: {self.shape}, {why}; {self.timing_seconds:.1f} s of timing, a step "
+                f"{self.step_seconds * 1000:.0f} ms, a validation {self.val_seconds:.1f} s",
                 f"  chosen: {keys}"]
 
 
@@ -125,7 +127,7 @@ def choose(cfg, origins, inputs, budget):
     cfg.model.size = "fixed"
     config_mod.validate(cfg)
     tried = [(s, measured[s][0], steps(s)) for s in ladder if s in measured]
-    return Choice(shape, step_s, val_s, tried, time.monotonic() - began, keys)
+    return Choice(shape, step_s, val_s, tried, time.monotonic() - began, keys, len(ladder) == 1)
 
 
 def _ladder(cfg, free):
