@@ -122,6 +122,10 @@ def choose(cfg, origins, inputs, budget):
     step_s, chars_per_step, val_s = measured[shape]
     parameters = _parameters(cfg, shape, len(inputs.corpus.vocab))
     keys = _settings(shape, budget, step_s, chars_per_step, val_s, len(inputs.corpus.train), parameters)
+    dropout = {k: keys[k] for k in ("model.dropout", "model.decoder_dropout") if k in free and keys[k]}
+    if dropout:  # its masks cost time too (a tenth of a small model's step): timed again with them
+        step_s, chars_per_step, val_s = _time_shape(cfg, shape, inputs, free, budget, dropout)
+        keys = _settings(shape, budget, step_s, chars_per_step, val_s, len(inputs.corpus.train), parameters)
     keys = {k: v for k, v in keys.items() if k in free}
     config_mod.update(cfg, _nested(keys), source="model.size auto", check=False)
     cfg.model.size = "fixed"
@@ -188,16 +192,13 @@ def _parameters(cfg, shape, vocab):
     return sum(math.prod(s) for s in model.param_shapes(spec).values())
 
 
-def _time_shape(cfg, shape, inputs, free, budget):
-    """(seconds per step, characters per step, seconds per validation) of shape on this machine."""
+def _time_shape(cfg, shape, inputs, free, budget, dropout=None):
+    """(seconds per step, characters per step, seconds per validation) of shape on this machine, with
+    dropout ({"model.dropout": p, ...}) if given, and the user's if they set it."""
     trial = copy.deepcopy(cfg)
-    keys = {"model.hidden": shape.hidden, "model.layers": shape.layers, "data.batch": shape.batch}
+    keys = {"model.hidden": shape.hidden, "model.layers": shape.layers, "data.batch": shape.batch, **(dropout or {})}
     if "data.val_streams" in free:
         keys["data.val_streams"] = VAL_STREAMS
-    if "model.decoder_dropout" in free:  # drawing masks costs the same at any rate: time with them, to be safe
-        keys["model.decoder_dropout"] = 0.1
-    if "model.dropout" in free and shape.layers > 1:
-        keys["model.dropout"] = 0.1
     config_mod.update(trial, _nested(keys), source="model.size auto", check=False)
     corpus = inputs.corpus
     spec = model.Spec(trial.model.cell, len(corpus.vocab), trial.model.hidden, trial.model.layers,

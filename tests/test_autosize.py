@@ -62,12 +62,13 @@ class Timed:
     """A stand-in for the machine: a step of each shape costs its parameter count times `per_parameter`
     seconds (so the characters per parameter fall with size), a validation `val_s`."""
 
-    def __init__(self, per_parameter=1e-8, val_s=1.0):
-        self.per_parameter, self.val_s, self.timed = per_parameter, val_s, []
+    def __init__(self, per_parameter=1e-8, val_s=1.0, masks=1.0):
+        self.per_parameter, self.val_s, self.masks, self.timed = per_parameter, val_s, masks, []
 
-    def __call__(self, cfg, shape, inputs, free, budget):
-        self.timed.append(shape)
-        return self.per_parameter * autosize._parameters(config.Config(), shape, 65), shape.batch * 64, self.val_s
+    def __call__(self, cfg, shape, inputs, free, budget, dropout=None):
+        self.timed.append((shape, dropout))
+        cost = self.per_parameter * autosize._parameters(config.Config(), shape, 65) * (self.masks if dropout else 1)
+        return cost, shape.batch * 64, self.val_s
 
 
 @pytest.fixture
@@ -95,10 +96,12 @@ def test_choose_takes_the_largest_shape_that_makes_the_target_steps_in_the_budge
     if index + 1 < len(autosize.LADDER):
         assert steps[autosize.LADDER[index + 1]] < autosize.STEPS  # the next one up was tried, and falls short
     assert {0, len(autosize.LADDER) - 1} & {index} or len(steps) >= 2
-    assert len(timed.timed) <= math.ceil(math.log2(len(autosize.LADDER))) + 1  # a bisection, not every shape
+    assert len(timed.timed) <= math.ceil(math.log2(len(autosize.LADDER))) + 2  # a bisection (and a second
+    # timing of the choice, with dropout), not every shape
     assert (cfg.model.hidden, cfg.model.layers, cfg.data.batch) == (shape.hidden, shape.layers, shape.batch)
     assert cfg.model.size == "fixed" and cfg.optim.schedule == "cosine"
     step_s = timed.per_parameter * autosize._parameters(config.Config(), shape, 65)
+    assert [d for _, d in timed.timed].count(None) == len(timed.timed) - bool(cfg.model.decoder_dropout)
     spent = cfg.train.steps * step_s + math.ceil(cfg.train.steps / cfg.train.eval_every) * timed.val_s
     assert 0.85 * budget <= spent <= budget  # the schedule ends as the budget does, validations included
 
@@ -120,7 +123,7 @@ def test_what_the_user_set_is_kept_and_shapes_are_chosen_among_those_with_it(mon
     config.update(cfg, {**given, "train": {"time_budget": "10m"}})
     cfg.model.size = "auto"
     choice = autosize.choose(cfg, origins_of(flag=given), inputs, 600)
-    assert all(shape.layers == 2 for shape in timed.timed)
+    assert all(shape.layers == 2 for shape, _ in timed.timed)
     assert cfg.model.layers == 2 and cfg.model.decoder_dropout == 0.05 and cfg.optim.lr == 0.001
     assert "model.decoder_dropout" not in choice.keys and "optim.lr" not in choice.keys
     cfg = config.Config()
@@ -154,3 +157,15 @@ def test_dry_run_names_auto_as_the_origin_of_what_it_chose(corpus):
     assert origin["hidden"] == origin["steps"] == origin["decoder_dropout"] == "model.size auto"
     assert origin["lr"] == "--set" and origin["size"] == "model.size auto"
     assert "model.size auto:" in err
+
+
+def test_the_choice_is_timed_again_with_its_dropout_masks_which_cost_time_too(monkeypatch, inputs):
+    plans = []
+    for masks in (1.0, 1.5):
+        monkeypatch.setattr(autosize, "_time_shape", Timed(per_parameter=1e-7, masks=masks))
+        cfg = config.load(overrides=["train.time_budget=6000"])
+        choice = autosize.choose(cfg, origins_of(), inputs, 6000)
+        plans.append((choice.shape, cfg.train.steps, cfg.model.decoder_dropout))
+    (shape, steps, dropout), (shape_masked, steps_masked, _) = plans
+    assert shape == shape_masked and dropout > 0
+    assert 0.6 < steps_masked / steps < 0.7  # the steps that fit with the masks' cost, not without
