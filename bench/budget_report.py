@@ -29,7 +29,8 @@ def parse():
 
 def picked(runs):
     """{minutes: the run of the shape auto's rule takes}: the largest (in parameters) whose planned steps
-    reach autosize.STEPS, else the smallest; runs with a label (a variant) are left out."""
+    reach autosize.STEPS, else the smallest; runs with a label (a variant) are left out. The curves drawn
+    are those of auto's own runs (shape "auto") where a budget has one."""
     from charlstm.autosize import STEPS
 
     by_budget = {}
@@ -62,7 +63,8 @@ def table(name):
         seen = r["steps_done"] * d["batch"] * d["window"]
         ratio = seen / r["parameters"] if r.get("parameters") else float("nan")
         pressure = seen * r.get("parameters", np.nan) / corpus_chars ** 2 if corpus_chars else float("nan")
-        shape = f"{m['hidden']}x{m['layers']}" + (f" {r['label']}" if r.get("label") else "")
+        shape = f"{m['hidden']}x{m['layers']}" + (f" {r['label']}" if r.get("label") else
+                                                   " auto run" if r["shape"] == "auto" else "")
         shape += " (auto's pick)" * (id(r) in rule) + " **best**" * (id(r) in best)
         lines.append(f"| {r['minutes']:g} min | {shape} | {d['batch']} | {m['dropout']}/{m['decoder_dropout']} | "
                      f"{r['steps_done']:,}/{t['steps']:,} | {r['best']:.4f} | {r['final']:.4f} | "
@@ -78,7 +80,10 @@ def draw(args):
 
     fig, ax = plt.subplots(figsize=(8, 4.5))
     for name in args.names:
-        for minutes, r in sorted(picked(json.loads((RESULTS / f"budget-{name}.json").read_text())["runs"]).items()):
+        runs = json.loads((RESULTS / f"budget-{name}.json").read_text())["runs"]
+        chosen = picked(runs)
+        chosen.update({r["minutes"]: r for r in runs if r["shape"] == "auto" and r.get("label", "") in ("", "auto")})
+        for minutes, r in sorted(chosen.items()):
             if args.quality and minutes == json.loads((RESULTS / f"quality-{args.quality}.json").read_text())["minutes"]:
                 r = {"curve": json.loads((RESULTS / f"quality-{args.quality}.json").read_text())["charlstm"]["curve"],
                      "minutes": minutes, "config": r["config"]}  # the auto run itself, from bench/quality.py
