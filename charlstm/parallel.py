@@ -164,7 +164,6 @@ class ParallelEngine(NumpyEngine):
     def close(self):
         if self.shm is None:  # closed already
             return
-        atexit.unregister(self.close)
         for conn in self.conns:
             try:
                 conn.send(None)
@@ -182,6 +181,7 @@ class ParallelEngine(NumpyEngine):
             pass
         self.shm.unlink()
         self.shm = None
+        atexit.unregister(self.close)  # only now: a Ctrl-C that cut this short leaves the exit handler to finish
 
     def __enter__(self):
         return self
