@@ -20,6 +20,7 @@ import tempfile
 
 import numpy as np
 import yaml
+from quality import kernel  # bench/quality.py, beside this file
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
@@ -71,18 +72,6 @@ def result(args, minutes, shape, out, stderr=""):
             "config": chosen, "curve": curve, "best": min(v for _, v, _ in curve), "final": curve[-1][1],
             "train_loss": train[-1] if train else None, "steps_done": curve[-1][2], "parameters": int(params),
             "said": said, "train_chars": train_chars}
-
-
-def kernel():
-    """NumPy's BLAS as this process sees it (the charlstm subprocesses inherit its environment): library,
-    version, kernel and threads, from threadpoolctl when it is installed."""
-    try:
-        from threadpoolctl import threadpool_info
-    except ImportError:
-        return "unknown (pip install threadpoolctl to record it)"
-    np.dot(np.ones((2, 2)), np.ones((2, 2)))  # loads the BLAS
-    return "; ".join(f"{p['internal_api']} {p['version']} {p.get('architecture')}, {p['num_threads']} threads"
-                     for p in threadpool_info() if p["user_api"] == "blas")
 
 
 def main():
