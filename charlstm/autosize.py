@@ -19,6 +19,8 @@ repeats the run.
 import copy
 import dataclasses
 import math
+import signal
+import threading
 import time
 
 from . import config as config_mod
@@ -213,8 +215,20 @@ def _time_shape(cfg, shape, inputs, free, budget, dropout=None):
         step_s, chars_per_step, _ = steptimer.time_steps(engine, ts, trial, spec, batches, seconds, (2, 40))
         val_s = _time_validation(engine, ts, trial, corpus)
     finally:
-        engine.close()
+        _close(engine)
     return step_s, chars_per_step, val_s
+
+
+def _close(engine):
+    """Close the engine's workers with Ctrl-C ignored meanwhile: a Ctrl-C during the sizing ends the run
+    before it has a directory, and more of them must not cut the workers' shutdown short."""
+    if threading.current_thread() is not threading.main_thread():
+        return engine.close()
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        engine.close()
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _time_validation(engine, ts, cfg, corpus, sample=256):
