@@ -24,6 +24,7 @@ def parse():
     ap.add_argument("--png", help="draw the runs' curves (and --quality's, --default's) to this PNG")
     ap.add_argument("--quality", help="quality-NAME.json of bench/quality.py: its charlstm and PyTorch curves")
     ap.add_argument("--default", help="budget-NAME.json whose runs are the fixed default, drawn dashed")
+    ap.add_argument("--title", default="", help="the plot's title")
     return ap.parse_args()
 
 
@@ -99,6 +100,7 @@ def draw(args):
         if "torch" in q:
             t, v, _ = zip(*q["torch"]["curve"])
             ax.plot(np.array(t) / 60, v, ":", color="black", label="PyTorch nn.LSTM, auto's choice, same budget")
+    ax.set_title(args.title)
     ax.set_xlabel("minutes of training (2 cores)")
     ax.set_ylabel("validation loss (nats/char)")
     ax.grid(alpha=0.3)
