@@ -84,10 +84,10 @@ def draw(args):
         runs = json.loads((RESULTS / f"budget-{name}.json").read_text())["runs"]
         chosen = picked(runs)
         chosen.update({r["minutes"]: r for r in runs if r["shape"] == "auto" and r.get("label", "") in ("", "auto")})
+        quality = json.loads((RESULTS / f"quality-{args.quality}.json").read_text()) if args.quality else {}
         for minutes, r in sorted(chosen.items()):
-            if args.quality and minutes == json.loads((RESULTS / f"quality-{args.quality}.json").read_text())["minutes"]:
-                r = {"curve": json.loads((RESULTS / f"quality-{args.quality}.json").read_text())["charlstm"]["curve"],
-                     "minutes": minutes, "config": r["config"]}  # the auto run itself, from bench/quality.py
+            if minutes == quality.get("minutes"):  # the auto run itself, from bench/quality.py
+                r = {"curve": quality["charlstm"]["curve"], "minutes": minutes, "config": r["config"]}
             t, v, _ = zip(*r["curve"])
             ax.plot(np.array(t) / 60, v, marker=".", label=f"auto, {r['minutes']:g} min "
                     f"({r['config']['model']['hidden']}x{r['config']['model']['layers']})")

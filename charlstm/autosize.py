@@ -41,14 +41,15 @@ class Shape:
         return f"{self.hidden}x{self.layers} (batch {self.batch})"
 
 
-# Ordered by cost per character; each a shape that won or came close in some budget (docs/quality.md).
+# Ordered by the cost of a step. 128x1 to 512x2 were measured (docs/quality.md); 768x2 and 1024x2 are for
+# budgets longer than those measured (ten minutes), where the rule is extrapolated.
 LADDER = (Shape(128, 1, 32), Shape(256, 1, 32), Shape(384, 1, 32), Shape(256, 2, 32), Shape(384, 2, 32),
           Shape(512, 2, 32), Shape(768, 2, 64), Shape(1024, 2, 64))
 
-STEPS = 3000  # fitted (docs/quality.md): in each budget measured, the best shape was the largest making more
-#               than 2,880 steps (2 minutes: 256x1 made 2,880 and lost to 128x1) and at most 3,274 (10 minutes:
-#               384x2 made 3,274 and beat 256x2 and 512x2); near the line, timing noise (5-10%) can pick
-#               either neighbour, which measured within 0.015 nats of each other
+STEPS = 3000  # fitted (docs/quality.md): in each budget the best shape was the largest that made about this
+#               many steps. Two minutes: 256x1 with 2,711 and 2,880 steps lost to 128x1, with 3,100 beat it;
+#               ten: 384x2 with 3,274 beat 256x2 and 512x2. Timing varies by 5-15% between runs, so near
+#               the line either neighbour may be taken; they measured within 0.003-0.015 nats there.
 OWNED = ("model.hidden", "model.layers", "model.dropout", "model.decoder_dropout", "data.batch",
          "optim.lr", "optim.schedule", "optim.warmup", "optim.min_lr",
          "train.steps", "train.eval_every", "train.save_every", "data.val_streams")
@@ -171,7 +172,7 @@ def _dropout(seen, parameters, corpus_chars):
     """Dropout for a model of `parameters` that sees `seen` characters of a text of corpus_chars. A model
     overfits when it sees its text many times (seen / corpus_chars epochs) and has many parameters for
     it (parameters / corpus_chars): the product of the two, the pressure, sets the rate. DROPOUT_AT says
-    which rate suits which pressure (fitted, docs/quality.md); it doubles 0.1 at a time, at most 0.5."""
+    which rate suits which pressure; the rate grows by 0.1 per doubling of the pressure, at most 0.5."""
     pressure = seen * parameters / max(corpus_chars, 1) ** 2
     if pressure <= 0:
         return 0.0
@@ -179,7 +180,8 @@ def _dropout(seen, parameters, corpus_chars):
     return round(min(0.5, max(0.0, rate + 0.1 * math.log2(pressure / reference))), 2)
 
 
-DROPOUT_AT = (12.7, 0.25)  # (pressure, dropout): 384x2 on Tiny Shakespeare in ten minutes
+DROPOUT_AT = (12.7, 0.25)  # (pressure, dropout): 384x2 on Tiny Shakespeare in ten minutes, where 0.25 beat
+#                           no dropout by 0.006 (docs/quality.md); other rates and pressures not swept
 
 
 def _validations(budget, val_s):
