@@ -23,11 +23,13 @@ import signal
 import threading
 import time
 
+import numpy as np
+
 from . import config as config_mod
 from . import engine as engine_mod
 from . import model, steptimer
 from .data import make_batches
-from .errors import ConfigError
+from .errors import ConfigError, DataError
 from .trainstate import TrainState
 
 
@@ -53,7 +55,11 @@ STEPS = 3000  # fitted (docs/quality.md): in each budget the best shape was the 
 OWNED = ("model.hidden", "model.layers", "model.dropout", "model.decoder_dropout", "data.batch",
          "optim.lr", "optim.schedule", "optim.warmup", "optim.min_lr",
          "train.steps", "train.eval_every", "train.save_every", "data.val_streams")
-VALIDATION_SHARE = 0.05  # of the budget, at most, spent validating
+VALIDATION_SHARE = 0.05  # of the budget spent validating, unless VALIDATIONS[0] of them cost more (a long
+#                          held-out text: train.val_max_chars scores less of it)
+VAL_STREAMS = 32  # a validation batch that keeps the products efficient; each stream still thousands long
+DROPOUT_AT = (12.7, 0.25)  # (pressure, dropout): 384x2 on Tiny Shakespeare in ten minutes, where 0.25 beat
+#                           no dropout by 0.006 (docs/quality.md); other rates and pressures not swept
 VALIDATIONS = (4, 20)  # at least, at most, in a run
 MARGIN = 0.95  # of the training time left, planned for: the rest absorbs a slower minute
 TIMING = (0.4, 0.002, 1.5)  # seconds of steps per shape tried: at least, share of the budget, at most
@@ -63,13 +69,11 @@ def wanted(cfg, origins):
     """Whether the run is sized automatically: model.size auto, or by-budget with a time budget and
     neither model.hidden nor model.layers set (auto keeps them when they are set: it then chooses among
     the shapes that have them). origins: {"section.key": where its value came from}; None (a config built
-    in code) counts every key as set. A ConfigError for auto without a budget."""
+    in code) counts every key as set. A ConfigError for auto under torchrun."""
     size, budget = cfg.model.size, cfg.train.time_budget
     given = [key for key in ("model.hidden", "model.layers")
              if origins is None or origins.get(key, "default") != "default"]
-    if size == "auto":
-        if budget is None:
-            raise ConfigError("model.size auto sizes the run for its time budget: give --time-budget too")
+    if size == "auto":  # config.validate has made sure it has a budget
         if engine_mod.distributed():  # each process would time, and might choose, on its own
             raise ConfigError("model.size auto times one process: under torchrun give model.hidden and model.layers")
         return True
@@ -83,33 +87,42 @@ class Choice:
     shape: Shape
     step_seconds: float  # a training step of the chosen shape, measured
     val_seconds: float  # one validation, estimated from a timed part of it
-    tried: list  # [(Shape, seconds per step, steps that fit in the budget)]
+    tried: list  # [(Shape, steps that fit in the budget)], the chosen one's with its dropout
     timing_seconds: float  # how long the sizing took
     keys: dict  # {"section.key": value} written into the config
-    only: bool  # whether the user's settings left one shape to take
+    why: str  # why this shape: "given", "largest" (that reaches STEPS), "smallest" or "top" (of the ladder)
 
     def lines(self):
         """What the run says at its start."""
-        tried = ", ".join(f"{s.hidden}x{s.layers} {steps:,}" for s, _, steps in self.tried)
+        tried = ", ".join(f"{s.hidden}x{s.layers}: {steps:,}" for s, steps in self.tried)
+        why = {"given": "the shape given",
+               "largest": f"the largest shape that makes {STEPS:,} steps in this budget here",
+               "smallest": f"the smallest shape: none makes {STEPS:,} steps in this budget here",
+               "top": f"the largest shape there is: all make {STEPS:,} steps in this budget here"}[self.why]
         keys = " ".join(f"{k}={v}" for k, v in self.keys.items())
-        why = ("the shape given" if self.only else
-               f"the largest shape that makes {STEPS:,} steps in this budget here (steps that fit: {tried})")
-        return [f"model.size auto: {self.shape}, {why}; {self.timing_seconds:.1f} s of timing, a step "
-                f"{self.step_seconds * 1000:.0f} ms, a validation {self.val_seconds:.1f} s",
+        return [f"model.size auto: {self.shape}, {why} (steps that fit, {tried}); {self.timing_seconds:.1f} s of "
+                f"timing, a step {self.step_seconds * 1000:.0f} ms, a validation {self.val_seconds:.1f} s",
                 f"  chosen: {keys}"]
 
 
 def choose(cfg, origins, inputs, budget):
     """Size cfg for `budget` seconds on inputs (train.Inputs): time shapes of LADDER, pick one, and set
-    the keys of OWNED that origins say were left at their defaults. Returns the Choice; cfg is changed."""
+    the keys of OWNED that were left at their defaults (origins says where each value came from; None, a
+    config built in code: the keys whose values are the defaults). Returns the Choice; cfg is changed."""
     began = time.monotonic()
-    free = {key for key in OWNED if origins.get(key, "default") == "default"}
-    measured = {}
+    free = _free(cfg, origins)
+    measured = {}  # Shape -> (seconds per step, characters per step, seconds per validation), or None
 
     def steps(shape):
-        """The steps shape makes in the budget, validations paid for."""
+        """The steps shape makes in the budget, validations paid for; -1 if the text is too short for
+        its batch (a DataError, raised again if no other shape is left)."""
         if shape not in measured:
-            measured[shape] = _time_shape(cfg, shape, inputs, free, budget)
+            try:
+                measured[shape] = _time_shape(cfg, shape, inputs, free, budget)
+            except DataError:
+                measured[shape] = None
+        if measured[shape] is None:
+            return -1
         step_s, _, val_s = measured[shape]
         return int(_training_seconds(budget, val_s) / step_s)
 
@@ -122,34 +135,46 @@ def choose(cfg, origins, inputs, budget):
         else:
             high = mid - 1
     shape = ladder[low]
-    steps(shape)
+    if steps(shape) < 0:
+        _time_shape(cfg, shape, inputs, free, budget)  # the text is too short even for it: its DataError
+    why = ("given" if len(ladder) == 1 else "smallest" if steps(shape) < STEPS
+           else "top" if low == len(ladder) - 1 else "largest")
     step_s, chars_per_step, val_s = measured[shape]
     parameters = _parameters(cfg, shape, len(inputs.corpus.vocab))
     keys = _settings(shape, budget, step_s, chars_per_step, val_s, len(inputs.corpus.train), parameters)
     dropout = {k: keys[k] for k in ("model.dropout", "model.decoder_dropout") if k in free and keys[k]}
     if dropout:  # its masks cost time too (a tenth of a small model's step): timed again with them
-        step_s, chars_per_step, val_s = _time_shape(cfg, shape, inputs, free, budget, dropout)
+        step_s, chars_per_step, val_s = measured[shape] = _time_shape(cfg, shape, inputs, free, budget, dropout)
         keys = _settings(shape, budget, step_s, chars_per_step, val_s, len(inputs.corpus.train), parameters)
     keys = {k: v for k, v in keys.items() if k in free}
     config_mod.update(cfg, _nested(keys), source="model.size auto", check=False)
     cfg.model.size = "fixed"
     config_mod.validate(cfg)
-    tried = [(s, measured[s][0], steps(s)) for s in ladder if s in measured]
-    return Choice(shape, step_s, val_s, tried, time.monotonic() - began, keys, len(ladder) == 1)
+    tried = [(s, steps(s)) for s in ladder if measured.get(s) is not None]
+    return Choice(shape, step_s, val_s, tried, time.monotonic() - began, keys, why)
+
+
+def _free(cfg, origins):
+    """The keys of OWNED that auto may set."""
+    if origins is not None:
+        return {key for key in OWNED if origins.get(key, "default") == "default"}
+    defaults = config_mod.Config()
+    return {key for key in OWNED
+            if getattr(getattr(cfg, key.split(".")[0]), key.split(".")[1])
+            == getattr(getattr(defaults, key.split(".")[0]), key.split(".")[1])}
 
 
 def _ladder(cfg, free):
-    """The shapes to choose among: LADDER's, or those with the hidden size, layers or batch the user set
-    (the user's values in a shape of their own if LADDER has none)."""
-    given = {name: getattr(getattr(cfg, section), name) for section, name in
-             (("model", "hidden"), ("model", "layers"), ("data", "batch")) if f"{section}.{name}" not in free}
-    if not given:
-        return list(LADDER)
-    matching = [s for s in LADDER if all(getattr(s, name) == value for name, value in given.items())]
-    if matching:
-        return matching
-    hidden = given.get("hidden", 256)
-    return [Shape(hidden, given.get("layers", 2), given.get("batch", 64 if hidden > 512 else 32))]
+    """The shapes to choose among: LADDER's with the hidden size and layers the user set, if any (their
+    own shape if LADDER has none), each with the user's batch if they set one."""
+    given = {name: getattr(cfg.model, name) for name in ("hidden", "layers") if f"model.{name}" not in free}
+    shapes = [s for s in LADDER if all(getattr(s, name) == value for name, value in given.items())]
+    if not shapes:
+        hidden = given.get("hidden", 256)
+        shapes = [Shape(hidden, given.get("layers", 2), 64 if hidden > 512 else 32)]
+    if "data.batch" not in free:
+        shapes = list(dict.fromkeys(dataclasses.replace(s, batch=cfg.data.batch) for s in shapes))
+    return shapes
 
 
 def _settings(shape, budget, step_s, chars_per_step, val_s, corpus_chars, parameters):
@@ -165,9 +190,6 @@ def _settings(shape, budget, step_s, chars_per_step, val_s, corpus_chars, parame
             "data.val_streams": VAL_STREAMS}
 
 
-VAL_STREAMS = 32  # a validation batch that keeps the products efficient; each stream still thousands long
-
-
 def _dropout(seen, parameters, corpus_chars):
     """Dropout for a model of `parameters` that sees `seen` characters of a text of corpus_chars. A model
     overfits when it sees its text many times (seen / corpus_chars epochs) and has many parameters for
@@ -179,9 +201,6 @@ def _dropout(seen, parameters, corpus_chars):
     reference, rate = DROPOUT_AT
     return round(min(0.5, max(0.0, rate + 0.1 * math.log2(pressure / reference))), 2)
 
-
-DROPOUT_AT = (12.7, 0.25)  # (pressure, dropout): 384x2 on Tiny Shakespeare in ten minutes, where 0.25 beat
-#                           no dropout by 0.006 (docs/quality.md); other rates and pressures not swept
 
 
 def _validations(budget, val_s):
@@ -233,16 +252,20 @@ def _close(engine):
         signal.signal(signal.SIGINT, previous)
 
 
-def _time_validation(engine, ts, cfg, corpus, sample=256):
-    """Seconds for one validation of the held-out text, from one of its first `sample` characters per
-    stream, scaled up."""
+def _time_validation(engine, ts, cfg, corpus, sample=8192):
+    """Seconds for one validation of the held-out text, from about `sample` characters of it scored as
+    it is scored (a prefix of every stream; in lines mode, the first lines), scaled up."""
     from .train import validation_streams  # train.py imports this module
 
     streams = validation_streams(corpus, cfg)
     total = sum(len(s) for s in streams)
     if not total:
         return 0.0
-    part = [s[:sample] for s in streams]
+    if cfg.data.mode == "lines":
+        counts = np.cumsum([len(s) for s in streams])
+        part = streams[: int(np.searchsorted(counts, sample)) + 1]
+    else:
+        part = [s[: max(sample // len(streams), 2)] for s in streams]
     start = time.perf_counter()
     engine.score(ts, part, cfg.data.window)
     return (time.perf_counter() - start) * total / max(sum(len(s) for s in part), 1)

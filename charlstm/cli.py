@@ -92,9 +92,9 @@ def _preset_help():
 @click.option("--resume", metavar="DIR", help="Continue the run in DIR from its latest.npz.")
 @click.option("--steps", type=click.IntRange(min=0), help="Total optimizer steps of the run (train.steps).")
 @click.option("--time-budget", metavar="DURATION",
-              help="Stop cleanly, saving, after this long, e.g. 90s, 10m, 1h. Unless a model size is given (a "
-                   "preset, a file, --set model.hidden/layers), the model, dropout and schedule are chosen for "
-                   "the budget, the text and this machine's measured speed, and said (model.size).")
+              help="Stop cleanly, saving, after this long, e.g. 90s, 10m, 1h. Unless a model size is given (by a "
+                   "preset or file that sets it, or --set model.hidden/layers), the model, dropout and schedule "
+                   "are chosen for the budget, the text and this machine's measured speed, and said (model.size).")
 @click.option("--seed", type=click.IntRange(min=0), help="Random seed (train.seed).")
 @click.option("--val", "val_path", metavar="FILE", help="Validate on FILE instead of the end of the corpus.")
 @click.option("--encoding", help="Text encoding of the corpus (data.encoding) [default: utf-8].")

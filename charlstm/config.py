@@ -314,6 +314,8 @@ def validate(config):
         raise ConfigError(f"model.chrono must be 0 (off) or a T_max of at least 2 characters, not {m.chrono}")
     if t.time_budget is not None:
         parse_duration(t.time_budget)
+    elif m.size == "auto":
+        raise ConfigError("model.size auto sizes the run for its time budget: give --time-budget too")
     if t.engine == "numpy" and t.device != "cpu":
         raise ConfigError(f"train.device {t.device} needs train.engine torch; the numpy engine runs on "
                           f"the CPU (--device cpu)")

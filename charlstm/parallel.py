@@ -179,8 +179,8 @@ class ParallelEngine(NumpyEngine):
             self.shm.close()
         except BufferError:  # the trainer still holds views of the parameters; the mapping goes with it
             pass
-        self.shm.unlink()
-        self.shm = None
+        shm, self.shm = self.shm, None  # closed from here on, should a Ctrl-C land in the unlink
+        shm.unlink()
         atexit.unregister(self.close)  # only now: a Ctrl-C that cut this short leaves the exit handler to finish
 
     def __enter__(self):

@@ -7,7 +7,7 @@ import pytest
 import yaml
 
 from charlstm import autosize, config
-from charlstm.errors import ConfigError
+from charlstm.errors import ConfigError, DataError
 from charlstm.launch import prepare
 
 from conftest import run_cli
@@ -43,9 +43,8 @@ def test_no_budget_no_sizing_and_auto_without_a_budget_is_an_error():
     cfg.model.size = "fixed"
     cfg.train.time_budget = "10m"
     assert not autosize.wanted(cfg, origins_of())
-    cfg = config.load(overrides=["model.size=auto"])
-    with pytest.raises(ConfigError, match="give --time-budget"):
-        autosize.wanted(cfg, origins_of())
+    with pytest.raises(ConfigError, match="give --time-budget"):  # before any corpus is read
+        config.load(overrides=["model.size=auto"])
 
 
 def test_dropout_grows_with_epochs_times_parameters_per_character_up_to_a_half():
@@ -62,17 +61,20 @@ class Timed:
     """A stand-in for the machine: a step of each shape costs its parameter count times `per_parameter`
     seconds (so the characters per parameter fall with size), a validation `val_s`."""
 
-    def __init__(self, per_parameter=1e-8, val_s=1.0, masks=1.0):
+    def __init__(self, per_parameter=1e-8, val_s=1.0, masks=1.0, largest_batch=1024):
         self.per_parameter, self.val_s, self.masks, self.timed = per_parameter, val_s, masks, []
+        self.largest_batch = largest_batch  # a text too short for larger batches
 
     def __call__(self, cfg, shape, inputs, free, budget, dropout=None):
         self.timed.append((shape, dropout))
+        if shape.batch > self.largest_batch:
+            raise DataError(f"batch {shape.batch} needs more text")
         cost = self.per_parameter * autosize._parameters(config.Config(), shape, 65) * (self.masks if dropout else 1)
         return cost, shape.batch * 64, self.val_s
 
 
 @pytest.fixture
-def inputs(tmp_path):
+def inputs():
     class Corpus:
         train, vocab = range(1_000_000), range(65)
 
@@ -88,7 +90,7 @@ def test_choose_takes_the_largest_shape_that_makes_the_target_steps_in_the_budge
     monkeypatch.setattr(autosize, "_time_shape", timed)
     cfg = config.load(overrides=[f"train.time_budget={budget}"])
     choice = autosize.choose(cfg, origins_of(), inputs, budget)
-    steps = {shape: n for shape, _, n in choice.tried}
+    steps = dict(choice.tried)
     shape = choice.shape
     index = autosize.LADDER.index(shape)
     if index > 0:
@@ -169,3 +171,41 @@ def test_the_choice_is_timed_again_with_its_dropout_masks_which_cost_time_too(mo
     (shape, steps, dropout), (shape_masked, steps_masked, _) = plans
     assert shape == shape_masked and dropout > 0
     assert 0.6 < steps_masked / steps < 0.7  # the steps that fit with the masks' cost, not without
+
+
+def test_a_batch_given_alone_goes_into_every_shape_instead_of_narrowing_the_ladder(monkeypatch, inputs):
+    timed = Timed()
+    monkeypatch.setattr(autosize, "_time_shape", timed)
+    cfg = config.load(overrides=["train.time_budget=600", "data.batch=16"])
+    autosize.choose(cfg, origins_of(flag={"data": {"batch": 16}}), inputs, 600)
+    assert {shape.batch for shape, _ in timed.timed} == {16} and len({s for s, _ in timed.timed}) >= 2
+    assert cfg.data.batch == 16
+
+
+def test_shapes_whose_batch_the_text_is_too_short_for_are_passed_over(monkeypatch, inputs):
+    monkeypatch.setattr(autosize, "_time_shape", Timed(per_parameter=1e-12, largest_batch=32))
+    cfg = config.load(overrides=["train.time_budget=600"])
+    choice = autosize.choose(cfg, origins_of(), inputs, 600)  # every shape is fast: the top would be taken
+    assert choice.shape == autosize.Shape(512, 2, 32) and choice.why == "largest"
+    monkeypatch.setattr(autosize, "_time_shape", Timed(largest_batch=8))
+    with pytest.raises(DataError, match="needs more text"):  # not even the smallest fits: the text's error
+        autosize.choose(config.load(overrides=["train.time_budget=600"]), origins_of(), inputs, 600)
+
+
+def test_a_config_built_in_code_keeps_what_differs_from_the_defaults(monkeypatch, inputs):
+    monkeypatch.setattr(autosize, "_time_shape", Timed())
+    cfg = config.load(overrides=["train.time_budget=600", "model.size=auto", "model.layers=2", "optim.lr=0.001"])
+    autosize.choose(cfg, None, inputs, 600)  # no origins: keys at their default values are auto's
+    assert cfg.model.layers == 2 and cfg.optim.lr == 0.001 and cfg.optim.schedule == "cosine"
+
+
+@pytest.mark.parametrize("budget, why", [(20, "smallest"), (1e7, "top"), (600, "largest")])
+def test_the_message_says_why_the_shape_was_taken(monkeypatch, inputs, budget, why):
+    monkeypatch.setattr(autosize, "_time_shape", Timed(per_parameter=1e-7))
+    cfg = config.load(overrides=[f"train.time_budget={budget}"])
+    choice = autosize.choose(cfg, origins_of(), inputs, budget)
+    assert choice.why == why
+    said = choice.lines()[0]
+    assert {"smallest": "none makes 3,000 steps", "top": "all make 3,000 steps",
+            "largest": "the largest shape that makes 3,000 steps"}[why] in said
+    assert f"{choice.shape.hidden}x{choice.shape.layers}: {cfg.train.steps:,}" in said  # the steps it will make
