@@ -147,7 +147,7 @@ def choose(cfg, origins, inputs, budget):
         step_s, chars_per_step, val_s = measured[shape] = _time_shape(cfg, shape, inputs, free, budget, dropout)
         keys = _settings(shape, budget, step_s, chars_per_step, val_s, len(inputs.corpus.train), parameters)
     keys = {k: v for k, v in keys.items() if k in free}
-    config_mod.update(cfg, _nested(keys), source="model.size auto", check=False)
+    config_mod.update(cfg, config_mod.nested(keys), source="model.size auto", check=False)
     cfg.model.size = "fixed"
     config_mod.validate(cfg)
     tried = [(s, steps(s)) for s in ladder if measured.get(s) is not None]
@@ -158,10 +158,12 @@ def _free(cfg, origins):
     """The keys of OWNED that auto may set."""
     if origins is not None:
         return {key for key in OWNED if origins.get(key, "default") == "default"}
+    def value(config, key):
+        section, name = key.split(".")
+        return getattr(getattr(config, section), name)
+
     defaults = config_mod.Config()
-    return {key for key in OWNED
-            if getattr(getattr(cfg, key.split(".")[0]), key.split(".")[1])
-            == getattr(getattr(defaults, key.split(".")[0]), key.split(".")[1])}
+    return {key for key in OWNED if value(cfg, key) == value(defaults, key)}
 
 
 def _ladder(cfg, free):
@@ -223,7 +225,7 @@ def _time_shape(cfg, shape, inputs, free, budget, dropout=None):
     keys = {"model.hidden": shape.hidden, "model.layers": shape.layers, "data.batch": shape.batch, **(dropout or {})}
     if "data.val_streams" in free:
         keys["data.val_streams"] = VAL_STREAMS
-    config_mod.update(trial, _nested(keys), source="model.size auto", check=False)
+    config_mod.update(trial, config_mod.nested(keys), source="model.size auto", check=False)
     corpus = inputs.corpus
     spec = model.Spec(trial.model.cell, len(corpus.vocab), trial.model.hidden, trial.model.layers,
                       trial.model.nonlinearity)
@@ -269,11 +271,3 @@ def _time_validation(engine, ts, cfg, corpus, sample=8192):
     start = time.perf_counter()
     engine.score(ts, part, cfg.data.window)
     return (time.perf_counter() - start) * total / max(sum(len(s) for s in part), 1)
-
-
-def _nested(keys):
-    mapping = {}
-    for key, value in keys.items():
-        section, name = key.split(".")
-        mapping.setdefault(section, {})[name] = value
-    return mapping

@@ -239,6 +239,15 @@ def origins(layers):
     return found
 
 
+def nested(keys):
+    """{"optim.lr": 3e-3, ...} -> {"optim": {"lr": 3e-3}}: flat keys as update() takes them."""
+    mapping = {}
+    for key, value in keys.items():
+        section, name = key.split(".")
+        mapping.setdefault(section, {})[name] = value
+    return mapping
+
+
 def parse_overrides(overrides):
     """["optim.lr=3e-3", ...] -> {"optim": {"lr": 0.003}}; values are read as YAML scalars or lists."""
     mapping = {}

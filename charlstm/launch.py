@@ -20,11 +20,7 @@ def prepare(corpus, config_path=None, out=None, resume=None, flags=None, overrid
     {"section.key": value or None}, applied before the --set overrides. With no corpus and no resume: the
     rooms demo (data/rooms-train.txt, the rooms preset). The Trainer's `origins` say where each key's
     value came from (default, preset, file, flag, --set), for --dry-run."""
-    flag_map = {}
-    for key, value in (flags or {}).items():
-        if value is not None:
-            section, name = key.split(".")
-            flag_map.setdefault(section, {})[name] = value
+    flag_map = config_mod.nested({key: value for key, value in (flags or {}).items() if value is not None})
     set_map = config_mod.parse_overrides(overrides)
     mapping = {section: {**flag_map.get(section, {}), **set_map.get(section, {})}  # --set last
                for section in {*flag_map, *set_map}}
