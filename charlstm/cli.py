@@ -419,17 +419,43 @@ def corpus():
 @click.option("--split", type=click.Choice(["train", "test"]), default="train", show_default=True,
               help="Independent random streams for training text and test stories.")
 @click.option("--cloze", is_flag=True, help="Write PROMPT<TAB>ANSWER lines with ___ at the greeting.")
-def rooms(stories, seed, cast_path, max_gap, split, cloze):
+@click.option("--open", "open_world", is_flag=True,
+              help="The open world: thousands of generated names (every initial A-Z) and filler sentences "
+                   "from templates, instead of the twelve names and eighteen fillers.")
+@click.option("--names", type=click.Choice(["seen", "unseen"]),
+              help="With --open: the names training uses, or those kept for tests [default: seen].")
+@click.option("--fillers", type=click.Choice(["seen", "unseen"]),
+              help="With --open: the filler sentences training uses, or those kept for tests (other templates, "
+                   "other words) [default: seen].")
+@click.option("--closed-share", type=click.FloatRange(0, 1),
+              help="With --open: the share of stories told with the twelve names and eighteen fillers "
+                   "[default: 0].")
+def rooms(stories, seed, cast_path, max_gap, split, cloze, open_world, names, fillers, closed_share):
     """Stories that need memory: who said hi to whom.
 
     \b
     Mady walks in to the room, Monica also walks in to the room. Mady said hi to Monica.
     Mady and Monica walk in to the room together, later Richard walks in to the room. Mady said hi to Richard.
+
+    \b
+    charlstm corpus rooms --open --closed-share 0.2 > train.txt
+    charlstm corpus rooms --open --split test --names unseen --cloze > unseen-names.tsv
     """
     from . import corpus as corpus_mod
 
-    cast = corpus_mod.read_cast(cast_path) if cast_path else corpus_mod.CAST
-    for story in corpus_mod.rooms(stories, seed, cast, max_gap, split):
+    if open_world:
+        if cast_path:
+            raise click.UsageError("--cast is for the closed world; --open draws its own names")
+        made = corpus_mod.open_rooms(stories, seed, names or "seen", fillers or "seen", max_gap, split,
+                                     closed_share or 0.0)
+    else:
+        given = [f"--{k.replace('_', '-')}" for k, v in (("names", names), ("fillers", fillers),
+                                                         ("closed_share", closed_share)) if v is not None]
+        if given:
+            raise click.UsageError(f"{', '.join(given)} needs --open")
+        cast = corpus_mod.read_cast(cast_path) if cast_path else corpus_mod.CAST
+        made = corpus_mod.rooms(stories, seed, cast, max_gap, split)
+    for story in made:
         sys.stdout.write(f"{story.prompt}\t{story.answer}\n" if cloze else story.text + "\n")
 
 

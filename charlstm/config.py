@@ -55,6 +55,9 @@ class DataConfig:
     random_offset: bool = _doc(True, "start each epoch at a random offset below T, so windows vary")
     curriculum_steps: int = _doc(0, "lines mode: steps over which batches grow from the shortest lines to all")
     curriculum_start: float = _doc(0.25, "lines mode: the shortest fraction of lines the curriculum starts with")
+    vocab: str = _choice("corpus", ("corpus", "ascii"),
+                         "corpus: the characters of the text; ascii: those and every printable ASCII character, "
+                         "tab and newline, so that prompts with letters the text lacks can still be read")
     encoding: str = _doc("utf-8", "text encoding of the corpus files")
     errors: str = _choice("strict", ("strict", "replace"), "invalid bytes: strict stops with an error, replace uses U+FFFD")
 

@@ -49,10 +49,30 @@ def rooms(n, seed=0, cast=CAST, max_gap=120, split="train"):
     if len(cast) < 3:
         raise DataError("the rooms stories need a cast of at least three names")
     rng = random.Random(seed * len(SPLITS) + SPLITS[split])
-    return [_story(rng, cast, max_gap) for _ in range(n)]
+    return [_story(rng, cast, _closed_filler, max_gap) for _ in range(n)]
 
 
-def _story(rng, cast, max_gap):
+def open_rooms(n, seed=0, names="seen", fillers="seen", max_gap=120, split="train", closed_share=0.0):
+    """n stories of the open world (openworld.py): names and fillers from its "seen" or "unseen"
+    pools. closed_share: the share of stories told with the twelve names and the eighteen fillers."""
+    from . import openworld
+
+    cast = openworld.names(names)
+    rng = random.Random(seed * len(SPLITS) + SPLITS[split] + 1000)  # not the closed world's stream
+    stories = []
+    for _ in range(n):
+        if rng.random() < closed_share:
+            stories.append(_story(rng, CAST, _closed_filler, max_gap))
+        else:
+            stories.append(_story(rng, cast, lambda r: openworld.filler(r, fillers), max_gap))
+    return stories
+
+
+def _closed_filler(rng):
+    return rng.choice(FILLERS)
+
+
+def _story(rng, cast, filler, max_gap):
     form = rng.choice((1, 2))
     if form == 1:
         a, b = rng.sample(cast, 2)
@@ -66,7 +86,7 @@ def _story(rng, cast, max_gap):
     fillers = []
     gap = 0
     while True:
-        sentence = rng.choice(FILLERS)
+        sentence = filler(rng)
         if gap + len(sentence) + 1 > target:
             break
         fillers.append(sentence)

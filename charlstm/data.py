@@ -265,6 +265,9 @@ def read_part(files, data_config, say=None):
     return Text(read_text(files, data_config.encoding, data_config.errors)[0])
 
 
+ASCII_CODES = np.array([9, 10, *range(32, 127)])  # tab, newline, the printable characters
+
+
 def load_corpus(sources, data_config, val_source=None, say=None):
     """Read, build the vocabulary over everything read, split off validation text. say: where a note
     goes (a large corpus being encoded, encoded.py)."""
@@ -278,6 +281,8 @@ def load_corpus(sources, data_config, val_source=None, say=None):
         if not len(val_text):
             raise DataError(f"the validation file {val_source} is empty")
     codes = text.codes() if val_text is None else np.union1d(text.codes(), val_text.codes())
+    if data_config.vocab == "ascii":
+        codes = np.union1d(codes, ASCII_CODES)
     vocab = Vocab(chr(c) for c in codes)
     ids = text.ids(vocab)
     if val_text is not None:

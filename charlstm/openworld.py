@@ -1,0 +1,149 @@
+"""The open rooms world: thousands of names and filler sentences, split so that a test can hold what
+training never showed.
+
+Names are built from syllables (an initial of every letter A-Z, then consonant-vowel syllables and
+sometimes a closing consonant): 3 to 8 letters that read like given names (Kelira, Quon, Xavena). The
+pool is drawn once, from a fixed seed, and cut in two: the "seen" names, which training stories use,
+and the "unseen" names, kept for tests. The cut is by a hash of the name, so each pool keeps its names
+whatever its size; both pools have names starting with every capital letter.
+
+Filler sentences come from templates filled from word lists ("The {noun} is {adjective}."). The seen
+and unseen fillers share no template and no content word, so a test story with unseen fillers holds
+sentences, and words, that no training story has. Neither pool holds a name, and no filler word is
+capitalised but the sentence's first.
+"""
+
+import random
+import string
+import zlib
+from functools import lru_cache
+
+POOL_SEED = 27  # the seed of the name pool; changing it changes every open corpus
+POOL_SIZE = 12000  # names drawn; about 1 in 5 are unseen
+UNSEEN_SHARE = 5  # a name is unseen when its hash is 0 modulo this
+
+VOWELS = "aeiou"
+# Syllable onsets after the first: common consonants often, rare ones (q, x, z) sometimes.
+ONSETS = ["b", "c", "d", "f", "g", "h", "j", "k", "l", "m", "n", "p", "r", "s", "t", "v", "w",
+          "z", "qu", "x", "br", "dr", "st", "th", "sh", "ch", "l", "n", "r", "s", "t", "m", "k", "d"]
+CODAS = ["n", "r", "l", "s", "m", "th", "n", "r", "l", "x", "z", "q"]
+VOWEL_PAIRS = ["ai", "ea", "ie", "io", "ia", "ou", "ei", "ya"]
+
+
+def _initial(rng):
+    """A name's first syllable: an initial letter, uniformly A-Z, made pronounceable."""
+    letter = rng.choice(string.ascii_uppercase)
+    if letter in "AEIOU":
+        return letter + rng.choice(["", "l", "n", "r", "m", "s", "d", "v"])
+    if letter == "Q":
+        return "Qu" + rng.choice(VOWELS[:4])
+    if letter == "Y":
+        return "Y" + rng.choice("aeou")
+    return letter + (rng.choice("hlr") if rng.random() < 0.15 and letter in "BCFGKPST" else "") + rng.choice(VOWELS)
+
+
+def _name(rng):
+    name = _initial(rng)
+    for _ in range(rng.choice((1, 1, 2, 2, 2, 3))):
+        name += rng.choice(ONSETS) + (rng.choice(VOWEL_PAIRS) if rng.random() < 0.1 else rng.choice(VOWELS))
+        if len(name) >= 6:
+            break
+    if rng.random() < 0.3:
+        name += rng.choice(CODAS)
+    return name
+
+
+def _unseen(name):
+    return zlib.crc32(name.encode("ascii")) % UNSEEN_SHARE == 0
+
+
+@lru_cache(maxsize=None)
+def names(pool):
+    """The sorted names of a pool, "seen" or "unseen"; no name is a word of a filler."""
+    rng = random.Random(POOL_SEED)
+    words = {w.lower() for w in _filler_words()}
+    drawn = set()
+    for _ in range(POOL_SIZE):
+        name = _name(rng)
+        if 3 <= len(name) <= 8 and name.lower() not in words:
+            drawn.add(name)
+    return tuple(sorted(n for n in drawn if _unseen(n) == (pool == "unseen")))
+
+
+# Filler templates and their words, one set for each pool; no content word appears in both.
+FILLER_WORLDS = {
+    "seen": {
+        "templates": [
+            "The {thing} is {state}.", "A {thing} {sound} somewhere.", "The {thing} {moves} {where}.",
+            "Outside, the {weather}.", "It is {time}.", "Someone left the {thing} {where}.",
+            "A {animal} {moves} {where}.", "The {thing} looks {state} today.",
+        ],
+        "thing": ["lamp", "clock", "door", "window", "kettle", "radio", "table", "curtain", "kitchen tap",
+                  "ceiling fan", "bookshelf", "piano", "mirror", "candle", "rug", "teapot", "fridge",
+                  "stairway", "garden gate", "mailbox", "painting", "vase", "doorbell", "computer"],
+        "state": ["dim", "warm", "open", "dusty", "new", "broken", "bright", "quiet", "shiny", "crooked",
+                  "empty", "clean", "wet", "old", "loud", "sticky"],
+        "sound": ["rings", "ticks", "creaks", "buzzes", "rattles", "whistles", "beeps", "clicks"],
+        "moves": ["rolls", "slides", "drifts", "wobbles", "tips over", "shakes", "spins"],
+        "where": ["near the door", "by the window", "on the table", "across the floor",
+                  "under the stairs", "in the hallway", "along the wall", "onto the rug"],
+        "weather": ["rain keeps falling", "wind blows hard", "snow is melting", "fog rolls in",
+                    "sun is setting", "sky turns grey", "thunder rumbles", "air is still"],
+        "time": ["almost noon", "late in the evening", "early morning", "past midnight", "a weekday",
+                 "a cold day", "nearly dinner time", "a quiet afternoon"],
+        "animal": ["dog", "bird", "mouse", "fly", "moth", "goldfish", "parrot", "rabbit"],
+    },
+    "unseen": {
+        "templates": [
+            "A {creature} {rests} on the {furniture}.", "The {appliance} {hums} in the {spot}.",
+            "Every {period}, the {appliance} {hums}.", "Two {creatures} {rest} beside the {furniture}.",
+            "The {spot} is full of the scent of {food}.", "Nothing moves in the {spot}.",
+            "Through the {opening}, {light} spills in.", "Somebody is baking {food} in the {spot}.",
+        ],
+        "creature": ["cat", "kitten", "puppy", "hamster", "lizard", "beetle", "spider", "squirrel",
+                     "frog", "duck", "pigeon", "turtle"],
+        "creatures": ["cats", "kittens", "puppies", "hamsters", "lizards", "beetles", "spiders",
+                      "squirrels", "frogs", "ducks", "pigeons", "turtles"],
+        "rests": ["sleeps", "naps", "sits", "waits", "yawns", "curls up", "stretches", "dozes"],
+        "rest": ["sleep", "nap", "sit", "wait", "yawn", "curl up", "stretch", "doze"],
+        "furniture": ["chair", "sofa", "bench", "desk", "stool", "cushion", "armchair", "cupboard",
+                      "bed", "carpet", "blanket", "shelf"],
+        "appliance": ["heater", "washing machine", "freezer", "printer", "vacuum", "toaster",
+                      "dishwasher", "boiler", "microwave", "humidifier"],
+        "hums": ["hums", "whirs", "groans", "sighs", "purrs", "thumps", "gurgles", "drones"],
+        "spot": ["corner", "basement", "attic", "pantry", "cellar", "porch", "study", "bathroom",
+                 "loft", "garage"],
+        "period": ["minute", "hour", "night", "season", "winter", "week"],
+        "food": ["cinnamon", "soup", "pancakes", "toast", "onions", "lemons", "apples", "garlic",
+                 "pepper", "cookies"],
+        "opening": ["skylight", "shutters", "blinds", "keyhole", "porthole", "archway"],
+        "light": ["moonlight", "sunshine", "lamplight", "a pale glow", "a yellow beam", "dawn"],
+    },
+}
+
+
+def _filler_words():
+    words = set()
+    for world in FILLER_WORLDS.values():
+        for key, values in world.items():
+            for text in values:
+                words.update(w.strip(".,{}") for w in text.split())
+    return words
+
+
+def filler(rng, pool):
+    """One filler sentence of a pool, "seen" or "unseen"."""
+    world = FILLER_WORLDS[pool]
+    template = rng.choice(world["templates"])
+    return string.Formatter().vformat(template, (), _Draw(rng, world))
+
+
+class _Draw(dict):
+    """A template's fields, each drawn from its word list when the template asks for it."""
+
+    def __init__(self, rng, world):
+        super().__init__()
+        self.rng, self.world = rng, world
+
+    def __missing__(self, key):
+        return self.rng.choice(self.world[key])
