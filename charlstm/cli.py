@@ -422,8 +422,9 @@ def corpus():
 @click.option("--open", "open_world", is_flag=True,
               help="The open world: thousands of generated names (every initial A-Z) and filler sentences "
                    "from templates, instead of the twelve names and eighteen fillers.")
-@click.option("--names", type=click.Choice(["seen", "unseen"]),
-              help="With --open: the names training uses, or those kept for tests [default: seen].")
+@click.option("--names", type=click.Choice(["seen", "unseen", "twelve"]),
+              help="With --open: the names training uses, those kept for tests, or the closed world's twelve "
+                   "[default: seen].")
 @click.option("--fillers", type=click.Choice(["seen", "unseen"]),
               help="With --open: the filler sentences training uses, or those kept for tests (other templates, "
                    "other words) [default: seen].")

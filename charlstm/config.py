@@ -38,6 +38,8 @@ class ModelConfig:
     forget_bias: Optional[float] = _doc(None, "initial forget-gate bias (GRU: update gate); null keeps PyTorch's init")
     chrono: int = _doc(0, "chrono initialisation with this T_max (characters): forget biases log U(1, T_max - 1), "
                           "input biases their negatives (LSTM; GRU: update gate); 0: off")
+    open_gates: Optional[float] = _doc(None, "lstm only: initial input- and output-gate bias (e.g. 1: both start "
+                                                 "mostly open); null keeps PyTorch's init")
     orthogonal: bool = _doc(False, "each gate's block of the recurrent weights starts as a random orthogonal matrix")
     nonlinearity: str = _doc("tanh", "rnn only: its activation, tanh or relu, as nn.RNN's nonlinearity")
     dropout: float = _doc(0.0, "dropout on the outputs of every layer but the last, as nn.LSTM(dropout=p)")
@@ -55,6 +57,7 @@ class DataConfig:
     random_offset: bool = _doc(True, "start each epoch at a random offset below T, so windows vary")
     curriculum_steps: int = _doc(0, "lines mode: steps over which batches grow from the shortest lines to all")
     curriculum_start: float = _doc(0.25, "lines mode: the shortest fraction of lines the curriculum starts with")
+    curriculum_mix: float = _doc(0.0, "lines mode: the share of each curriculum batch drawn from all the lines")
     vocab: str = _choice("corpus", ("corpus", "ascii"),
                          "corpus: the characters of the text; ascii: those and every printable ASCII character, "
                          "tab and newline, so that prompts with letters the text lacks can still be read")
@@ -291,6 +294,8 @@ def validate(config):
         raise ConfigError("data.mode lines needs data.window of at least 2 (a character and its successor)")
     if not 0.0 < d.curriculum_start <= 1.0:
         raise ConfigError(f"data.curriculum_start must be in (0, 1], not {d.curriculum_start}")
+    if not 0.0 <= d.curriculum_mix <= 1.0:
+        raise ConfigError(f"data.curriculum_mix must be in [0, 1], not {d.curriculum_mix}")
     for key, value in {"model.dropout": m.dropout, "model.decoder_dropout": m.decoder_dropout}.items():
         if not 0.0 <= value < 1.0:
             raise ConfigError(f"{key} must be in [0, 1), not {value}")
@@ -314,6 +319,8 @@ def validate(config):
         if used and cells.CELLS[m.cell].FORGET_GATE is None:
             gated = " or ".join(name for name, cell in cells.CELLS.items() if cell.FORGET_GATE is not None)
             raise ConfigError(f"{key} needs a gated cell ({gated}); the {m.cell} cell has no forget gate")
+    if m.open_gates is not None and cells.CELLS[m.cell].OUTPUT_GATE is None:
+        raise ConfigError(f"model.open_gates needs input and output gates (an lstm); the {m.cell} cell has none")
     if m.chrono and m.forget_bias is not None:
         raise ConfigError("model.chrono sets the forget biases itself: leave model.forget_bias null")
     if m.nonlinearity != "tanh":

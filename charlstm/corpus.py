@@ -53,11 +53,12 @@ def rooms(n, seed=0, cast=CAST, max_gap=120, split="train"):
 
 
 def open_rooms(n, seed=0, names="seen", fillers="seen", max_gap=120, split="train", closed_share=0.0):
-    """n stories of the open world (openworld.py): names and fillers from its "seen" or "unseen"
-    pools. closed_share: the share of stories told with the twelve names and the eighteen fillers."""
+    """n stories of the open world (openworld.py): names from its "seen" or "unseen" pool, or the
+    "twelve" of the closed world; fillers from its "seen" or "unseen" pool. closed_share: the share of
+    stories told with the twelve names and the eighteen fillers."""
     from . import openworld
 
-    cast = openworld.names(names)
+    cast = CAST if names == "twelve" else openworld.names(names)
     rng = random.Random(seed * len(SPLITS) + SPLITS[split] + 1000)  # not the closed world's stream
     stories = []
     for _ in range(n):

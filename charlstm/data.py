@@ -387,13 +387,16 @@ class LineBatches:
     break is taught.
 
     Curriculum: for the first `curriculum_steps` steps, batches are drawn only from the shortest lines,
-    a fraction that grows linearly from `curriculum_start` to all of them.
+    a fraction that grows linearly from `curriculum_start` to all of them; `curriculum_mix` of each of
+    those batches is drawn from all the lines instead, so long lines are seen from the first step.
     """
 
-    def __init__(self, ids, newline, batch, window, seed=0, curriculum_steps=0, curriculum_start=0.25):
+    def __init__(self, ids, newline, batch, window, seed=0, curriculum_steps=0, curriculum_start=0.25,
+                 curriculum_mix=0.0):
         self.B, self.T, self.seed, self.newline = batch, window, seed, newline
         self._cached_epoch, self._cached = None, None
         self.curriculum_steps, self.curriculum_start = curriculum_steps, curriculum_start
+        self.wide = int(round(curriculum_mix * batch))  # lines per curriculum batch drawn from all of them
         self.ids = ids
         step = 1 << 24  # in chunks: a bool array the size of the corpus would cost a byte per character
         ends = [np.zeros(0, np.int64)]
@@ -421,7 +424,10 @@ class LineBatches:
         if step < self.curriculum_steps:
             share = self.curriculum_start + (1 - self.curriculum_start) * step / self.curriculum_steps
             pool = self.by_length[: max(self.B, int(share * len(self.lines)))]
-            chosen = pool[np.random.default_rng([self.seed, epoch, n, 1]).choice(len(pool), self.B, replace=False)]
+            rng = np.random.default_rng([self.seed, epoch, n, 1])
+            chosen = pool[rng.choice(len(pool), self.B - self.wide, replace=False)]
+            if self.wide:
+                chosen = np.concatenate([chosen, rng.choice(len(self.lines), self.wide, replace=False)])
         else:
             chosen = self._epoch_batches(epoch)[n]
         lengths = self.lines[chosen, 1] - self.lines[chosen, 0]
@@ -457,7 +463,7 @@ def make_batches(ids, vocab, data_config, seed):
         if "\n" not in vocab.index:
             raise DataError("data.mode lines needs a corpus with newlines")
         return LineBatches(ids, vocab.index["\n"], data_config.batch, data_config.window, seed,
-                           data_config.curriculum_steps, data_config.curriculum_start)
+                           data_config.curriculum_steps, data_config.curriculum_start, data_config.curriculum_mix)
     return StreamBatches(ids, data_config.batch, data_config.window, seed, data_config.random_offset)
 
 

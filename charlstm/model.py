@@ -76,7 +76,7 @@ def spec_of(params):
     return Spec(cell, vocab, hidden, layers)
 
 
-def init_params(spec, rng, dtype=np.float32, forget_bias=None, chrono=0, orthogonal=False):
+def init_params(spec, rng, dtype=np.float32, forget_bias=None, chrono=0, orthogonal=False, open_gates=None):
     """PyTorch's default initialisation: every weight and bias uniform in (-1/sqrt(H), 1/sqrt(H)), then:
 
     forget_bias: the forget gate's total bias (bias_ih + bias_hh) set to this value: the gate starts open,
@@ -86,6 +86,9 @@ def init_params(spec, rng, dtype=np.float32, forget_bias=None, chrono=0, orthogo
         time?"): every unit's forget bias log(u), u ~ U(1, T_max - 1), so memories start with time scales
         spread up to T_max characters, and (LSTM) its input bias -log(u), so a unit that keeps long also
         writes little. A GRU's update gate takes the forget bias (its write is tied to it).
+    open_gates: the LSTM's input and output gates' total bias set to this value, so that from the start
+        the cell writes to its memory and shows it (a positive value opens them; PyTorch's init leaves both
+        half open on average).
     orthogonal: each gate's block of W_hh a random orthogonal matrix (Saxe et al. 2014), so the recurrent
         map neither shrinks nor blows up a state at the start.
     A vanilla RNN has no gate to bias. The default draws are the same whatever the options (they draw
@@ -100,6 +103,9 @@ def init_params(spec, rng, dtype=np.float32, forget_bias=None, chrono=0, orthogo
     forget = CELLS[spec.cell].FORGET_GATE  # the block that keeps the old state; None for a vanilla RNN
     if (forget_bias is not None or chrono) and forget is None:
         raise ValueError(f"a {spec.cell} has no forget gate to bias")
+    opened = [CELLS[spec.cell].INPUT_GATE, CELLS[spec.cell].OUTPUT_GATE]
+    if open_gates is not None and None in opened:
+        raise ValueError(f"a {spec.cell} has no input and output gates to open")
     for k in range(spec.layers):
         b_ih, b_hh = params[f"{spec.cell}.bias_ih_l{k}"], params[f"{spec.cell}.bias_hh_l{k}"]
         if forget_bias is not None:
@@ -113,6 +119,10 @@ def init_params(spec, rng, dtype=np.float32, forget_bias=None, chrono=0, orthogo
             if write is not None:
                 b_ih[write * H : (write + 1) * H] = -keep
                 b_hh[write * H : (write + 1) * H] = 0
+        if open_gates is not None:
+            for gate in opened:
+                b_ih[gate * H : (gate + 1) * H] = open_gates
+                b_hh[gate * H : (gate + 1) * H] = 0
         if orthogonal:
             w_hh = params[f"{spec.cell}.weight_hh_l{k}"]  # (G, H): one H x H block per gate
             for g in range(w_hh.shape[0] // H):

@@ -117,7 +117,7 @@ class TrainState:
         """The state at step 0: PyTorch's initialisation, drawn from a generator seeded by train.seed."""
         m = cfg.model
         params = model.init_params(spec, np.random.default_rng([cfg.train.seed, 0]), np.float32, m.forget_bias,
-                                   m.chrono, m.orthogonal)
+                                   m.chrono, m.orthogonal, m.open_gates)
         return cls(params, Optimizer(cfg.optim, params), model.zero_state(spec, cfg.data.batch), Progress())
 
     def model_params(self):

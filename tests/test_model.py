@@ -311,6 +311,21 @@ def test_orthogonal_recurrent_blocks():
     assert model.init_params(spec, np.random.default_rng(0))["lstm.weight_hh_l0"].std() < params["lstm.weight_hh_l0"].std()
 
 
+def test_open_gates_sets_the_input_and_output_biases_only():
+    H = 4
+    spec = model.Spec("lstm", 5, H, 2)
+    plain = model.init_params(spec, np.random.default_rng(0))
+    params = model.init_params(spec, np.random.default_rng(0), open_gates=2.0)
+    for k in range(2):
+        total = params[f"lstm.bias_ih_l{k}"] + params[f"lstm.bias_hh_l{k}"]
+        np.testing.assert_array_equal(total[:H], 2.0)  # i
+        np.testing.assert_array_equal(total[3 * H :], 2.0)  # o
+        for name in (f"lstm.bias_ih_l{k}", f"lstm.bias_hh_l{k}"):
+            np.testing.assert_array_equal(params[name][H : 3 * H], plain[name][H : 3 * H])  # f, g
+    with pytest.raises(ValueError, match="no input and output gates"):
+        model.init_params(model.Spec("gru", 5, 4, 1), np.random.default_rng(0), open_gates=1.0)
+
+
 def test_a_vanilla_rnn_has_no_gate_to_bias():
     with pytest.raises(ValueError, match="no forget gate"):
         model.init_params(model.Spec("rnn", 5, 4, 1), np.random.default_rng(0), chrono=50)

@@ -62,7 +62,10 @@ def test_no_fillers_with_max_gap_0_and_a_custom_cast(cli, tmp_path):
 
 
 @pytest.mark.parametrize("name, args", [
-    ("rooms-train.txt", ["--stories", 30000, "--seed", 0]),
+    ("rooms-train.txt", ["--open", "--names", "twelve", "--closed-share", 0.3, "--stories", 40000]),
+    ("rooms-cloze-fillers.tsv", ["--open", "--names", "twelve", "--fillers", "unseen", "--split", "test",
+                                 "--stories", 1000, "--cloze"]),
+    ("rooms-cloze-names.tsv", ["--open", "--names", "unseen", "--split", "test", "--stories", 1000, "--cloze"]),
     ("rooms-cloze.tsv", ["--stories", 1000, "--seed", 0, "--split", "test", "--cloze"]),
     ("rooms-cloze-nofill.tsv", ["--stories", 1000, "--seed", 1, "--split", "test", "--max-gap", 0, "--cloze"]),
 ])
@@ -72,7 +75,7 @@ def test_shipped_data_regenerates_byte_for_byte(cli, name, args):
 
 
 def test_the_shipped_data_sizes():
-    assert (ROOT / "data" / "rooms-train.txt").stat().st_size < 5_000_000
+    assert (ROOT / "data" / "rooms-train.txt").stat().st_size < 6_000_000
     assert len((ROOT / "data" / "rooms-cloze.tsv").read_text().splitlines()) == 1000
     nofill = (ROOT / "data" / "rooms-cloze-nofill.tsv").read_text().splitlines()
     assert len(nofill) == 1000 and all(corpus.story_gap(line.split("\t")[0]) == 0 for line in nofill)
@@ -121,6 +124,23 @@ def test_curriculum_starts_with_the_shortest_lines():
     assert max(early) <= 11  # the shortest quarter (plus the batch)
     late = [int(batches.window(1, n, step=200)[2].sum(axis=0).max()) - 1 for n in range(10)]
     assert max(late) > 30
+
+
+def test_a_curriculum_mix_draws_that_share_from_all_the_lines():
+    lines = ["a" * k for k in range(1, 101)]
+    text, vocab, ids = lines_corpus(lines)
+    plain = LineBatches(ids, vocab.index["\n"], batch=8, window=128, seed=0, curriculum_steps=100,
+                        curriculum_start=0.1)
+    mixed = LineBatches(ids, vocab.index["\n"], batch=8, window=128, seed=0, curriculum_steps=100,
+                        curriculum_start=0.1, curriculum_mix=0.25)
+    lengths = lambda b, n: b.window(0, n, step=0)[2].sum(axis=0) - 1  # (B,) each line's length at step 0
+    assert all(lengths(plain, n).max() <= 10 for n in range(20))
+    long = [int((lengths(mixed, n)[:6] > 10).sum()) for n in range(20)]
+    assert long == [0] * 20  # the curriculum's six
+    assert sum(int((lengths(mixed, n)[6:] > 10).sum()) for n in range(20)) > 25  # the two of 8 from all 100
+    again = LineBatches(ids, vocab.index["\n"], batch=8, window=128, seed=0, curriculum_steps=100,
+                        curriculum_start=0.1, curriculum_mix=0.0)
+    assert np.array_equal(again.window(0, 3, step=3)[0], plain.window(0, 3, step=3)[0])  # 0: as before
 
 
 def test_a_batch_of_lines_scores_each_line_from_the_zero_state():
@@ -188,7 +208,7 @@ def test_train_with_no_arguments_is_the_rooms_demo(cli, tmp_path):
     ckpt = checkpoint.load(tmp_path / "runs" / "rooms" / "latest.npz")
     assert ckpt.config.data.mode == "lines"
     assert ckpt.meta["corpus"]["files"][0].endswith("rooms-train.txt")
-    assert pathlib.Path(ckpt.config.train.cloze).name == "rooms-cloze.tsv"
+    assert pathlib.Path(ckpt.config.train.cloze).name == "rooms-cloze-fillers.tsv"
 
 
 def test_pysource_is_deterministic_sorted_and_bounded(cli):

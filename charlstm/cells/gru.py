@@ -19,6 +19,7 @@ MEMORY = "h"
 GATE_BLOCKS = {"reset": 0, "update": 1}  # activations in (r, z, n)
 FORGET_GATE = 1  # block of z in (r, z, n): the update gate, which keeps the old state
 INPUT_GATE = None  # writing is tied to z: h' = (1 - z) n + z h
+OUTPUT_GATE = None  # the state is the output
 
 
 def pack(w_ih, w_hh, b_ih, b_hh):

@@ -26,6 +26,7 @@ MEMORY = "c"
 GATE_BLOCKS = {"input": 0, "forget": 1, "output": 2}  # activations in (i, f, o, g)
 FORGET_GATE = 1  # block of f in PyTorch's order (i, f, g, o): the gate that keeps the memory
 INPUT_GATE = 0  # block of i: the gate that writes it
+OUTPUT_GATE = 3  # block of o: the gate that reads it out
 
 
 def pack(w_ih, w_hh, b_ih, b_hh):

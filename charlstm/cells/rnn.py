@@ -16,6 +16,7 @@ MEMORY = "h"
 GATE_BLOCKS = {}
 FORGET_GATE = None  # no gates
 INPUT_GATE = None
+OUTPUT_GATE = None
 OPTIONS = ("nonlinearity",)  # the fields of model.Spec that `pack` takes
 NONLINEARITIES = ("tanh", "relu")
 
