@@ -14,6 +14,11 @@ thread, so minutes mean nothing: runs are compared by steps, and each configurat
 apart (`--timing`: the variant alone, as `charlstm train` runs it, for a few hundred steps) to turn steps
 into minutes. Curves go to bench/results/levers.json (merged with earlier runs); the table, Markdown
 for docs/memory.md, to stdout.
+
+The open world's levers (issue 27) change the rooms preset instead, scored on the unseen fillers:
+
+    python bench/levers.py --base configs/rooms.yaml --cloze data/rooms-cloze-fillers.tsv \
+        --results bench/results/levers-open.json --steps 2000 --seeds 1,2 open-base open-gates curriculum-mix
 """
 
 import argparse
@@ -62,6 +67,12 @@ VARIANTS = {
     "curriculum-short": LSTM + ["data.curriculum_start=0.05"],
     "no-average": LSTM + ["optim.ema=0.0"],
     "average-0.99": LSTM + ["optim.ema=0.99"],
+    # against configs/rooms.yaml (--base), the open world's recipe
+    "open-base": [],
+    "open-gates": ["model.open_gates=1.0"],
+    "curriculum-mix": ["data.curriculum_mix=0.25"],
+    "open-batch128-lr1e-2": ["data.batch=128", "optim.lr=0.01"],
+    "open-hidden384": ["model.hidden=384"],
 }
 
 
@@ -132,6 +143,7 @@ def table(results, at=(500, 1000, 1500, 2000, 2500)):
 
 
 def main():
+    global BASE, RESULTS
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("variants", nargs="*")
     ap.add_argument("--steps", type=int, default=2500)
@@ -144,9 +156,14 @@ def main():
                     help="score only the first N stories of data/rooms-cloze.tsv during training (faster)")
     ap.add_argument("--timing", action="store_true",
                     help="time each variant alone, as charlstm train runs it (machine otherwise idle)")
+    ap.add_argument("--base", type=pathlib.Path, help=f"the recipe the variants change [default: {BASE}]")
+    ap.add_argument("--cloze", type=pathlib.Path, default=ROOT / "data" / "rooms-cloze.tsv",
+                    help="the cloze set scored during training (--probe: its first N lines)")
+    ap.add_argument("--results", type=pathlib.Path, help=f"the results file [default: {RESULTS}]")
     ap.add_argument("--list", action="store_true")
     ap.add_argument("--table", action="store_true")
     args = ap.parse_args()
+    BASE, RESULTS = args.base or BASE, args.results or RESULTS
     if args.list:
         for name, overrides in VARIANTS.items():
             print(f"{name}: {' '.join(overrides)}")
@@ -170,10 +187,10 @@ def main():
         return
     from concurrent.futures import ThreadPoolExecutor
 
-    probe = None
+    probe = args.cloze.resolve() if args.cloze != ROOT / "data" / "rooms-cloze.tsv" else None
     if args.probe:
-        probe = RESULTS.parent / f"cloze{args.probe}.tsv"
-        lines = (ROOT / "data" / "rooms-cloze.tsv").read_text().splitlines(keepends=True)[: args.probe]
+        probe = RESULTS.parent / f"{args.cloze.stem}-{args.probe}.tsv"
+        lines = args.cloze.read_text().splitlines(keepends=True)[: args.probe]
         probe.write_text("".join(lines))
 
     def one(job):
