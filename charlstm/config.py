@@ -42,6 +42,8 @@ class ModelConfig:
                                                  "mostly open); null keeps PyTorch's init")
     orthogonal: bool = _doc(False, "each gate's block of the recurrent weights starts as a random orthogonal matrix")
     nonlinearity: str = _doc("tanh", "rnn only: its activation, tanh or relu, as nn.RNN's nonlinearity")
+    init_from: Optional[str] = _doc(None, "start from this checkpoint's weights (same cell and shape; characters "
+                                          "it lacks start fresh) instead of a random initialisation")
     dropout: float = _doc(0.0, "dropout on the outputs of every layer but the last, as nn.LSTM(dropout=p)")
     decoder_dropout: float = _doc(0.0, "dropout on the last layer's output, before the decoder")
 

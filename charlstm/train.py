@@ -161,7 +161,7 @@ class Trainer:
         self.spec = model.Spec(cfg.model.cell, len(self.inputs.corpus.vocab), cfg.model.hidden, cfg.model.layers,
                                cfg.model.nonlinearity)
         if ckpt is None:
-            self.ts = TrainState.new(cfg, self.spec)
+            self.ts = TrainState.new(cfg, self.spec, self.inputs.corpus.vocab)
         else:
             self.ts = TrainState.restore(ckpt, cfg)
             self.saved_step = self.ts.progress.step

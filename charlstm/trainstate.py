@@ -18,7 +18,7 @@ from . import checkpoint, model
 from . import config as config_mod
 from .cells import CELLS
 from .data import hash_ids
-from .errors import CharlstmError, CheckpointError
+from .errors import CharlstmError, CheckpointError, ConfigError
 from .optim import Optimizer
 
 
@@ -103,6 +103,30 @@ def check_same_corpus(ckpt, vocab, record):
                             f"({', '.join(recorded.get('files') or ['?'])}); resume needs the same text")
 
 
+def warm_start(params, spec, vocab, source):
+    """Overwrite params (in place) with a checkpoint's weights: a model of the same cell and shape, whose
+    vocabulary may differ. A character both know keeps its input column, decoder row and bias; one the
+    checkpoint lacks keeps its fresh initialisation, with the decoder bias of the checkpoint's least
+    likely character, so that it starts as rare as anything the checkpoint knew."""
+    if (source.spec.cell, source.spec.hidden, source.spec.layers) != (spec.cell, spec.hidden, spec.layers):
+        s = source.spec
+        raise ConfigError(f"model.init_from: {source.path} holds {s.layers} x {s.hidden} {s.cell} units; this run "
+                          f"has {spec.layers} x {spec.hidden} {spec.cell} units")
+    theirs = source.vocab.index
+    shared = [(i, theirs[c]) for i, c in enumerate(vocab.chars) if c in theirs]
+    ours, old = (np.array(ix, dtype=np.intp) for ix in zip(*shared)) if shared else (np.zeros(0, np.intp),) * 2
+    for name, value in source.params.items():
+        if name == f"{spec.cell}.weight_ih_l0":  # (G, V): a column per input character
+            params[name][:, ours] = value[:, old]
+        elif name == "decoder.weight":  # (V, H): a row per output character
+            params[name][ours] = value[old]
+        elif name == "decoder.bias":
+            params[name][:] = value.min()
+            params[name][ours] = value[old]
+        else:
+            params[name][...] = value
+
+
 @dataclass
 class TrainState:
     """Everything that changes as a run trains."""
@@ -113,11 +137,14 @@ class TrainState:
     progress: Progress
 
     @classmethod
-    def new(cls, cfg, spec):
-        """The state at step 0: PyTorch's initialisation, drawn from a generator seeded by train.seed."""
+    def new(cls, cfg, spec, vocab=None):
+        """The state at step 0: PyTorch's initialisation, drawn from a generator seeded by train.seed, or
+        with model.init_from the weights of that checkpoint (warm_start; vocab: this run's)."""
         m = cfg.model
         params = model.init_params(spec, np.random.default_rng([cfg.train.seed, 0]), np.float32, m.forget_bias,
                                    m.chrono, m.orthogonal, m.open_gates)
+        if m.init_from:
+            warm_start(params, spec, vocab, checkpoint.load(m.init_from))
         return cls(params, Optimizer(cfg.optim, params), model.zero_state(spec, cfg.data.batch), Progress())
 
     def model_params(self):

@@ -146,6 +146,34 @@ def test_resume_refuses_model_changes_and_other_text(cli, corpus, tmp_path):
     assert checkpoint.load(run / "latest.npz").config.optim.lr == 0.001
 
 
+def test_a_warm_start_keeps_the_characters_both_vocabularies_know(cli, corpus, tmp_path):
+    run = tmp_path / "run"
+    assert cli("train", corpus, "--config", TINY, "--out", run, "-q", "--steps", 5)[0] == 0
+    source = checkpoint.load(run / "latest.npz")
+    other = tmp_path / "other.txt"
+    other.write_text(make_text(seed=5).replace("the", "THE") + "xyz{}\n")
+    warm = tmp_path / "warm"
+    code, _, err = cli("train", other, "--config", TINY, "--out", warm, "-q", "--steps", 1,
+                       "--set", f"model.init_from={run / 'latest.npz'}", "--set", "optim.lr=1e-12")
+    assert code == 0, err
+    ckpt = checkpoint.load(warm / "latest.npz")  # one step at a rate of 1e-12: the starting weights
+    new, old = ckpt.vocab, source.vocab
+    shared = [c for c in new.chars if c in old.index]
+    fresh = [c for c in new.chars if c not in old.index]
+    assert len(shared) > 10 and {"H", "{", "}"} <= set(fresh)
+    for c in shared:
+        np.testing.assert_allclose(ckpt.params["lstm.weight_ih_l0"][:, new.index[c]],
+                                   source.params["lstm.weight_ih_l0"][:, old.index[c]], atol=1e-6)
+        np.testing.assert_allclose(ckpt.params["decoder.weight"][new.index[c]],
+                                   source.params["decoder.weight"][old.index[c]], atol=1e-6)
+    np.testing.assert_allclose(ckpt.params["lstm.weight_hh_l0"], source.params["lstm.weight_hh_l0"], atol=1e-6)
+    bias = ckpt.params["decoder.bias"]
+    np.testing.assert_allclose(bias[[new.index[c] for c in fresh]], source.params["decoder.bias"].min(), atol=1e-6)
+    code, _, err = cli("train", other, "--config", TINY, "--out", tmp_path / "bad", "-q", "--steps", 1,
+                       "--set", f"model.init_from={run / 'latest.npz'}", "--set", "model.hidden=24")
+    assert code == 1 and "model.init_from" in err and "this run has" in err and not (tmp_path / "bad").exists()
+
+
 def test_weight_average_is_the_model_a_run_validates_and_saves(cli, corpus, tmp_path):
     run = tmp_path / "run"
     trainer = prepare([str(corpus)], TINY, run, overrides=["optim.ema=0.8", "train.eval_every=30", "train.steps=30"],
