@@ -5,6 +5,8 @@ the GRU and the LSTM at equal parameter count and equal training time, on this m
     python bench/memory.py --minutes 4 --recipe same --png docs/memory-same.png  # all with configs/rooms.yaml
     python bench/memory.py --replot --recipe own --png docs/memory-own.png       # table and curves again
     python bench/memory.py --minutes 8 --config configs/rooms-gru.yaml           # all with the GRU's recipe
+    python bench/memory.py --minutes 6 --recipe own --cloze data/rooms-cloze-fillers.tsv \
+        --out bench/results/memory-open.json --png docs/memory-open.png          # on fillers never trained on
 
 Each cell trains for the same wall-clock budget, one after the other, its hidden size chosen so its
 parameter count matches the 256-unit LSTM's. --recipe same: every cell with --config (default
@@ -13,7 +15,8 @@ that suits it (OWN below: the LSTM's configs/rooms.yaml, the GRU's configs/rooms
 --config with the ReLU RNN's orthogonal recurrent weights and lower rate). During training the cloze
 accuracy is scored every 100 steps on 200 filler stories (the curve, and the minutes to 50%, 90% and
 98%); at the end every model is scored on data/rooms-cloze.tsv, by gap length and by story form, and
-on data/rooms-cloze-nofill.tsv. Results go to bench/results/memory-<recipe>.json
+on data/rooms-cloze-nofill.tsv and data/rooms-cloze-names.tsv (names never trained on); --cloze names
+another set for the curve and the table's first columns. Results go to bench/results/memory-<recipe>.json
 (memory-<recipe>-<config>.json with another --config); the table, Markdown for docs/memory.md, to stdout.
 """
 
@@ -65,6 +68,8 @@ def main():
     ap.add_argument("--recipe", choices=["same", "own"], default="same")
     ap.add_argument("--config", default=str(ROOT / "configs" / "rooms.yaml"),
                     help="the shared recipe [default: configs/rooms.yaml, the LSTM's]")
+    ap.add_argument("--cloze", type=pathlib.Path, default=ROOT / "data" / "rooms-cloze.tsv",
+                    help="the cloze set of the curve (its first 200 stories) and of the table [default: %(default)s]")
     ap.add_argument("--out", help="[default: bench/results/memory-<recipe>.json]")
     ap.add_argument("--png", help="draw the cloze-accuracy curves to this PNG (matplotlib)")
     ap.add_argument("--replot", action="store_true", help="train nothing: table and curves from --out")
@@ -83,7 +88,7 @@ def main():
     target = n_params("lstm", V, args.lstm_hidden)
     work = pathlib.Path(tempfile.mkdtemp(prefix="charlstm-memory-"))
     probe = work / "cloze200.tsv"
-    probe.write_text("".join((ROOT / "data" / "rooms-cloze.tsv").read_text().splitlines(keepends=True)[:200]))
+    probe.write_text("".join(args.cloze.read_text().splitlines(keepends=True)[:200]))
     results = {"minutes": args.minutes, "recipe": args.recipe, "params_target": target, "cells": {}}
     for name in args.cells.split(","):
         cell, needed = CELLS_RUN[name]
@@ -104,7 +109,7 @@ def main():
         curve = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
         curve = [(r["elapsed"], r["cloze_accuracy"]) for r in curve if "cloze_accuracy" in r]
         ckpt = checkpoint.load(run / "latest.npz")
-        prompts, answers = evaluate.read_cloze(ROOT / "data" / "rooms-cloze.tsv")
+        prompts, answers = evaluate.read_cloze(args.cloze)
         _, _, fills = evaluate.cloze(ckpt.params, ckpt.vocab, prompts, answers, spec=ckpt.spec)
         by_gap = {}
         for lo, hi in BUCKETS:
@@ -115,9 +120,13 @@ def main():
             forms[FORMS[" together, later " in p]].append(f == a)
         nofill_prompts, nofill_answers = evaluate.read_cloze(ROOT / "data" / "rooms-cloze-nofill.tsv")
         nofill, _, _ = evaluate.cloze(ckpt.params, ckpt.vocab, nofill_prompts, nofill_answers, spec=ckpt.spec)
+        names_prompts, names_answers = evaluate.read_cloze(ROOT / "data" / "rooms-cloze-names.tsv")
+        unseen, _, _ = evaluate.cloze(ckpt.params, ckpt.vocab, names_prompts, names_answers, unknown="skip",
+                                      spec=ckpt.spec)
         results["cells"][name] = {
-            "hidden": H, "params": n_params(cell, V, H), "steps": ckpt.step,
+            "hidden": H, "params": n_params(cell, V, H), "steps": ckpt.step, "cloze": str(args.cloze),
             "accuracy": sum(f == a for f, a in zip(fills, answers)) / len(answers), "nofill_accuracy": nofill,
+            "unseen_names_accuracy": unseen,
             "by_gap": by_gap, "by_form": {k: sum(v) / len(v) if v else None for k, v in forms.items()},
             "curve": curve,
             "breakthrough_s": next((t for t, acc in curve if acc >= 0.5), None),
@@ -156,16 +165,17 @@ def table(results):
     cells = results["cells"]
     buckets = list(next(iter(cells.values()))["by_gap"])
     lines = ["| cell | H | parameters | steps | " + " | ".join(f"gap {b}" for b in buckets)
-             + " | form 1 | form 2 | all (fillers) | no fillers | 50% at | 90% at | 98% at |",
-             "|---|---|---|---|" + "---|" * len(buckets) + "---|---|---|---|---|---|---|"]
+             + " | form 1 | form 2 | all (fillers) | no fillers | unseen names | 50% at | 90% at | 98% at |",
+             "|---|---|---|---|" + "---|" * len(buckets) + "---|---|---|---|---|---|---|---|"]
     for cell, r in cells.items():
         gaps = " | ".join("-" if a is None else f"{a:.1%} (n={n})" for a, n in r["by_gap"].values())
         reach = r.get("reach_s") or {"0.5": r["breakthrough_s"]}
         times = " | ".join("never" if reach.get(str(level)) is None else f"{reach[str(level)] / 60:.1f} min"
                            for level in LEVELS)
+        unseen = "-" if r.get("unseen_names_accuracy") is None else f"{r['unseen_names_accuracy']:.1%}"
         form1, form2 = ("-" if a is None else f"{a:.1%}" for a in r.get("by_form", {0: None, 1: None}).values())
         lines.append(f"| {cell} | {r['hidden']} | {r['params']:,} | {r['steps']:,} | {gaps} | {form1} | {form2} | "
-                     f"{r['accuracy']:.1%} | {r['nofill_accuracy']:.1%} | {times} |")
+                     f"{r['accuracy']:.1%} | {r['nofill_accuracy']:.1%} | {unseen} | {times} |")
     return "\n".join(lines)
 
 

@@ -1,0 +1,156 @@
+"""Can the LSTM learn to copy names it never saw? Levers on the open rooms world, compared by steps.
+
+    python bench/names.py --steps 6000 --every 500 base open-gates curriculum-mix batch128 hidden384 \
+        warm --warm closed.npz    # closed.npz: git show b963e75:data/rooms.npz > closed.npz
+    python bench/names.py --table            # the table again from bench/results/names.json
+
+Every run trains configs/rooms.yaml (the shipped recipe) on open stories with names from the seen pool
+(`charlstm corpus rooms --open --closed-share 0.2 --stories 40000`), plus the variant's settings, in
+chunks of --every steps (`--resume --steps N`, which continues bit for bit). After each chunk it reads
+300 stories with names from the unseen pool (`--names unseen --split test`) up to each answer,
+teacher-forced: the answer's first letter (which of the story's names is greeted) and its other letters
+(spelling a name it never saw), as negative log-likelihood and accuracy of the most likely character,
+and fills the blanks of 200 of them greedily (exact match). A first letter leaves chance when its
+accuracy passes 1 in 5 (a model that remembers no name guesses an initial at about 1 in 26). Two runs share the machine (--parallel),
+each one process with one BLAS thread: compare them by steps, not minutes; bench/levers.py --timing
+measures a variant's speed alone.
+"""
+
+import argparse
+import json
+import os
+import pathlib
+import subprocess
+import sys
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from charlstm import checkpoint, corpus, evaluate, model  # noqa: E402
+from charlstm.data import Window  # noqa: E402
+
+RESULTS = ROOT / "bench" / "results" / "names.json"
+VARIANTS = {
+    "base": [],
+    "open-gates": ["model.open_gates=1.0"],
+    "curriculum-mix": ["data.curriculum_mix=0.25"],
+    "batch128": ["data.batch=128", "optim.lr=0.01"],
+    "hidden384": ["model.hidden=384"],
+    "warm": ["model.init_from={warm}"],  # the closed world's LSTM, data/rooms.npz as shipped until 2026-12-04
+    "gru": ["model.cell=gru", "model.hidden=298"],
+}
+LEAVES_CHANCE = 0.2
+
+
+def stories(n, **kw):
+    return corpus.open_rooms(n, **kw)
+
+
+def read_answers(ckpt, tests):
+    """Teacher-forced figures on the answers of the test stories (see the module docstring)."""
+    texts = ["\n" + s.text for s in tests]
+    T, B = max(map(len, texts)), len(texts)
+    x, y = np.zeros((T, B), np.int64), np.zeros((T, B), np.int64)
+    first, rest = np.zeros((T, B), bool), np.zeros((T, B), bool)
+    for b, (text, s) in enumerate(zip(texts, tests)):
+        ids = ckpt.vocab.encode(text)
+        x[: len(ids) - 1, b], y[: len(ids) - 1, b] = ids[:-1], ids[1:]
+        start = text.rfind("said hi to ") + len("said hi to ")  # the answer's first letter, as a target index
+        first[start - 1, b] = True
+        rest[start : start + len(s.answer) - 1, b] = True
+    _, _, cache = model.forward(ckpt.params, Window(x, y, None), model.zero_state(ckpt.spec, B))
+    probs = cache.probs.reshape(T, B, -1)
+    p_target = np.take_along_axis(probs, y[..., None], 2)[..., 0]
+    right = probs.argmax(2) == y
+    out = {}
+    for name, where in (("first", first), ("rest", rest)):
+        out[f"{name}_nll"] = round(float(-np.log(p_target[where]).mean()), 4)
+        out[f"{name}_acc"] = round(float(right[where].mean()), 4)
+    return out
+
+
+def run(name, overrides, seed, steps, every, train_text, warm):
+    env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1")
+    tests = stories(300, names="unseen", split="test")
+    prompts = [s.prompt for s in tests[:200]]
+    answers = [s.answer for s in tests[:200]]
+    curve = []
+    with tempfile.TemporaryDirectory() as d:
+        out = pathlib.Path(d) / "run"
+        for done in range(every, steps + 1, every):
+            if done == every:
+                cmd = ["train", str(train_text), "--config", str(ROOT / "configs" / "rooms.yaml"), "--out", str(out),
+                       "--seed", str(seed), "--set", "train.workers=1", "--set", "train.cloze_every=0"]
+                for s in overrides:
+                    cmd += ["--set", s.format(warm=warm)]
+            else:
+                cmd = ["train", "--resume", str(out)]
+            proc = subprocess.run([sys.executable, "-m", "charlstm", *cmd, "--steps", str(done), "-q"],
+                                  capture_output=True, text=True, env=env)
+            if proc.returncode:
+                return {"variant": name, "seed": seed, "error": proc.stderr.strip()[-300:], "curve": curve}
+            ckpt = checkpoint.load(out / "latest.npz")
+            point = {"step": ckpt.step, **read_answers(ckpt, tests)}
+            point["exact"], _, _ = evaluate.cloze(ckpt.params, ckpt.vocab, prompts, answers, spec=ckpt.spec)
+            metrics = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+            point["elapsed"] = metrics[-1].get("elapsed")
+            curve.append(point)
+            print(json.dumps({"variant": name, "seed": seed, **point}), file=sys.stderr, flush=True)
+    return {"variant": name, "overrides": overrides, "seed": seed, "steps": steps, "curve": curve, "error": None}
+
+
+def leaves_chance(curve):
+    return next((p["step"] for p in curve if p["first_acc"] >= LEAVES_CHANCE), None)
+
+
+def table(results):
+    lines = ["| variant | seed | first letter leaves chance at | first letter at the end | other letters: NLL, "
+             "accuracy at the end | exact at the end | steps |", "|---|---|---|---|---|---|---|"]
+    for r in results:
+        if not r["curve"]:
+            continue
+        end = r["curve"][-1]
+        left = leaves_chance(r["curve"])
+        lines.append(f"| {r['variant']} | {r['seed']} | {left if left else 'never'} | {end['first_acc']:.0%} | "
+                     f"{end['rest_nll']:.2f} nats, {end['rest_acc']:.0%} | {end['exact']:.1%} | {end['step']:,} |")
+    return "\n".join(lines)
+
+
+def main():
+    global RESULTS
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("variants", nargs="*")
+    ap.add_argument("--steps", type=int, default=6000)
+    ap.add_argument("--every", type=int, default=500)
+    ap.add_argument("--seeds", default="1")
+    ap.add_argument("--parallel", type=int, default=2)
+    ap.add_argument("--warm", help="the checkpoint the warm variant starts from: the closed world's LSTM, "
+                                    "git show b963e75:data/rooms.npz > closed.npz")
+    ap.add_argument("--results", type=pathlib.Path, default=RESULTS)
+    ap.add_argument("--table", action="store_true")
+    args = ap.parse_args()
+    RESULTS = args.results
+    results = json.loads(RESULTS.read_text()) if RESULTS.exists() else []
+    if args.table:
+        print(table(results))
+        return
+    work = pathlib.Path(tempfile.mkdtemp(prefix="charlstm-names-"))
+    train_text = work / "open.txt"
+    train_text.write_text("".join(s.text + "\n" for s in stories(40000, closed_share=0.2)))
+    if "warm" in args.variants and not args.warm:
+        ap.error("the warm variant needs --warm CHECKPOINT")
+    jobs = [(v, VARIANTS[v], seed) for v in args.variants for seed in map(int, args.seeds.split(","))]
+    with ThreadPoolExecutor(args.parallel) as pool:
+        for record in pool.map(lambda job: run(*job, args.steps, args.every, train_text, args.warm), jobs):
+            results = [r for r in results if (r["variant"], r["seed"]) != (record["variant"], record["seed"])]
+            results.append(record)
+            RESULTS.write_text(json.dumps(results, indent=1))
+    print(table(results))
+
+
+if __name__ == "__main__":
+    main()
