@@ -10,7 +10,10 @@ whatever its size; both pools have names starting with every capital letter.
 Filler sentences come from templates filled from word lists ("The {noun} is {adjective}."). The seen
 and unseen fillers share no template and no content word, so a test story with unseen fillers holds
 sentences, and words, that no training story has. Neither pool holds a name, and no filler word is
-capitalised but the sentence's first.
+capitalised but the sentence's first. In the seen fillers half of the words are made up ("The lamp
+drifts vorbel."): with a hundred real words only, a model learns to step over those words, and a
+sentence of other words breaks its memory of the names (docs/memory.md); made-up words teach it to step
+over any lower-case word. They are never a word of the unseen fillers.
 """
 
 import random
@@ -131,19 +134,43 @@ def _filler_words():
     return words
 
 
+MADE_UP = 0.5  # the share of a seen filler's fields filled with a made-up word
+
+
 def filler(rng, pool):
     """One filler sentence of a pool, "seen" or "unseen"."""
     world = FILLER_WORLDS[pool]
     template = rng.choice(world["templates"])
-    return string.Formatter().vformat(template, (), _Draw(rng, world))
+    return string.Formatter().vformat(template, (), _Draw(rng, world, MADE_UP if pool == "seen" else 0.0))
 
 
 class _Draw(dict):
-    """A template's fields, each drawn from its word list when the template asks for it."""
+    """A template's fields, each drawn when the template asks for it: from its word list, or (with
+    probability made_up) a made-up word."""
 
-    def __init__(self, rng, world):
+    def __init__(self, rng, world, made_up):
         super().__init__()
-        self.rng, self.world = rng, world
+        self.rng, self.world, self.made_up = rng, world, made_up
 
     def __missing__(self, key):
+        if self.made_up and self.rng.random() < self.made_up:
+            return made_up_word(self.rng)
         return self.rng.choice(self.world[key])
+
+
+def made_up_word(rng):
+    """A lower-case word of 2 to 9 letters built from syllables, never a word of the unseen fillers."""
+    while True:
+        word = rng.choice(["", "", "a", "e", "o", "i", "u"])
+        for _ in range(rng.choice((1, 1, 2, 2, 3))):
+            word += rng.choice(ONSETS) + rng.choice(VOWELS)
+        if rng.random() < 0.4:
+            word += rng.choice(CODAS)
+        if 2 <= len(word) <= 9 and word not in _unseen_words():
+            return word
+
+
+@lru_cache(maxsize=None)
+def _unseen_words():
+    return frozenset(w.strip(".,{}") for values in FILLER_WORLDS["unseen"].values() for text in values
+                     for w in text.split())
