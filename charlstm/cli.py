@@ -439,8 +439,9 @@ def rooms(stories, seed, cast_path, max_gap, split, cloze, open_world, names, fi
     Mady and Monica walk in to the room together, later Richard walks in to the room. Mady said hi to Richard.
 
     \b
-    charlstm corpus rooms --open --closed-share 0.2 > train.txt
+    charlstm corpus rooms --open > open.txt                   # thousands of names, every initial
     charlstm corpus rooms --open --split test --names unseen --cloze > unseen-names.tsv
+    charlstm corpus rooms --open --names twelve --closed-share 0.3 --stories 40000  # data/rooms-train.txt
     """
     from . import corpus as corpus_mod
 

@@ -80,7 +80,12 @@ FILLER_WORLDS = {
             "The {thing} is {state}.", "A {thing} {sound} somewhere.", "The {thing} {moves} {where}.",
             "Outside, the {weather}.", "It is {time}.", "Someone left the {thing} {where}.",
             "A {animal} {moves} {where}.", "The {thing} looks {state} today.",
+            # commas inside a sentence, so that ", " is not taken for the start of an entrance
+            "Now and then, the {thing} {sound}.", "In the {area}, a {animal} {moves}.",
+            "For a while, the {thing} is {state}.", "Far off, a {animal} {sound}.",
+            "Slowly, the {thing} {moves} {where}.",
         ],
+        "area": ["kitchen", "hallway", "garden", "bedroom", "dining room", "library", "office", "nursery"],
         "thing": ["lamp", "clock", "door", "window", "kettle", "radio", "table", "curtain", "kitchen tap",
                   "ceiling fan", "bookshelf", "piano", "mirror", "candle", "rug", "teapot", "fridge",
                   "stairway", "garden gate", "mailbox", "painting", "vase", "doorbell", "computer"],
