@@ -13,7 +13,10 @@ sentences, and words, that no training story has. Neither pool holds a name, and
 capitalised but the sentence's first. In the seen fillers half of the words are made up ("The lamp
 drifts vorbel."): with a hundred real words only, a model learns to step over those words, and a
 sentence of other words breaks its memory of the names (docs/memory.md); made-up words teach it to step
-over any lower-case word. They are never a word of the unseen fillers.
+over any lower-case word. A third of the seen fillers also open with a made-up capitalised word
+("Ivaro, the lamp is dim.", "Ivaro lamp is dim."): when every filler opened with one of a few words, a
+filler opening with another capital ("Every hour, ...") was read as a name (Every as Emily). Made-up
+words are never a word of the unseen fillers, nor a name of either pool.
 """
 
 import random
@@ -140,13 +143,19 @@ def _filler_words():
 
 
 MADE_UP = 0.5  # the share of a seen filler's fields filled with a made-up word
+MADE_UP_OPENER = 0.33  # the share of seen fillers that open with a made-up capitalised word
 
 
 def filler(rng, pool):
     """One filler sentence of a pool, "seen" or "unseen"."""
     world = FILLER_WORLDS[pool]
     template = rng.choice(world["templates"])
-    return string.Formatter().vformat(template, (), _Draw(rng, world, MADE_UP if pool == "seen" else 0.0))
+    sentence = string.Formatter().vformat(template, (), _Draw(rng, world, MADE_UP if pool == "seen" else 0.0))
+    if pool == "seen" and rng.random() < MADE_UP_OPENER:
+        opener = made_up_word(rng).capitalize()
+        first, rest = sentence.split(" ", 1)
+        sentence = f"{opener}, {first.lower()} {rest}" if rng.random() < 0.5 else f"{opener} {rest}"
+    return sentence
 
 
 class _Draw(dict):
@@ -171,11 +180,13 @@ def made_up_word(rng):
             word += rng.choice(ONSETS) + rng.choice(VOWELS)
         if rng.random() < 0.4:
             word += rng.choice(CODAS)
-        if 2 <= len(word) <= 9 and word not in _unseen_words():
+        if 2 <= len(word) <= 9 and word not in _taken():
             return word
 
 
 @lru_cache(maxsize=None)
-def _unseen_words():
-    return frozenset(w.strip(".,{}") for values in FILLER_WORLDS["unseen"].values() for text in values
-                     for w in text.split())
+def _taken():
+    """What a made-up word must not be: a word of the unseen fillers, or a name (lower-cased)."""
+    words = {w.strip(".,{}").lower() for values in FILLER_WORLDS["unseen"].values() for text in values
+             for w in text.split()}
+    return frozenset(words | {n.lower() for pool in ("seen", "unseen") for n in names(pool)})

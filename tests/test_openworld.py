@@ -75,6 +75,10 @@ def test_half_the_words_of_seen_fillers_are_made_up_and_none_is_an_unseen_word()
     assert 0.2 < len(made_up) / len(words) < 0.5 and len(set(made_up)) > 1000
     assert all(re.fullmatch(r"[a-z]{2,9}", w) for w in made_up)
     assert not set(made_up) & content_words("unseen")
+    openers = [openworld.filler(rng, "seen").split()[0].strip(",") for _ in range(3000)]
+    assert len({w[0] for w in openers}) >= 20  # a capital opens fillers and names alike: not a name's cue
+    names = set(openworld.names("seen")) | set(openworld.names("unseen")) | set(corpus.CAST)
+    assert not set(openers) & names
 
 
 def test_a_closed_share_mixes_in_the_twelve_and_their_fillers():
