@@ -187,7 +187,7 @@ def main():
         return
     from concurrent.futures import ThreadPoolExecutor
 
-    probe = args.cloze.resolve() if args.cloze != ROOT / "data" / "rooms-cloze.tsv" else None
+    probe = args.cloze.resolve()  # always named: the demo's own cloze set is not rooms-cloze.tsv since 2026-12-04
     if args.probe:
         probe = RESULTS.parent / f"{args.cloze.stem}-{args.probe}.tsv"
         lines = args.cloze.read_text().splitlines(keepends=True)[: args.probe]

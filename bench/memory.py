@@ -84,7 +84,13 @@ def main():
             plot(results, args.png)
         return
 
-    V = len(set((ROOT / "data" / "rooms-train.txt").read_text()))
+    from charlstm import config as config_mod
+    from charlstm.data import ASCII_CODES
+
+    chars = set((ROOT / "data" / "rooms-train.txt").read_text())
+    if config_mod.load(args.config, []).data.vocab == "ascii":  # the vocabulary the models are built with
+        chars |= {chr(c) for c in ASCII_CODES}
+    V = len(chars)
     target = n_params("lstm", V, args.lstm_hidden)
     work = pathlib.Path(tempfile.mkdtemp(prefix="charlstm-memory-"))
     probe = work / "cloze200.tsv"

@@ -11,9 +11,10 @@ chunks of --every steps (`--resume --steps N`, which continues bit for bit). Aft
 teacher-forced: the answer's first letter (which of the story's names is greeted) and its other letters
 (spelling a name it never saw), as negative log-likelihood and accuracy of the most likely character,
 and fills the blanks of 200 of them greedily (exact match). A first letter leaves chance when its
-accuracy passes 1 in 5 (a model that remembers no name guesses an initial at about 1 in 26). Two runs share the machine (--parallel),
-each one process with one BLAS thread: compare them by steps, not minutes; bench/levers.py --timing
-measures a variant's speed alone.
+accuracy passes 1 in 5 (a model that remembers no name guesses an initial at about 1 in 26). With
+--parallel 2 two runs share the machine, each one process with one BLAS thread: compare them by steps,
+not minutes; with --parallel 1 a run has the machine, as `charlstm train` runs (its minutes are the
+training's own, metrics.jsonl's elapsed: the scoring between chunks is not counted).
 """
 
 import argparse
@@ -73,8 +74,8 @@ def read_answers(ckpt, tests):
     return out
 
 
-def run(name, overrides, seed, steps, every, train_text, warm):
-    env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1")
+def run(name, overrides, seed, steps, every, train_text, warm, alone=False):
+    env = dict(os.environ) if alone else dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1")
     tests = stories(300, names="unseen", split="test")
     prompts = [s.prompt for s in tests[:200]]
     answers = [s.answer for s in tests[:200]]
@@ -84,7 +85,8 @@ def run(name, overrides, seed, steps, every, train_text, warm):
         for done in range(every, steps + 1, every):
             if done == every:
                 cmd = ["train", str(train_text), "--config", str(ROOT / "configs" / "rooms.yaml"), "--out", str(out),
-                       "--seed", str(seed), "--set", "train.workers=1", "--set", "train.cloze_every=0"]
+                       "--seed", str(seed), "--set", f"train.workers={0 if alone else 1}",
+                       "--set", "train.cloze_every=0"]
                 for s in overrides:
                     cmd += ["--set", s.format(warm=warm)]
             else:
@@ -145,7 +147,8 @@ def main():
         ap.error("the warm variant needs --warm CHECKPOINT")
     jobs = [(v, VARIANTS[v], seed) for v in args.variants for seed in map(int, args.seeds.split(","))]
     with ThreadPoolExecutor(args.parallel) as pool:
-        for record in pool.map(lambda job: run(*job, args.steps, args.every, train_text, args.warm), jobs):
+        for record in pool.map(lambda job: run(*job, args.steps, args.every, train_text, args.warm,
+                                               alone=args.parallel == 1), jobs):
             results = [r for r in results if (r["variant"], r["seed"]) != (record["variant"], record["seed"])]
             results.append(record)
             RESULTS.write_text(json.dumps(results, indent=1))

@@ -68,7 +68,8 @@ TIMING = (0.4, 0.002, 1.5)  # seconds of steps per shape tried: at least, share 
 def wanted(cfg, origins):
     """Whether the run is sized automatically: model.size auto, or by-budget with a time budget and
     neither model.hidden nor model.layers set (auto keeps them when they are set: it then chooses among
-    the shapes that have them). origins: {"section.key": where its value came from}; None (a config built
+    the shapes that have them; a warm start, model.init_from, is not sized: its checkpoint fixes the
+    shape). origins: {"section.key": where its value came from}; None (a config built
     in code) counts every key as set. A ConfigError for auto under torchrun."""
     size, budget = cfg.model.size, cfg.train.time_budget
     given = [key for key in ("model.hidden", "model.layers")
@@ -77,7 +78,8 @@ def wanted(cfg, origins):
         if engine_mod.distributed():  # each process would time, and might choose, on its own
             raise ConfigError("model.size auto times one process: under torchrun give model.hidden and model.layers")
         return True
-    return size == "by-budget" and budget is not None and not given and not engine_mod.distributed()
+    return (size == "by-budget" and budget is not None and not given and not cfg.model.init_from
+            and not engine_mod.distributed())
 
 
 @dataclasses.dataclass

@@ -43,7 +43,8 @@ class ModelConfig:
     orthogonal: bool = _doc(False, "each gate's block of the recurrent weights starts as a random orthogonal matrix")
     nonlinearity: str = _doc("tanh", "rnn only: its activation, tanh or relu, as nn.RNN's nonlinearity")
     init_from: Optional[str] = _doc(None, "start from this checkpoint's weights (same cell and shape; characters "
-                                          "it lacks start fresh) instead of a random initialisation")
+                                          "it lacks start fresh) instead of a random initialisation; "
+                                          "forget_bias, chrono, orthogonal and open_gates then change nothing")
     dropout: float = _doc(0.0, "dropout on the outputs of every layer but the last, as nn.LSTM(dropout=p)")
     decoder_dropout: float = _doc(0.0, "dropout on the last layer's output, before the decoder")
 
@@ -321,6 +322,13 @@ def validate(config):
         if used and cells.CELLS[m.cell].FORGET_GATE is None:
             gated = " or ".join(name for name, cell in cells.CELLS.items() if cell.FORGET_GATE is not None)
             raise ConfigError(f"{key} needs a gated cell ({gated}); the {m.cell} cell has no forget gate")
+    if m.open_gates is not None and m.chrono:
+        raise ConfigError("model.chrono sets the input biases itself: leave model.open_gates null")
+    if m.init_from and m.size == "auto":
+        raise ConfigError("model.size auto chooses a shape, model.init_from starts from a checkpoint's: give one")
+    if d.curriculum_mix and (d.mode != "lines" or not d.curriculum_steps):
+        raise ConfigError("data.curriculum_mix mixes lines into a curriculum's batches: it needs data.mode lines "
+                          "and data.curriculum_steps")
     if m.open_gates is not None and cells.CELLS[m.cell].OUTPUT_GATE is None:
         raise ConfigError(f"model.open_gates needs input and output gates (an lstm); the {m.cell} cell has none")
     if m.chrono and m.forget_bias is not None:

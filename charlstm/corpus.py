@@ -59,7 +59,8 @@ def open_rooms(n, seed=0, names="seen", fillers="seen", max_gap=120, split="trai
     from . import openworld
 
     cast = CAST if names == "twelve" else openworld.names(names)
-    rng = random.Random(seed * len(SPLITS) + SPLITS[split] + 1000)  # not the closed world's stream
+    # seed s's open stream is the closed world's stream of seed s + 500: distinct for the seeds in use
+    rng = random.Random(seed * len(SPLITS) + SPLITS[split] + 1000)
     stories = []
     for _ in range(n):
         if rng.random() < closed_share:

@@ -396,7 +396,7 @@ class LineBatches:
         self.B, self.T, self.seed, self.newline = batch, window, seed, newline
         self._cached_epoch, self._cached = None, None
         self.curriculum_steps, self.curriculum_start = curriculum_steps, curriculum_start
-        self.wide = int(round(curriculum_mix * batch))  # lines per curriculum batch drawn from all of them
+        self.from_all = int(round(curriculum_mix * batch))  # lines per curriculum batch drawn from all of them
         self.ids = ids
         step = 1 << 24  # in chunks: a bool array the size of the corpus would cost a byte per character
         ends = [np.zeros(0, np.int64)]
@@ -425,9 +425,10 @@ class LineBatches:
             share = self.curriculum_start + (1 - self.curriculum_start) * step / self.curriculum_steps
             pool = self.by_length[: max(self.B, int(share * len(self.lines)))]
             rng = np.random.default_rng([self.seed, epoch, n, 1])
-            chosen = pool[rng.choice(len(pool), self.B - self.wide, replace=False)]
-            if self.wide:
-                chosen = np.concatenate([chosen, rng.choice(len(self.lines), self.wide, replace=False)])
+            chosen = pool[rng.choice(len(pool), self.B - self.from_all, replace=False)]
+            if self.from_all:
+                others = np.setdiff1d(np.arange(len(self.lines)), chosen)  # no line twice in a batch
+                chosen = np.concatenate([chosen, others[rng.choice(len(others), self.from_all, replace=False)]])
         else:
             chosen = self._epoch_batches(epoch)[n]
         lengths = self.lines[chosen, 1] - self.lines[chosen, 0]

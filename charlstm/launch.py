@@ -54,6 +54,8 @@ def prepare(corpus, config_path=None, out=None, resume=None, flags=None, overrid
         cfg.train.cloze = os.path.abspath(cfg.train.cloze)  # a resumed run may start elsewhere
     if cfg.model.init_from:
         cfg.model.init_from = os.path.abspath(cfg.model.init_from)
+        if not os.path.exists(cfg.model.init_from):
+            raise ConfigError(f"model.init_from: no checkpoint or run directory at {cfg.model.init_from}")
     return Trainer(cfg, corpus, out or default_run_dir(corpus, name=run_name), val_source=val, quiet=quiet,
                    force=force, origins=config_mod.origins(layers))
 

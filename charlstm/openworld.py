@@ -10,13 +10,13 @@ whatever its size; both pools have names starting with every capital letter.
 Filler sentences come from templates filled from word lists ("The {noun} is {adjective}."). The seen
 and unseen fillers share no template and no content word, so a test story with unseen fillers holds
 sentences, and words, that no training story has. Neither pool holds a name, and no filler word is
-capitalised but the sentence's first. In the seen fillers half of the words are made up ("The lamp
-drifts vorbel."): with a hundred real words only, a model learns to step over those words, and a
+capitalised but the sentence's first. In the seen fillers half of the template's fields are filled with
+a made-up word ("The lamp drifts vorbel."): with a hundred real words only, a model learns to step over those words, and a
 sentence of other words breaks its memory of the names (docs/memory.md); made-up words teach it to step
 over any lower-case word. A third of the seen fillers also open with a made-up capitalised word
 ("Ivaro, the lamp is dim.", "Ivaro lamp is dim."): when every filler opened with one of a few words, a
 filler opening with another capital ("Every hour, ...") was read as a name (Every as Emily). Made-up
-words are never a word of the unseen fillers, nor a name of either pool.
+words are never a word of the unseen fillers, nor a name of either pool or of the closed world's twelve.
 """
 
 import random
@@ -26,7 +26,7 @@ from functools import lru_cache
 
 POOL_SEED = 27  # the seed of the name pool; changing it changes every open corpus
 POOL_SIZE = 12000  # names drawn; about 1 in 5 are unseen
-UNSEEN_SHARE = 5  # a name is unseen when its hash is 0 modulo this
+UNSEEN_ONE_IN = 5  # a name is unseen when its hash is 0 modulo this: about one in five
 
 VOWELS = "aeiou"
 # Syllable onsets after the first: common consonants often, rare ones (q, x, z) sometimes.
@@ -60,7 +60,7 @@ def _name(rng):
 
 
 def _unseen(name):
-    return zlib.crc32(name.encode("ascii")) % UNSEEN_SHARE == 0
+    return zlib.crc32(name.encode("ascii")) % UNSEEN_ONE_IN == 0
 
 
 @lru_cache(maxsize=None)
@@ -187,6 +187,9 @@ def made_up_word(rng):
 @lru_cache(maxsize=None)
 def _taken():
     """What a made-up word must not be: a word of the unseen fillers, or a name (lower-cased)."""
+    from .corpus import CAST
+
     words = {w.strip(".,{}").lower() for values in FILLER_WORLDS["unseen"].values() for text in values
              for w in text.split()}
-    return frozenset(words | {n.lower() for pool in ("seen", "unseen") for n in names(pool)})
+    return frozenset(words | {n.lower() for pool in ("seen", "unseen") for n in names(pool)}
+                     | {n.lower() for n in CAST})

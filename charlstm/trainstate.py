@@ -108,21 +108,24 @@ def warm_start(params, spec, vocab, source):
     vocabulary may differ. A character both know keeps its input column, decoder row and bias; one the
     checkpoint lacks keeps its fresh initialisation, with the decoder bias of the checkpoint's least
     likely character, so that it starts as rare as anything the checkpoint knew."""
-    if (source.spec.cell, source.spec.hidden, source.spec.layers) != (spec.cell, spec.hidden, spec.layers):
-        s = source.spec
-        raise ConfigError(f"model.init_from: {source.path} holds {s.layers} x {s.hidden} {s.cell} units; this run "
-                          f"has {spec.layers} x {spec.hidden} {spec.cell} units")
-    theirs = source.vocab.index
-    shared = [(i, theirs[c]) for i, c in enumerate(vocab.chars) if c in theirs]
-    ours, old = (np.array(ix, dtype=np.intp) for ix in zip(*shared)) if shared else (np.zeros(0, np.intp),) * 2
+    s = source.spec
+    if (s.cell, s.hidden, s.layers, s.nonlinearity) != (spec.cell, spec.hidden, spec.layers, spec.nonlinearity):
+        raise ConfigError(f"model.init_from: {source.path} holds {s.layers} x {s.hidden} {s.cell} units "
+                          f"({s.nonlinearity}); this run has {spec.layers} x {spec.hidden} {spec.cell} units "
+                          f"({spec.nonlinearity})")
+    old_index = source.vocab.index
+    new_ids = np.array([i for i, c in enumerate(vocab.chars) if c in old_index], dtype=np.intp)
+    if not len(new_ids):
+        raise ConfigError(f"model.init_from: {source.path} knows none of this corpus's characters")
+    old_ids = np.array([old_index[vocab.chars[i]] for i in new_ids], dtype=np.intp)  # the same characters there
     for name, value in source.params.items():
         if name == f"{spec.cell}.weight_ih_l0":  # (G, V): a column per input character
-            params[name][:, ours] = value[:, old]
+            params[name][:, new_ids] = value[:, old_ids]
         elif name == "decoder.weight":  # (V, H): a row per output character
-            params[name][ours] = value[old]
+            params[name][new_ids] = value[old_ids]
         elif name == "decoder.bias":
             params[name][:] = value.min()
-            params[name][ours] = value[old]
+            params[name][new_ids] = value[old_ids]
         else:
             params[name][...] = value
 
@@ -144,7 +147,11 @@ class TrainState:
         params = model.init_params(spec, np.random.default_rng([cfg.train.seed, 0]), np.float32, m.forget_bias,
                                    m.chrono, m.orthogonal, m.open_gates)
         if m.init_from:
-            warm_start(params, spec, vocab, checkpoint.load(m.init_from))
+            try:
+                source = checkpoint.load(m.init_from)
+            except CheckpointError as e:
+                raise ConfigError(f"model.init_from: {e}") from None
+            warm_start(params, spec, vocab, source)
         return cls(params, Optimizer(cfg.optim, params), model.zero_state(spec, cfg.data.batch), Progress())
 
     def model_params(self):

@@ -172,6 +172,14 @@ def test_a_warm_start_keeps_the_characters_both_vocabularies_know(cli, corpus, t
     code, _, err = cli("train", other, "--config", TINY, "--out", tmp_path / "bad", "-q", "--steps", 1,
                        "--set", f"model.init_from={run / 'latest.npz'}", "--set", "model.hidden=24")
     assert code == 1 and "model.init_from" in err and "this run has" in err and not (tmp_path / "bad").exists()
+    for target, message in ((tmp_path / "nope.npz", "no checkpoint or run directory at"),
+                            (other, "model.init_from: "), (tmp_path, "model.init_from: ")):
+        code, _, err = cli("train", other, "--config", TINY, "--out", tmp_path / "bad", "-q", "--steps", 1,
+                           "--set", f"model.init_from={target}")
+        assert code == 1 and message in err and err.count("\n") == 1 and "Traceback" not in err, err
+    code, _, err = cli("train", other, "--out", tmp_path / "bad", "-q", "--time-budget", "1m",
+                       "--set", f"model.init_from={run / 'latest.npz'}", "--set", "model.size=auto")
+    assert code == 1 and "model.size auto" in err and "model.init_from" in err
 
 
 def test_weight_average_is_the_model_a_run_validates_and_saves(cli, corpus, tmp_path):
