@@ -80,9 +80,10 @@ def read_inputs(cfg, sources, val_source, say, resumed=None):
     d = cfg.data
     if d.mode == "lines" and d.curriculum_steps > (0 if resumed is None else resumed.step):
         last = cfg.train.steps - 1  # the share of the lines drawn grows linearly to 1 at curriculum_steps
+        share = d.curriculum_start + (1 - d.curriculum_start) * last / d.curriculum_steps
         reach = ("all of them" if d.curriculum_steps <= last else
-                 f"the shortest {d.curriculum_start + (1 - d.curriculum_start) * last / d.curriculum_steps:.0%} "
-                 f"at this run's last step")
+                 "all of them at this run's last step" if share > 0.995 else
+                 f"the shortest {share:.0%} at this run's last step")
         say(f"note: curriculum until step {d.curriculum_steps:,}: training draws the shortest "
             f"{d.curriculum_start:.0%} of the lines first, widening to {reach}, so the training "
             f"loss starts well below the validation loss; that is expected, not overfitting")

@@ -145,6 +145,14 @@ def test_a_curriculum_mix_draws_that_share_from_all_the_lines():
                           np.sort(plain.lines[before, 1] - plain.lines[before, 0]))  # without a mix: as before
 
 
+@pytest.mark.parametrize("settings", [["data.curriculum_mix=0.25"],
+                                      ["data.curriculum_mix=0.25", "data.mode=lines"]])
+def test_a_curriculum_mix_needs_a_curriculum(cli, corpus, settings):
+    sets = [arg for s in settings for arg in ("--set", s)]
+    code, out, err = cli("train", corpus, "--dry-run", *sets)
+    assert code == 1 and "data.curriculum_mix" in err and err.count("\n") == 1
+
+
 def test_a_batch_of_lines_scores_each_line_from_the_zero_state():
     lines = ["ab", "bca", "c", "aabbc"]
     text, vocab, ids = lines_corpus(lines)
