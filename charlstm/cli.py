@@ -428,7 +428,7 @@ def corpus():
 @click.option("--fillers", type=click.Choice(["seen", "unseen"]),
               help="With --open: the filler sentences training uses, or those kept for tests (other templates, "
                    "other words) [default: seen].")
-@click.option("--closed-share", type=click.FloatRange(0, 1),
+@click.option("--closed-share", type=FiniteFloat(0, 1),
               help="With --open: the share of stories told with the twelve names and eighteen fillers "
                    "[default: 0].")
 def rooms(stories, seed, cast_path, max_gap, split, cloze, open_world, names, fillers, closed_share):

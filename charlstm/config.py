@@ -329,7 +329,7 @@ def validate(config):
     if d.curriculum_mix and (d.mode != "lines" or not d.curriculum_steps):
         raise ConfigError("data.curriculum_mix mixes lines into a curriculum's batches: it needs data.mode lines "
                           "and data.curriculum_steps")
-    if m.open_gates is not None and cells.CELLS[m.cell].OUTPUT_GATE is None:
+    if m.open_gates is not None and getattr(cells.CELLS[m.cell], "OUTPUT_GATE", None) is None:
         raise ConfigError(f"model.open_gates needs input and output gates (an lstm); the {m.cell} cell has none")
     if m.chrono and m.forget_bias is not None:
         raise ConfigError("model.chrono sets the forget biases itself: leave model.forget_bias null")

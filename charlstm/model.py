@@ -103,7 +103,7 @@ def init_params(spec, rng, dtype=np.float32, forget_bias=None, chrono=0, orthogo
     forget = CELLS[spec.cell].FORGET_GATE  # the block that keeps the old state; None for a vanilla RNN
     if (forget_bias is not None or chrono) and forget is None:
         raise ValueError(f"a {spec.cell} has no forget gate to bias")
-    opened = [CELLS[spec.cell].INPUT_GATE, CELLS[spec.cell].OUTPUT_GATE]
+    opened = [CELLS[spec.cell].INPUT_GATE, getattr(CELLS[spec.cell], "OUTPUT_GATE", None)]
     if open_gates is not None and None in opened:
         raise ValueError(f"a {spec.cell} has no input and output gates to open")
     for k in range(spec.layers):

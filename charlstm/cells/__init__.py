@@ -8,6 +8,7 @@ one it runs; a new cell is one module here and one line in CELLS:
     FORGET_GATE      block, in PyTorch's parameter order, of the gate that keeps the old state; None if none
     INPUT_GATE       block, in PyTorch's parameter order, of the gate that writes the new state; None if none
     OUTPUT_GATE      block, in PyTorch's parameter order, of the gate that reads the memory out; None if none
+                     (optional: a cell without it has none, as far as model.open_gates is concerned)
     pack(...)        PyTorch-layout weights -> arrays laid out for the forward pass
     forward(...)     a window of T steps -> outputs, final state, cache
     backward(...)    cache, output gradients -> pre-activation gradients
