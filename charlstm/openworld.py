@@ -2,7 +2,7 @@
 training never showed.
 
 Names are built from syllables (an initial of every letter A-Z, then consonant-vowel syllables and
-sometimes a closing consonant): 3 to 8 letters that read like given names (Kelira, Quon, Xavena). The
+sometimes a closing consonant): 3 to 8 letters that read like given names (Sacha, Quanexu, Weku). The
 pool is drawn once, from a fixed seed, and cut in two: the "seen" names, which training stories use,
 and the "unseen" names, kept for tests. The cut is by a hash of the name, so each pool keeps its names
 whatever its size; both pools have names starting with every capital letter.
