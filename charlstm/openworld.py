@@ -11,9 +11,9 @@ Filler sentences come from templates filled from word lists ("The {noun} is {adj
 and unseen fillers share no template and no content word, so a test story with unseen fillers holds
 sentences, and words, that no training story has. Neither pool holds a name, and no filler word is
 capitalised but the sentence's first. In the seen fillers half of the template's fields are filled with
-a made-up word ("The lamp drifts vorbel."): with a hundred real words only, a model learns to step over those words, and a
-sentence of other words breaks its memory of the names (docs/memory.md); made-up words teach it to step
-over any lower-case word. A third of the seen fillers also open with a made-up capitalised word
+a made-up word ("The lamp drifts vorbel."): with a hundred real words only, a model learns to step over
+those words, and a sentence of other words breaks its memory of the names (docs/memory.md); made-up
+words teach it to step over any lower-case word. A third of the seen fillers also open with a made-up capitalised word
 ("Ivaro, the lamp is dim.", "Ivaro lamp is dim."): when every filler opened with one of a few words, a
 filler opening with another capital ("Every hour, ...") was read as a name (Every as Emily). Made-up
 words are never a word of the unseen fillers, nor a name of either pool or of the closed world's twelve.
