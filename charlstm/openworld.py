@@ -13,10 +13,11 @@ sentences, and words, that no training story has. Neither pool holds a name, and
 capitalised but the sentence's first. In the seen fillers half of the template's fields are filled with
 a made-up word ("The lamp drifts vorbel."): with a hundred real words only, a model learns to step over
 those words, and a sentence of other words breaks its memory of the names (docs/memory.md); made-up
-words teach it to step over any lower-case word. A third of the seen fillers also open with a made-up capitalised word
-("Ivaro, the lamp is dim.", "Ivaro lamp is dim."): when every filler opened with one of a few words, a
-filler opening with another capital ("Every hour, ...") was read as a name (Every as Emily). Made-up
-words are never a word of the unseen fillers, nor a name of either pool or of the closed world's twelve.
+words teach it to step over any lower-case word. A third of the seen fillers also open with a made-up
+capitalised word ("Ivaro, the lamp is dim.", "Ivaro lamp is dim."): when every filler opened with one of
+a few words, a filler opening with another capital ("Every hour, ...") was read as a name (Every as
+Emily). Made-up words are never a word of the unseen fillers, nor a name of either pool or of the closed
+world's twelve.
 """
 
 import random
@@ -67,7 +68,7 @@ def _unseen(name):
 def names(pool):
     """The sorted names of a pool, "seen" or "unseen"; no name is a word of a filler."""
     rng = random.Random(POOL_SEED)
-    words = {w.lower() for w in _filler_words()}
+    words = _filler_words("seen", "unseen")
     drawn = set()
     for _ in range(POOL_SIZE):
         name = _name(rng)
@@ -133,13 +134,10 @@ FILLER_WORLDS = {
 }
 
 
-def _filler_words():
-    words = set()
-    for world in FILLER_WORLDS.values():
-        for key, values in world.items():
-            for text in values:
-                words.update(w.strip(".,{}") for w in text.split())
-    return words
+def _filler_words(*pools):
+    """Every word of the pools' templates and word lists, lower-cased (a template's field names too)."""
+    return {w.strip(".,{}").lower() for pool in pools for values in FILLER_WORLDS[pool].values()
+            for text in values for w in text.split()}
 
 
 MADE_UP = 0.5  # the share of a seen filler's fields filled with a made-up word
@@ -189,7 +187,5 @@ def _taken():
     """What a made-up word must not be: a word of the unseen fillers, or a name (lower-cased)."""
     from .corpus import CAST
 
-    words = {w.strip(".,{}").lower() for values in FILLER_WORLDS["unseen"].values() for text in values
-             for w in text.split()}
-    return frozenset(words | {n.lower() for pool in ("seen", "unseen") for n in names(pool)}
-                     | {n.lower() for n in CAST})
+    people = [*names("seen"), *names("unseen"), *CAST]
+    return frozenset(_filler_words("unseen") | {n.lower() for n in people})
