@@ -216,7 +216,7 @@ def _training_seconds(budget, val_s):
 
 
 def _parameters(cfg, shape, vocab):
-    spec = model.Spec(cfg.model.cell, vocab, shape.hidden, shape.layers, cfg.model.nonlinearity)
+    spec = model.Spec.of(dataclasses.replace(cfg.model, hidden=shape.hidden, layers=shape.layers), vocab)
     return sum(math.prod(s) for s in model.param_shapes(spec).values())
 
 
@@ -229,8 +229,7 @@ def _time_shape(cfg, shape, inputs, free, budget, dropout=None):
         keys["data.val_streams"] = VAL_STREAMS
     config_mod.update(trial, config_mod.nested(keys), source="model.size auto", check=False)
     corpus = inputs.corpus
-    spec = model.Spec(trial.model.cell, len(corpus.vocab), trial.model.hidden, trial.model.layers,
-                      trial.model.nonlinearity)
+    spec = model.Spec.of(trial.model, len(corpus.vocab), trial.data.window)
     batches = make_batches(corpus.train, corpus.vocab, trial.data, trial.train.seed)
     ts = TrainState.new(trial, spec)
     engine = engine_mod.start(spec, trial)

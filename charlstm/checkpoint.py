@@ -240,7 +240,7 @@ class Checkpoint:
         except ConfigError as e:
             raise CheckpointError(f"{path}: bad config: {e}") from None
         m = self.config.model
-        self.spec = Spec(m.cell, len(self.vocab), m.hidden, m.layers, m.nonlinearity)
+        self.spec = Spec.of(m, len(self.vocab), self.config.data.window)
         shapes = param_shapes(self.spec)
         self.params = {}
         for name, shape in shapes.items():

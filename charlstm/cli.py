@@ -422,9 +422,12 @@ def corpus():
 @click.option("--open", "open_world", is_flag=True,
               help="The open world: thousands of generated names (every initial A-Z) and filler sentences "
                    "from templates, instead of the twelve names and eighteen fillers.")
-@click.option("--names", type=click.Choice(["seen", "unseen", "twelve"]),
-              help="With --open: the names training uses, those kept for tests, or the closed world's twelve "
-                   "[default: seen].")
+@click.option("--names", type=click.Choice(["fresh", "seen", "unseen", "unseen-final", "real", "real-final",
+                                            "twelve"]),
+              help="With --open: fresh (three new names drawn for every story: what training uses to learn "
+                   "to copy), seen (a fixed pool of 9,121), unseen or unseen-final (generated names fresh and "
+                   "seen never hold), real or real-final (given names of many languages, never in training), "
+                   "or the closed world's twelve [default: seen].")
 @click.option("--fillers", type=click.Choice(["seen", "unseen"]),
               help="With --open: the filler sentences training uses, or those kept for tests (other templates, "
                    "other words) [default: seen].")
@@ -441,6 +444,7 @@ def rooms(stories, seed, cast_path, max_gap, split, cloze, open_world, names, fi
     \b
     charlstm corpus rooms --open > open.txt                   # thousands of names, every initial
     charlstm corpus rooms --open --split test --names unseen --cloze > unseen-names.tsv
+    charlstm corpus rooms --open --names fresh --stories 100000 > fresh.txt   # a new cast every story
     charlstm corpus rooms --open --names twelve --closed-share 0.3 --stories 40000  # data/rooms-train.txt
     """
     from . import corpus as corpus_mod

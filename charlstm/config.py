@@ -45,6 +45,8 @@ class ModelConfig:
     init_from: Optional[str] = _doc(None, "start from this checkpoint's weights (same cell and shape; characters "
                                           "it lacks start fresh) instead of a random initialisation; "
                                           "forget_bias, chrono, orthogonal and open_gates then change nothing")
+    pointer: int = _doc(0, "the width of a pointer over the window's own past (pointer.py): the model may copy "
+                           "the character that followed an earlier position, as a name it read once; 0: none")
     dropout: float = _doc(0.0, "dropout on the outputs of every layer but the last, as nn.LSTM(dropout=p)")
     decoder_dropout: float = _doc(0.0, "dropout on the last layer's output, before the decoder")
 
@@ -64,6 +66,11 @@ class DataConfig:
     vocab: str = _choice("corpus", ("corpus", "ascii"),
                          "corpus: the characters of the text; ascii: those and every printable ASCII character, "
                          "tab and newline, so that prompts with letters the text lacks can still be read")
+    loss_pattern: Optional[str] = _doc(None, "a regular expression (Python's re, searched line by line): the "
+                                             "training text's characters it matches (those of its groups, if it "
+                                             "has any) weigh data.loss_weight in the training loss, e.g. "
+                                             "'(\\w+) said hi to (\\w+)'; validation stays unweighted; null: none")
+    loss_weight: float = _doc(1.0, "the weight of a character data.loss_pattern matches (the others weigh 1)")
     encoding: str = _doc("utf-8", "text encoding of the corpus files")
     errors: str = _choice("strict", ("strict", "replace"), "invalid bytes: strict stops with an error, replace uses U+FFFD")
 
@@ -302,6 +309,15 @@ def validate(config):
     for key, value in {"model.dropout": m.dropout, "model.decoder_dropout": m.decoder_dropout}.items():
         if not 0.0 <= value < 1.0:
             raise ConfigError(f"{key} must be in [0, 1), not {value}")
+    if not (math.isfinite(d.loss_weight) and d.loss_weight > 0):
+        raise ConfigError(f"data.loss_weight must be a positive finite number, not {d.loss_weight}")
+    if d.loss_pattern:
+        try:
+            re.compile(d.loss_pattern)
+        except re.error as e:
+            raise ConfigError(f"data.loss_pattern is not a valid regular expression: {e}") from None
+    elif d.loss_weight != 1.0:
+        raise ConfigError("data.loss_weight weighs what data.loss_pattern matches: give a pattern too")
     if not 0.0 <= d.val_fraction < 1.0:
         raise ConfigError(f"data.val_fraction must be in [0, 1), not {d.val_fraction}")
     positive = ["lr", *(x.name for x in optim.options() if x.within == "positive")]
@@ -339,6 +355,10 @@ def validate(config):
             takers = [name for name, cell in cells.CELLS.items() if m.nonlinearity in getattr(cell, "NONLINEARITIES", ())]
             raise ConfigError(f"model.nonlinearity {m.nonlinearity!r} needs the {' or '.join(takers) or '?'} cell; "
                               f"the {m.cell} cell takes {', '.join(choices)}")
+    if m.pointer < 0:
+        raise ConfigError(f"model.pointer must be 0 (none) or the pointer's width, not {m.pointer}")
+    if m.pointer and t.engine != "numpy":
+        raise ConfigError("model.pointer is the numpy engine's: the torch engine has no pointer (--engine numpy)")
     if m.chrono < 0 or m.chrono == 1:
         raise ConfigError(f"model.chrono must be 0 (off) or a T_max of at least 2 characters, not {m.chrono}")
     if t.time_budget is not None:

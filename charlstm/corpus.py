@@ -53,12 +53,12 @@ def rooms(n, seed=0, cast=CAST, max_gap=120, split="train"):
 
 
 def open_rooms(n, seed=0, names="seen", fillers="seen", max_gap=120, split="train", closed_share=0.0):
-    """n stories of the open world (openworld.py): names from its "seen" or "unseen" pool, or the
-    "twelve" of the closed world; fillers from its "seen" or "unseen" pool. closed_share: the share of
+    """n stories of the open world (openworld.py): names from one of its pools (openworld.POOLS), the
+    "twelve" of the closed world, or "fresh": three names drawn anew for every story; fillers from its "seen" or "unseen" pool. closed_share: the share of
     stories told with the twelve names and the eighteen fillers."""
     from . import openworld
 
-    cast = CAST if names == "twelve" else openworld.names(names)
+    cast = CAST if names == "twelve" else None if names == "fresh" else openworld.names(names)
     # seed s's open stream is the closed world's stream of seed s + 500: distinct for the seeds in use
     rng = random.Random(seed * len(SPLITS) + SPLITS[split] + 1000)
     stories = []
@@ -66,8 +66,21 @@ def open_rooms(n, seed=0, names="seen", fillers="seen", max_gap=120, split="trai
         if rng.random() < closed_share:
             stories.append(_story(rng, CAST, _closed_filler, max_gap))
         else:
-            stories.append(_story(rng, cast, lambda r: openworld.filler(r, fillers), max_gap))
+            story_cast = cast or _fresh_cast(rng)
+            stories.append(_story(rng, story_cast, lambda r: openworld.filler(r, fillers), max_gap))
     return stories
+
+
+def _fresh_cast(rng):
+    """Three distinct names drawn for one story (openworld.fresh_name)."""
+    from . import openworld
+
+    cast = []
+    while len(cast) < 3:
+        name = openworld.fresh_name(rng)
+        if name not in cast:
+            cast.append(name)
+    return cast
 
 
 def _closed_filler(rng):

@@ -318,15 +318,16 @@ def hash_ids(h, ids, piece=8 << 20):
 
 class Window(NamedTuple):
     """The text of one step: inputs x and targets y, each (T, B) character ids (y is x one character on),
-    and mask (T, B), 0 where a target is padding, or None when every target counts."""
+    and mask (T, B), each target's weight in the loss (0 where it is padding, data.loss_weight where
+    data.loss_pattern matched it, else 1), or None when every target weighs 1."""
 
     x: np.ndarray
     y: np.ndarray
     mask: Optional[np.ndarray] = None
 
     def targets(self):
-        """How many targets count (padding does not)."""
-        return self.y.size if self.mask is None else int(self.mask.sum())
+        """How many targets count (padding does not; a weighted target counts once)."""
+        return self.y.size if self.mask is None else int(np.count_nonzero(self.mask))
 
 
 class StreamBatches:
@@ -337,8 +338,9 @@ class StreamBatches:
     `windows_per_epoch` steps; the state is reset at every epoch start.
     """
 
-    def __init__(self, ids, batch, window, seed=0, random_offset=True):
+    def __init__(self, ids, batch, window, seed=0, random_offset=True, emphasis=None):
         self.ids, self.B, self.T = ids, batch, window
+        self.emphasis = emphasis  # an Emphasis, or None
         self.seed, self.random_offset = seed, random_offset
         needed = batch * (window + 1) + (window - 1 if random_offset else 0)
         if len(ids) < needed:
@@ -365,10 +367,16 @@ class StreamBatches:
         return self._streams
 
     def window(self, epoch, n, step=0):
-        """The Window: inputs x and targets y, each (T, B), and mask None (every target counts)."""
+        """The Window: inputs x and targets y, each (T, B), and mask None (every target counts) or the
+        targets' weights (with an emphasis)."""
         s = self.streams(epoch)
-        chunk = s[:, n * self.T : n * self.T + self.T + 1].T.astype(np.intp)  # (T+1, B)
-        return Window(chunk[:-1], chunk[1:])
+        cut = slice(n * self.T, n * self.T + self.T + 1)
+        chunk = s[:, cut].T.astype(np.intp)  # (T+1, B)
+        if self.emphasis is None:
+            return Window(chunk[:-1], chunk[1:])
+        start = self.offset(epoch)
+        marks = self.emphasis.marks[start : start + self.B * self.stream_len].reshape(self.B, self.stream_len)
+        return Window(chunk[:-1], chunk[1:], self.emphasis.weights(marks[:, cut].T[1:]))
 
     def starts_sequence(self, n):
         """Whether the state is reset before window n of an epoch."""
@@ -392,8 +400,9 @@ class LineBatches:
     """
 
     def __init__(self, ids, newline, batch, window, seed=0, curriculum_steps=0, curriculum_start=0.25,
-                 curriculum_mix=0.0):
+                 curriculum_mix=0.0, emphasis=None):
         self.B, self.T, self.seed, self.newline = batch, window, seed, newline
+        self.emphasis = emphasis  # an Emphasis, or None
         self._cached_epoch, self._cached = None, None
         self.curriculum_steps, self.curriculum_start = curriculum_steps, curriculum_start
         self.from_all = int(round(curriculum_mix * batch))  # lines per curriculum batch drawn from all of them
@@ -436,12 +445,17 @@ class LineBatches:
         # (T+1, B): the character before the piece, the piece, the character after it, padding. For a
         # whole line the neighbours are newlines; for a piece of a longer line, the real text around it.
         seq = np.full((T + 1, self.B), self.newline, np.intp)
+        marks = np.zeros((T, self.B), np.uint8) if self.emphasis is not None else None  # the targets' marks
         n = len(self.ids)
         for b, (start, stop) in enumerate(self.lines[chosen]):
             seq[0, b] = self.ids[start - 1] if start > 0 else self.newline
             seq[1 : 1 + stop - start, b] = self.ids[start:stop]
             seq[1 + stop - start, b] = self.ids[stop] if stop < n else self.newline
+            if marks is not None:
+                marks[: stop - start + (stop < n), b] = self.emphasis.marks[start : stop + 1]
         mask = (np.arange(T)[:, None] <= lengths[None, :]).astype(np.float32)  # (T, B)
+        if marks is not None:
+            mask *= self.emphasis.weights(marks)
         return Window(seq[:-1], seq[1:], mask)
 
     def _epoch_batches(self, epoch):
@@ -460,12 +474,58 @@ class LineBatches:
 
 def make_batches(ids, vocab, data_config, seed):
     """The batching of data_config.mode over the training ids."""
+    emphasis = Emphasis.find(ids, vocab, data_config.loss_pattern, data_config.loss_weight)
     if data_config.mode == "lines":
         if "\n" not in vocab.index:
             raise DataError("data.mode lines needs a corpus with newlines")
         return LineBatches(ids, vocab.index["\n"], data_config.batch, data_config.window, seed,
-                           data_config.curriculum_steps, data_config.curriculum_start, data_config.curriculum_mix)
-    return StreamBatches(ids, data_config.batch, data_config.window, seed, data_config.random_offset)
+                           data_config.curriculum_steps, data_config.curriculum_start, data_config.curriculum_mix,
+                           emphasis)
+    return StreamBatches(ids, data_config.batch, data_config.window, seed, data_config.random_offset, emphasis)
+
+
+@dataclass
+class Emphasis:
+    """Characters of the training text whose prediction weighs more in the loss (data.loss_pattern,
+    data.loss_weight): a mark (0 or 1) per character, found once, and the weight of a marked one.
+
+    The pattern is a Python regular expression searched line by line; a match marks its characters, or
+    only those of its groups when it has any: "(\\w+) said hi to (\\w+)" marks the two names. Costs a byte
+    per character of the training text."""
+
+    marks: np.ndarray  # (N_train,) uint8
+    weight: float
+    count: int  # characters marked
+
+    @classmethod
+    def find(cls, ids, vocab, pattern, weight):
+        """The Emphasis of pattern over ids, or None without a pattern."""
+        if not pattern:
+            return None
+        import re
+
+        regex = re.compile(pattern)
+        marks = np.zeros(len(ids), np.uint8)
+        newline = vocab.index.get("\n")
+        start = 0
+        while start < len(ids):  # pieces of whole lines, so that no match is cut
+            stop = min(start + CHUNK, len(ids))
+            if stop < len(ids) and newline is not None:
+                ends = np.flatnonzero(ids[start:stop] == newline)
+                stop = start + int(ends[-1]) + 1 if len(ends) else stop
+            text = vocab.decode(ids[start:stop])
+            for match in regex.finditer(text):
+                spans = [match.span(g) for g in range(1, len(match.groups()) + 1)] or [match.span()]
+                for a, b in spans:
+                    if a >= 0:
+                        marks[start + a : start + b] = 1
+            start = stop
+            release_pages(ids)
+        return cls(marks, float(weight), int(np.count_nonzero(marks)))
+
+    def weights(self, marks):
+        """marks (any shape, 0 or 1) -> the weights of those targets, float32."""
+        return (1.0 + (self.weight - 1.0) * marks).astype(np.float32)
 
 
 def split_streams(ids, n_streams, min_len=2):

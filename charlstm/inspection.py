@@ -20,7 +20,7 @@ import shutil
 
 import numpy as np
 
-from . import model
+from . import model, stepwise
 from .cells import CELLS
 from .data import encode_text, line_start
 from .errors import DataError
@@ -50,7 +50,7 @@ def trace(params, ids, lead=(), spec=None):
            "gates": {name: np.zeros((N, L)) for name in blocks}}
     if memory:
         out["cell"] = np.zeros((N, L, H), np.float32)
-    state = model.zero_state(spec, 1, packed.table.dtype)
+    state = stepwise.start(spec, 1, packed.table.dtype)
     work = Workspace()
 
     def record(t, k, activations, h):
@@ -62,11 +62,11 @@ def trace(params, ids, lead=(), spec=None):
 
     with np.errstate(over="ignore"):
         for x in lead:
-            logits = model.step(packed, np.array([x]), state, work)
+            logits = stepwise.step(packed, np.array([x]), state, work)
         if len(lead):
             out["surprisal"][0] = _bits(logits[0], ids[0])
         for t, x in enumerate(ids):
-            logits = model.step(packed, np.array([x]), state, work,
+            logits = stepwise.step(packed, np.array([x]), state, work,
                                 on_layer=lambda k, activations, h: record(t, k, activations, h))
             if t + 1 < N:
                 out["surprisal"][t + 1] = _bits(logits[0], ids[t + 1])

@@ -30,14 +30,16 @@ checkpoint loads into PyTorch with `load_state_dict` (see README):
 
 Gradients come back in a dict with the same keys; the recurrent state is a tuple with one (L, B, H)
 array per entry of the cell's STATE, (h, c) for an LSTM, as PyTorch passes it. What a window's forward
-pass reads comes as a data.Window (x, y and mask), and what it leaves for backward as a Cache.
+pass reads comes as a data.Window (x, y and mask), and what it leaves for backward as a Cache. Reading
+prompts and advancing a character at a time, for sampling, are stepwise.py's.
 """
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any, Optional
 
 import numpy as np
 
+from . import pointer
 from .cells import CELLS
 from .workspace import Workspace
 
@@ -51,6 +53,16 @@ class Spec:
     hidden: int  # H
     layers: int  # L
     nonlinearity: str = "tanh"  # a vanilla RNN's activation: tanh or relu (a cell that takes it: OPTIONS)
+    pointer: int = 0  # d, the width of the pointer's queries and keys (pointer.py); 0: no pointer
+    # positions the pointer looks back over while sampling (training: its window); not the architecture
+    pointer_window: int = field(default=256, compare=False)
+
+    @classmethod
+    def of(cls, model_config, vocab, window=256):
+        """The architecture a config's model section describes, for a vocabulary of `vocab` characters;
+        window: data.window, how far back the pointer looks while sampling."""
+        m = model_config
+        return cls(m.cell, vocab, m.hidden, m.layers, m.nonlinearity, m.pointer, window)
 
 
 def param_shapes(spec):
@@ -65,6 +77,8 @@ def param_shapes(spec):
         shapes[f"{spec.cell}.bias_hh_l{k}"] = (G,)
     shapes["decoder.weight"] = (spec.vocab, spec.hidden)
     shapes["decoder.bias"] = (spec.vocab,)
+    if spec.pointer:
+        shapes.update(pointer.param_shapes(spec.pointer, spec.hidden))
     return shapes
 
 
@@ -73,7 +87,8 @@ def spec_of(params):
     cell = next(name.split(".")[0] for name in params if name.split(".")[0] in CELLS)
     vocab, hidden = params["decoder.weight"].shape
     layers = sum(1 for name in params if name.startswith(f"{cell}.weight_hh_l"))
-    return Spec(cell, vocab, hidden, layers)
+    width = params["pointer.query.weight"].shape[0] if "pointer.query.weight" in params else 0
+    return Spec(cell, vocab, hidden, layers, pointer=width)
 
 
 def init_params(spec, rng, dtype=np.float32, forget_bias=None, chrono=0, orthogonal=False, open_gates=None):
@@ -151,6 +166,7 @@ class Packed:
     table: np.ndarray  # (V, G): the first layer's input projection of each character, biases included
     decoder_wT: np.ndarray  # (H, V)
     decoder_b: np.ndarray  # (V,)
+    pointer: Optional[dict] = None  # the pointer's parameters (pointer.py), when the model has one
 
 
 def pack(params, spec=None):
@@ -169,7 +185,8 @@ def pack(params, spec=None):
         layers.append(cell.pack(*p, **options))
     table = layers[0]["w_ihT"] + layers[0]["bias"]  # (V, G)
     decoder_wT = np.ascontiguousarray(params["decoder.weight"].T)  # (H, V)
-    return Packed(spec, tuple(layers), table, decoder_wT, params["decoder.bias"])
+    pointed = {k: v for k, v in params.items() if k.startswith("pointer.")} if spec.pointer else None
+    return Packed(spec, tuple(layers), table, decoder_wT, params["decoder.bias"], pointed)
 
 
 @dataclass(frozen=True)
@@ -206,6 +223,7 @@ class Cache:
     masks: list  # per layer, the dropout mask of its input, or None
     top: np.ndarray  # (T·B, H): the last layer's output after dropout, the decoder's input
     top_mask: Optional[np.ndarray]  # its dropout mask, or None
+    pointed: Optional[pointer.Cache] = None  # the pointer's, when the model has one
 
 
 def _dropout(a, p, rng):
@@ -243,7 +261,7 @@ def forward(params, window, state, work=None, dropout=None, packed=None, total=N
         x, y, mask = x[:, order], y[:, order], mask[:, order]
         state = tuple(s[:, order] for s in state)
 
-    layer_caches, inputs, masks, new_state = _layers(packed, x, state, work, drop, rng, lengths)
+    layer_caches, inputs, masks, new_state = run_layers(packed, x, state, work, drop, rng, lengths)
     if order is not None:
         new_state = tuple(s[:, np.argsort(order)] for s in new_state)
     hs = layer_caches[-1][0]
@@ -258,6 +276,9 @@ def forward(params, window, state, work=None, dropout=None, packed=None, total=N
     sums = probs.sum(axis=1)
     nll = np.log(sums) - target_logit  # (T·B,) -log p(y_t)
     probs /= sums[:, None]
+    pointed = None
+    if spec.pointer:  # the decoder's prediction mixed with copies of what followed earlier positions
+        nll, pointed = pointer.forward(params, top, y, probs)
     if mask is None:
         total = total or N
         weight = 1.0 / total
@@ -267,7 +288,7 @@ def forward(params, window, state, work=None, dropout=None, packed=None, total=N
         weight = (mask.reshape(-1, 1) / total).astype(dtype)  # (T·B, 1)
         loss = float((nll * mask.reshape(-1)).sum(dtype=np.float64)) / total
 
-    return loss, new_state, Cache(spec, x, y, layer_caches, probs, weight, inputs, masks, top, top_mask)
+    return loss, new_state, Cache(spec, x, y, layer_caches, probs, weight, inputs, masks, top, top_mask, pointed)
 
 
 def packing(mask):
@@ -289,7 +310,7 @@ def packing(mask):
     return order, lengths if order is None else lengths[order]
 
 
-def _layers(packed, x, state, work, drop=None, rng=None, lengths=None):
+def run_layers(packed, x, state, work, drop=None, rng=None, lengths=None):
     """The recurrent layers over a window x (T, B) from `state`. Returns per layer (hs (T+1, B, H), the
     cell's cache), the inputs (T·B, H) of the layers above the first after dropout and their dropout
     masks (None for the first layer, a gather), and the final state. lengths: (B,) characters each
@@ -323,37 +344,6 @@ def _layers(packed, x, state, work, drop=None, rng=None, lengths=None):
     return layer_caches, inputs, masks, new_state
 
 
-def read(packed, prompts, work=None, chunk=128):
-    """Read B prompts (id arrays, each at least one character) side by side from the zero state. Returns
-    the state after each prompt's last character (as `zero_state` makes it, (L, B, H) arrays) and the
-    logits (B, V) that follow it. The prompts run as training runs a window, `chunk` characters at a time
-    (one gather or GEMM per layer for the input projection, no decoder until the end), and each row's
-    state is taken at its own end: far fewer NumPy calls than a `step` per character."""
-    work = Workspace() if work is None else work
-    spec = packed.spec
-    cell = CELLS[spec.cell]
-    lengths = np.array([len(p) for p in prompts])  # (B,)
-    B, T = len(prompts), int(lengths.max())
-    x = np.zeros((T, B), np.intp)  # left-aligned; a row that has ended reads padding, never used
-    for b, p in enumerate(prompts):
-        x[: len(p), b] = p
-    dtype = packed.table.dtype
-    state = zero_state(spec, B, dtype)
-    ended = zero_state(spec, B, dtype)  # each row's state at its own end
-    top = np.zeros((B, spec.hidden), dtype)  # the last layer's output there
-    for start in range(0, T, chunk):
-        layer_caches, _, _, state = _layers(packed, x[start : start + chunk], state, work)
-        W = min(chunk, T - start)
-        rows = np.flatnonzero((lengths > start) & (lengths <= start + W))
-        at = lengths[rows] - start  # (n,) index into this chunk's histories (0 is its initial state)
-        for k, (hs, cache) in enumerate(layer_caches):
-            for j, history in enumerate(cell.history(hs, cache)):
-                ended[j][k, rows] = history[at, rows]
-        top[rows] = layer_caches[-1][0][at, rows]
-    logits = top @ packed.decoder_wT + packed.decoder_b
-    return ended, logits
-
-
 def backward(params, cache, work=None):
     """Gradients of the loss with respect to every parameter, as a dict with the keys of params.
 
@@ -371,10 +361,16 @@ def backward(params, cache, work=None):
     dlogits = probs  # (T·B, V): softmax - onehot(y), times each position's weight
     dlogits[np.arange(N), y.reshape(-1)] -= 1
     dlogits *= cache.weight
+    if cache.pointed is not None:
+        pointer_grads, dtop, decoder_share = pointer.backward(params, cache.pointed, cache.weight)
+        grads.update(pointer_grads)
+        dlogits *= decoder_share
     grads["decoder.weight"] = dlogits.T @ cache.top
     grads["decoder.bias"] = dlogits.sum(axis=0)
     dhs = work.get("dhs", (T, B, H), dtype)
     np.matmul(dlogits, params["decoder.weight"], out=dhs.reshape(N, H))
+    if cache.pointed is not None:
+        dhs += dtop.reshape(T, B, H)
     if cache.top_mask is not None:
         dhs *= cache.top_mask.reshape(T, B, H)
 
@@ -407,28 +403,3 @@ def _onehot_weight_grad(dx, x, V):
         if bounds[v + 1] > bounds[v]:
             dx[order[bounds[v] : bounds[v + 1]]].sum(axis=0, out=out[v])
     return out
-
-
-def step(packed, x, state, work, on_layer=None):
-    """Advance B streams by one character each, for sampling: x (B,) integers.
-
-    The state arrays are updated in place; returns the logits (B, V), a workspace buffer that the next
-    call overwrites. Uses the same packed weights and per-step code as the training forward pass.
-    on_layer(k, activations, h), if given, sees each layer's gate activations (B, G) and output (B, H).
-    """
-    layers = packed.layers
-    advance = CELLS[packed.spec.cell].advance
-    table = packed.table
-    gates = work.get("step.gates", (len(x), table.shape[1]), table.dtype)
-    np.take(table, x, axis=0, out=gates, mode="clip")
-    for k, layer in enumerate(layers):
-        if k > 0:
-            np.matmul(h, layer["w_ihT"], out=gates)
-            gates += layer["bias"]
-        h = advance(gates, tuple(s[k] for s in state), layer, work, k)
-        if on_layer is not None:
-            on_layer(k, gates, h)
-    logits = work.get("step.logits", (len(x), packed.spec.vocab), table.dtype)
-    np.matmul(h, packed.decoder_wT, out=logits)
-    logits += packed.decoder_b
-    return logits

@@ -7,6 +7,12 @@ pool is drawn once, from a fixed seed, and cut in two: the "seen" names, which t
 and the "unseen" names, kept for tests. The cut is by a hash of the name, so each pool keeps its names
 whatever its size; both pools have names starting with every capital letter.
 
+Fresh names (`--names fresh`) are drawn anew for every story from a space far larger than any run:
+syllables as above, up to 12 letters, or letters drawn one by one (doubled letters and clusters
+included). A name the unseen pool could hold (by its hash) or a real given name (givennames.py) is
+never drawn, so both test sets stay unseen; with no name coming back often, copying is the only way to
+predict one (docs/memory.md).
+
 Filler sentences come from templates filled from word lists ("The {noun} is {adjective}."). The seen
 and unseen fillers share no template and no content word, so a test story with unseen fillers holds
 sentences, and words, that no training story has. Neither pool holds a name, and no filler word is
@@ -60,20 +66,67 @@ def _name(rng):
     return name
 
 
+LETTERS = string.ascii_lowercase
+COMMON = "aeiouaeiounrstlmdkbhgy"  # letters drawn more often, so that many names can be read aloud
+
+
+def fresh_name(rng):
+    """A name for one story of the fresh-names world: never an unseen-pool name (by its hash), a given
+    name of givennames.py, or one of the twelve."""
+    while True:
+        if rng.random() < 0.5:
+            name = _initial(rng)
+            for _ in range(rng.choice((1, 1, 2, 2, 3, 4))):
+                name += rng.choice(ONSETS) + (rng.choice(VOWEL_PAIRS) if rng.random() < 0.15 else rng.choice(VOWELS))
+            if rng.random() < 0.3:
+                name += rng.choice(CODAS)
+        else:  # letters one by one: any spelling, doubled letters too
+            name = rng.choice(string.ascii_uppercase)
+            for _ in range(rng.randint(1, 10)):
+                name += name[-1].lower() if rng.random() < 0.08 else rng.choice(COMMON if rng.random() < 0.6 else LETTERS)
+        if 2 <= len(name) <= 12 and not _unseen(name) and name not in _forbidden():
+            return name
+
+
+@lru_cache(maxsize=None)
+def _forbidden():
+    from .corpus import CAST
+    from .givennames import GIVEN_NAMES
+
+    return frozenset({*GIVEN_NAMES, *CAST})
+
+
 def _unseen(name):
     return zlib.crc32(name.encode("ascii")) % UNSEEN_ONE_IN == 0
 
 
+POOLS = ("seen", "unseen", "unseen-final", "real", "real-final")
+
+
 @lru_cache(maxsize=None)
 def names(pool):
-    """The sorted names of a pool, "seen" or "unseen"; no name is a word of a filler."""
-    rng = random.Random(POOL_SEED)
+    """The sorted names of a pool; no name is a word of a filler.
+
+    seen, unseen: the syllable names of POOL_SEED, cut by their hash. unseen-final: more names of the
+    unseen kind (by their hash), from another seed and none in "unseen": a test set kept for final figures.
+    real, real-final: the given names of givennames.py, cut by a hash into two thirds and one third, the
+    third kept for final figures. Fresh names (fresh_name) are never a name of the unseen or real pools.
+    """
+    if pool not in POOLS:
+        raise ValueError(f"no name pool {pool!r}; pools: {', '.join(POOLS)}")
+    if pool.startswith("real"):
+        from .givennames import GIVEN_NAMES
+
+        return tuple(n for n in GIVEN_NAMES if (zlib.crc32(n.encode("ascii")) % 3 == 0) == (pool == "real-final"))
+    rng = random.Random(POOL_SEED if pool != "unseen-final" else POOL_SEED + 1)
     words = _filler_words("seen", "unseen")
     drawn = set()
     for _ in range(POOL_SIZE):
         name = _name(rng)
         if 3 <= len(name) <= 8 and name.lower() not in words:
             drawn.add(name)
+    if pool == "unseen-final":
+        return tuple(sorted(n for n in drawn if _unseen(n) and n not in names("unseen")))
     return tuple(sorted(n for n in drawn if _unseen(n) == (pool == "unseen")))
 
 
@@ -151,6 +204,8 @@ def filler(rng, pool):
     sentence = string.Formatter().vformat(template, (), _Draw(rng, world, MADE_UP if pool == "seen" else 0.0))
     if pool == "seen" and rng.random() < MADE_UP_OPENER:
         opener = made_up_word(rng).capitalize()
+        while opener in _test_names():  # a capitalised word no test story may hold as a name
+            opener = made_up_word(rng).capitalize()
         first, rest = sentence.split(" ", 1)
         sentence = f"{opener}, {first.lower()} {rest}" if rng.random() < 0.5 else f"{opener} {rest}"
     return sentence
@@ -180,6 +235,15 @@ def made_up_word(rng):
             word += rng.choice(CODAS)
         if 2 <= len(word) <= 9 and word not in _taken():
             return word
+
+
+@lru_cache(maxsize=None)
+def _test_names():
+    """The names of the test pools added after the first open corpora (made-up words already avoid the
+    unseen pool's)."""
+    from .givennames import GIVEN_NAMES
+
+    return frozenset({*names("unseen-final"), *GIVEN_NAMES})
 
 
 @lru_cache(maxsize=None)

@@ -78,15 +78,18 @@ class Reporter:
         return {"step": p.step, "val_loss": val, "val_bpc": val / math.log(2), "elapsed": round(p.elapsed, 2),
                 **({"final": True} if final else {})}
 
-    def cloze_scored(self, progress, total, accuracy, n):
-        """Cloze accuracy at this step: on the bar, or a line; returns its metrics record."""
+    def cloze_scored(self, progress, total, accuracy, n, first=None):
+        """Cloze accuracy at this step: on the bar, or a line; returns its metrics record. first: the share
+        of answers whose first character was right (which name was chosen, before its spelling)."""
         self.cloze = accuracy
         if self.bar is not None:
             self.bar.set_postfix_str(self._postfix(), refresh=True)
         else:
             self.say(f"step {progress.step}/{total}  cloze accuracy {accuracy:.3f} ({n} prompts)")
-        return {"step": progress.step, "cloze_accuracy": accuracy, "cloze_n": n,
-                "elapsed": round(progress.elapsed, 2)}
+        record = {"step": progress.step, "cloze_accuracy": accuracy, "cloze_n": n}
+        if first is not None:
+            record["cloze_first"] = first
+        return {**record, "elapsed": round(progress.elapsed, 2)}
 
     def _postfix(self):
         val = f"{self.val:.3f}" if math.isfinite(self.val) else "-"

@@ -1,8 +1,8 @@
 """Completing prompts and filling blanks, many sequences at once.
 
 All sequences of a batch first read their prompts side by side, from the zero state and a newline (a
-prompt starts a line, see `data.line_start`), as training reads a window (`model.read`); then they
-advance together, one character per step through `model.step`, each sampling until its own stop
+prompt starts a line, see `data.line_start`), as training reads a window (`stepwise.read`); then they
+advance together, one character per step through `stepwise.step`, each sampling until its own stop
 condition; a sequence that is done idles while the others finish. For sequence b at step t:
 
     x_b,0 = the prompt's last character        x_b,t = the character drawn at step t - 1
@@ -27,7 +27,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from . import model
+from . import model, stepwise
 from .data import encode_text, line_start
 from .errors import DataError
 from .workspace import Workspace
@@ -110,7 +110,7 @@ def run(packed, vocab, requests, options, seed, sink, warn=None):
     work = Workspace()
     rows = np.arange(B)
     with np.errstate(over="ignore", divide="ignore"):  # a probability that underflows to 0: log -inf
-        state, logits = model.read(packed, prompts, work)  # every prompt read, side by side
+        state, logits = stepwise.read(packed, prompts, work)  # every prompt read, side by side
         # the loop runs once per generated character: a handful of NumPy calls besides the model's step
         for g in range(n_new):
             chosen, char_logp = _choose(logits, options, None if uniforms is None else uniforms.next())
@@ -124,7 +124,7 @@ def run(packed, vocab, requests, options, seed, sink, warn=None):
             sink.step(chosen, keep, done, logprob)
             if done.all():
                 break
-            logits = model.step(packed, chosen, state, work)
+            logits = stepwise.step(packed, chosen, state, work)
     return logprob
 
 

@@ -68,6 +68,12 @@ def read_inputs(cfg, sources, val_source, say, resumed=None):
     if batches.cut:
         say(f"note: {batches.cut} lines are longer than data.window - 1 = {cfg.data.window - 1} "
             f"characters; each is trained in pieces, every piece from the zero state")
+    emphasis = batches.emphasis
+    if emphasis is not None:
+        share = emphasis.count / max(len(corpus.train), 1)
+        say(f"note: data.loss_pattern marks {emphasis.count:,} characters of the training text ({share:.1%}); "
+            f"they weigh {emphasis.weight:g} in the training loss" + ("" if emphasis.count else
+                                                                     ": the pattern matches nothing"))
     val_streams = validation_streams(corpus, cfg)
     if not sum(len(s) - 1 for s in val_streams if len(s) >= 2):
         chars = len(corpus.val)
@@ -159,8 +165,7 @@ class Trainer:
         self.inputs = read_inputs(cfg, sources, val_source, self.report.say, ckpt)
         if ckpt is None and autosize.wanted(cfg, self.origins):
             self._size_automatically()
-        self.spec = model.Spec(cfg.model.cell, len(self.inputs.corpus.vocab), cfg.model.hidden, cfg.model.layers,
-                               cfg.model.nonlinearity)
+        self.spec = model.Spec.of(cfg.model, len(self.inputs.corpus.vocab), cfg.data.window)
         if ckpt is None:
             self.ts = TrainState.new(cfg, self.spec, self.inputs.corpus.vocab)
         else:
@@ -331,9 +336,10 @@ class Trainer:
         self.engine.pull(self.ts)
         if not self.main:  # its figure is rank 0's to report
             return
-        accuracy, n, _ = evaluate.cloze(self.ts.model_params(), self.inputs.corpus.vocab, *self.inputs.cloze,
-                                        unknown="skip", spec=self.spec)
-        self.metrics.append(self.report.cloze_scored(self.ts.progress, self.cfg.train.steps, accuracy, n))
+        accuracy, n, fills = evaluate.cloze(self.ts.model_params(), self.inputs.corpus.vocab, *self.inputs.cloze,
+                                            unknown="skip", spec=self.spec)
+        first = sum(f[:1] == a[:1] for f, a in zip(fills, self.inputs.cloze[1])) / n
+        self.metrics.append(self.report.cloze_scored(self.ts.progress, self.cfg.train.steps, accuracy, n, first))
 
     def _save(self, name):
         self.engine.pull(self.ts)

@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 
-from charlstm import checkpoint, config, model
+from charlstm import checkpoint, config, model, stepwise
 from charlstm.workspace import Workspace
 from conftest import ROOT
 
@@ -110,6 +110,6 @@ def test_the_readme_pytorch_snippet_gives_charlstms_probabilities(tmp_path, cell
     work = Workspace()
     with np.errstate(over="ignore"):  # as model.step asks
         for c in "\nThe":
-            logits = model.step(packed, np.array([vocab.index(c)]), state, work)[0].astype(np.float64)
+            logits = stepwise.step(packed, np.array([vocab.index(c)]), state, work)[0].astype(np.float64)
     ours = np.exp(logits - logits.max())
     np.testing.assert_allclose(namespace["p_next"].detach().numpy(), ours / ours.sum(), rtol=1e-4, atol=1e-6)

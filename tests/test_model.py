@@ -4,7 +4,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import naive
-from charlstm import model
+from charlstm import model, stepwise
 from charlstm.cells import CELLS
 from charlstm.data import Window
 from charlstm.workspace import Workspace
@@ -197,7 +197,7 @@ def test_single_step_reproduces_the_window(cell):
     stepped = tuple(s.copy() for s in state)
     work = Workspace()
     for t in range(6):
-        out = model.step(packed, x[t], stepped, work)
+        out = stepwise.step(packed, x[t], stepped, work)
         np.testing.assert_allclose(out, logits[t], rtol=1e-10, atol=1e-12)
     for a, b in zip(stepped, final):
         np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
@@ -230,7 +230,7 @@ def test_relu_rnn_steps_as_its_window_and_differs_from_tanh():
     _, final, _ = model.forward(params, Window(x, x), state, packed=packed)
     stepped, work = tuple(s.copy() for s in state), Workspace()
     for t in range(5):
-        model.step(packed, x[t], stepped, work)
+        stepwise.step(packed, x[t], stepped, work)
     np.testing.assert_allclose(stepped[0], final[0], rtol=1e-12)
     assert stepped[0].min() >= 0
     assert not np.allclose(model.forward(params, Window(x, x), state)[1][0], final[0])
@@ -241,11 +241,11 @@ def test_reading_prompts_side_by_side_equals_stepping_each_alone(cell):
     spec, params, _, rng = make(cell, 7, 4, 2, 1)
     packed = model.pack(params)
     prompts = [rng.integers(0, 7, n) for n in (1, 9, 4, 13, 5)]
-    state, logits = model.read(packed, prompts, chunk=4)  # chunks end before, at and after prompts' ends
+    state, logits = stepwise.read(packed, prompts, chunk=4)  # chunks end before, at and after prompts' ends
     for b, p in enumerate(prompts):
         alone, work = model.zero_state(spec, 1, np.float64), Workspace()
         for x in p:
-            expected = model.step(packed, np.array([x]), alone, work)
+            expected = stepwise.step(packed, np.array([x]), alone, work)
         np.testing.assert_allclose(logits[b], expected[0], rtol=1e-12, atol=1e-13)
         for s, a in zip(state, alone):
             np.testing.assert_allclose(s[:, b], a[:, 0], rtol=1e-12, atol=1e-13)

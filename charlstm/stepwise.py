@@ -1,0 +1,96 @@
+"""The model a character at a time, for sampling and inspection: read prompts side by side, then step.
+
+The state for stepping is a tuple: the cell's (L, B, H) arrays, as model.zero_state makes them, and,
+for a model with a pointer, a pointer.Memory of the positions read so far. What comes out of `read` and
+`step` is the next character's logits (B, V); with a pointer, its log-probabilities under the mixture
+(pointer.py), which sampling treats the same way.
+"""
+
+import numpy as np
+
+from . import model, pointer
+from .cells import CELLS
+from .workspace import Workspace
+
+
+def start(spec, batch, dtype=np.float32):
+    """The state before the first character: zeros, and an empty pointer memory if the model has one."""
+    state = model.zero_state(spec, batch, dtype)
+    if spec.pointer:
+        state += (pointer.Memory(batch, spec.pointer, spec.pointer_window, dtype),)
+    return state
+
+
+def _cells(state, spec):
+    """The cell's part of a stepping state."""
+    return state[: len(CELLS[spec.cell].STATE)]
+
+
+def read(packed, prompts, work=None, chunk=128):
+    """Read B prompts (id arrays, each at least one character) side by side from the zero state. Returns
+    the state after each prompt's last character (as `start` makes it) and the logits (B, V) that follow
+    it. The prompts run as training runs a window, `chunk` characters at a time (one gather or GEMM per
+    layer for the input projection, no decoder until the end), and each row's state is taken at its own
+    end: far fewer NumPy calls than a `step` per character."""
+    work = Workspace() if work is None else work
+    spec = packed.spec
+    cell = CELLS[spec.cell]
+    lengths = np.array([len(p) for p in prompts])  # (B,)
+    B, T = len(prompts), int(lengths.max())
+    x = np.zeros((T, B), np.intp)  # left-aligned; a row that has ended reads padding, never used
+    for b, p in enumerate(prompts):
+        x[: len(p), b] = p
+    dtype = packed.table.dtype
+    state = model.zero_state(spec, B, dtype)
+    ended = start(spec, B, dtype)  # each row's state at its own end
+    memory = ended[-1] if spec.pointer else None
+    top = np.zeros((B, spec.hidden), dtype)  # the last layer's output there
+    for first in range(0, T, chunk):
+        layer_caches, _, _, state = model.run_layers(packed, x[first : first + chunk], state, work)
+        W = min(chunk, T - first)
+        rows = np.flatnonzero((lengths > first) & (lengths <= first + W))
+        at = lengths[rows] - first  # (n,) index into this chunk's histories (0 is its initial state)
+        for k, (hs, cache) in enumerate(layer_caches):
+            for j, history in enumerate(cell.history(hs, cache)):
+                ended[j][k, rows] = history[at, rows]
+        top[rows] = layer_caches[-1][0][at, rows]
+        if memory is not None:  # every position's key, and the character that followed it
+            keys = pointer.keys(packed.pointer, layer_caches[-1][0][1 : W + 1])  # (W, B, d)
+            for i in range(W):
+                reading = lengths > first + i
+                memory.commit(x[first + i], reading)
+                memory.hold(keys[i], reading)
+    logits = top @ packed.decoder_wT + packed.decoder_b
+    if memory is not None:
+        logits = memory.mix(packed.pointer, top, logits)
+    return ended, logits
+
+
+def step(packed, x, state, work, on_layer=None):
+    """Advance B streams by one character each: x (B,) integers.
+
+    The state is updated in place; returns the logits (B, V), a workspace buffer that the next call
+    overwrites (with a pointer, a new array of log-probabilities). Uses the same packed weights and
+    per-step code as the training forward pass. on_layer(k, activations, h), if given, sees each
+    layer's gate activations (B, G) and output (B, H).
+    """
+    advance = CELLS[packed.spec.cell].advance
+    table = packed.table
+    cells = _cells(state, packed.spec)
+    gates = work.get("step.gates", (len(x), table.shape[1]), table.dtype)
+    np.take(table, x, axis=0, out=gates, mode="clip")
+    for k, layer in enumerate(packed.layers):
+        if k > 0:
+            np.matmul(h, layer["w_ihT"], out=gates)
+            gates += layer["bias"]
+        h = advance(gates, tuple(s[k] for s in cells), layer, work, k)
+        if on_layer is not None:
+            on_layer(k, gates, h)
+    logits = work.get("step.logits", (len(x), packed.spec.vocab), table.dtype)
+    np.matmul(h, packed.decoder_wT, out=logits)
+    logits += packed.decoder_b
+    if packed.spec.pointer:
+        memory = state[-1]
+        memory.commit(x)
+        logits = memory.mix(packed.pointer, h, logits)
+    return logits
