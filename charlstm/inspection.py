@@ -8,6 +8,8 @@ code as sampling, and records for every character:
                 reading x_t
     cell        every unit's memory, per layer, for a cell whose memory is not its output (an LSTM's c_t)
     hidden      every unit's output h_t, per layer
+    copy        for a model with a pointer (pointer.py): the pointer's share of the prediction of x_t, the
+                part copied from what followed earlier characters rather than said by the decoder
 
 `render_terminal` and `render_html` colour the text by one or more of these quantities.
 """
@@ -50,6 +52,8 @@ def trace(params, ids, lead=(), spec=None):
            "gates": {name: np.zeros((N, L)) for name in blocks}}
     if memory:
         out["cell"] = np.zeros((N, L, H), np.float32)
+    if spec.pointer:
+        out["copy"] = np.full(N, np.nan)
     state = stepwise.start(spec, 1, packed.table.dtype)
     work = Workspace()
 
@@ -65,11 +69,15 @@ def trace(params, ids, lead=(), spec=None):
             logits = stepwise.step(packed, np.array([x]), state, work)
         if len(lead):
             out["surprisal"][0] = _bits(logits[0], ids[0])
+            if spec.pointer:
+                out["copy"][0] = state[-1].share[0]
         for t, x in enumerate(ids):
             logits = stepwise.step(packed, np.array([x]), state, work,
                                 on_layer=lambda k, activations, h: record(t, k, activations, h))
             if t + 1 < N:
                 out["surprisal"][t + 1] = _bits(logits[0], ids[t + 1])
+                if spec.pointer:
+                    out["copy"][t + 1] = state[-1].share[0]
     return out
 
 
@@ -86,6 +94,8 @@ def quantities(traced, spec, show, top):
     for item in show:
         if item == "surprisal":
             rows.append(("surprisal (bits)", traced["surprisal"], "bits"))
+        elif item == "copy" and "copy" in traced:
+            rows.append(("copy: the pointer's share of the prediction", traced["copy"], "gate"))
         elif item in traced["gates"]:
             for k in range(spec.layers):
                 rows.append((f"{item} gate, layer {k} (mean over {spec.hidden} units)", traced["gates"][item][:, k],
@@ -96,7 +106,7 @@ def quantities(traced, spec, show, top):
                 raise DataError(f"a {spec.cell} has no cell state; try hidden:{layer}:{unit}")
             rows.append((f"{what} state, layer {layer} unit {unit}", traced[what][:, layer, unit], "signed"))
         else:
-            choices = ["surprisal", *traced["gates"], "cell:LAYER:UNIT" if "cell" in traced else None,
+            choices = ["surprisal", *traced["gates"], "copy" if "copy" in traced else None, "cell:LAYER:UNIT" if "cell" in traced else None,
                        "hidden:LAYER:UNIT"]
             raise DataError(f"cannot show {item!r}; choose from {', '.join(c for c in choices if c)}")
     if top:

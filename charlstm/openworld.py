@@ -110,14 +110,17 @@ def names(pool):
     seen, unseen: the syllable names of POOL_SEED, cut by their hash. unseen-final: more names of the
     unseen kind (by their hash), from another seed and none in "unseen": a test set kept for final figures.
     real, real-final: the given names of givennames.py, cut by a hash into two thirds and one third, the
-    third kept for final figures. Fresh names (fresh_name) are never a name of the unseen or real pools.
+    third kept for final figures (less the two the unseen pool has). Fresh names (fresh_name) are never a
+    name of the unseen or real pools.
     """
     if pool not in POOLS:
         raise ValueError(f"no name pool {pool!r}; pools: {', '.join(POOLS)}")
     if pool.startswith("real"):
         from .givennames import GIVEN_NAMES
 
-        return tuple(n for n in GIVEN_NAMES if (zlib.crc32(n.encode("ascii")) % 3 == 0) == (pool == "real-final"))
+        generated = set(names("unseen"))  # a given name the syllables made too (Una) stays with them
+        return tuple(n for n in GIVEN_NAMES if (zlib.crc32(n.encode("ascii")) % 3 == 0) == (pool == "real-final")
+                     and n not in generated)
     rng = random.Random(POOL_SEED if pool != "unseen-final" else POOL_SEED + 1)
     words = _filler_words("seen", "unseen")
     drawn = set()

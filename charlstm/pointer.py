@@ -117,6 +117,7 @@ class Memory:
         self.pending = np.zeros((batch, width), dtype)  # (B, d): the newest position's key
         self.waiting = np.zeros(batch, bool)  # (B,): whether it waits for its character
         self.size = size
+        self.share = np.zeros(batch)  # (B,) the pointer's part of the last prediction (1 - the sentinel's)
 
     def commit(self, x, rows=None):
         """x (B,): the characters that followed the newest positions; rows: (B,) bool, the streams that
@@ -148,6 +149,7 @@ class Memory:
         top = np.maximum(scores.max(axis=1), z_gate)
         a, g = np.exp(scores - top[:, None]), np.exp(z_gate - top)
         total = a.sum(axis=1) + g
+        self.share = 1.0 - g / total  # (B,) the pointer's part of this prediction (inspection shows it)
         z = logits.astype(np.float64)
         z -= z.max(axis=1, keepdims=True)
         p = np.exp(z)
