@@ -298,7 +298,7 @@ def ours_sample(a, H, L, batch, length):
     import numpy as np
 
     from charlstm import model, sample
-    from charlstm.data import Vocab
+    from charlstm.vocab import Vocab
 
     spec = model.Spec("lstm", V, H, L)
     params = model.init_params(spec, np.random.default_rng(0))
@@ -395,7 +395,7 @@ def peak_memory(a, H, L, B, T):
 
     from charlstm import model
     from charlstm.data import Window
-    from charlstm.engine import LocalEngine
+    from charlstm.numpyengine import LocalEngine
     from charlstm.parallel import auto_workers
 
     # the CLI with this checkout's charlstm first on the path, as in this process

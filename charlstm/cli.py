@@ -222,7 +222,7 @@ def sample(prompts, ckpt_path, length, temperature, top_k, top_p, greedy, seed, 
     import numpy as np
 
     from . import sample as sample_mod
-    from .data import check_text
+    from .reading import check_text
     from .errors import DataError
     from .streams import Writer, prompt_batches
 
@@ -357,7 +357,7 @@ def inspect(text, ckpt_path, show, top, html_path, color, width, unknown):
         charlstm inspect -c runs/rooms --html gates.html 'Mady and Monica walk in ...'
     """
     from . import inspection
-    from .data import check_text, decode
+    from .reading import check_text, decode
 
     ckpt = _load_checkpoint(ckpt_path)
     if text is None or text == "-":

@@ -20,11 +20,12 @@ torch = pytest.importorskip("torch", reason="PyTorch is not installed (pip insta
 import elman  # noqa: E402
 from charlstm import checkpoint, config, model  # noqa: E402
 from charlstm.cells import CELLS  # noqa: E402
-from charlstm.data import Vocab, make_batches, split_streams  # noqa: E402
-from charlstm.engine import LocalEngine  # noqa: E402
+from charlstm.data import make_batches, split_streams  # noqa: E402
+from charlstm.numpyengine import LocalEngine  # noqa: E402
 from charlstm.optim import learning_rate  # noqa: E402
 from charlstm.torchengine import TorchEngine  # noqa: E402
 from charlstm.trainstate import TrainState  # noqa: E402
+from charlstm.vocab import Vocab  # noqa: E402
 from conftest import CONFIGS, make_text  # noqa: E402
 
 TINY = CONFIGS / "tiny.yaml"
