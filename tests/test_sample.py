@@ -392,7 +392,8 @@ def test_nan_and_infinity_are_refused(four_run, args):
 def test_every_float_option_of_every_command_refuses_nan():
     import click
 
-    from charlstm.cli import FiniteFloat, cli as group
+    from charlstm.cli import cli as group
+    from charlstm.cli.shared import FiniteFloat
 
     def options(command, path):
         for p in command.params:
