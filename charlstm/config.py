@@ -298,6 +298,9 @@ def validate(config):
         problem = rule.check(o)
         if problem:
             raise ConfigError(problem)
+    for key, bias in {"model.forget_bias": m.forget_bias, "model.open_gates": m.open_gates}.items():
+        if bias is not None and not math.isfinite(bias):  # else every step's loss is nan
+            raise ConfigError(f"{key} must be a finite number or null, not {bias}")
     for key, used in {"model.forget_bias": m.forget_bias is not None, "model.chrono": m.chrono}.items():
         if used and cells.CELLS[m.cell].FORGET_GATE is None:
             gated = " or ".join(name for name, cell in cells.CELLS.items() if cell.FORGET_GATE is not None)
