@@ -114,7 +114,7 @@ class TrainConfig:
     on_save_error: str = _choice("stop", ("stop", "continue"), "when a checkpoint cannot be written")
     workers: int = _doc(0, "numpy engine: processes sharing each batch (one per core, see parallel.py); 0 chooses")
     engine: str = _choice("numpy", ("numpy", "torch"), "what computes the steps: numpy, or PyTorch (pip install "
-                                                       "'charlstm[torch]'; torchrun for many processes)")
+                                                       "torch; torchrun for many processes)")
     device: str = _choice("cpu", ("cpu", "cuda", "mps"), "torch engine: where the model trains")
 
 

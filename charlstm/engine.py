@@ -49,7 +49,8 @@ def check(train_config):
         try:
             import torch  # noqa: F401  (an optional extra)
         except ImportError:
-            raise ConfigError("the torch engine needs PyTorch: pip install 'charlstm[torch]'") from None
+            raise ConfigError("the torch engine needs PyTorch: pip install torch (or, in charlstm's checkout, "
+                              "pip install '.[torch]')") from None
         from . import torchengine
 
         torchengine.check_device(train_config.device)

@@ -14,7 +14,7 @@ import time
 import numpy as np
 import pytest
 
-torch = pytest.importorskip("torch", reason="PyTorch is not installed (pip install 'charlstm[torch]'); the "
+torch = pytest.importorskip("torch", reason="PyTorch is not installed (pip install '.[torch]'); the "
                                             "torch engine's tests need it")
 
 import elman  # noqa: E402

@@ -678,7 +678,8 @@ def test_extending_a_cosine_run_stretches_the_schedule_from_there_on(cli, corpus
 def test_the_torch_engine_without_pytorch_is_one_line_and_creates_nothing(cli, corpus, tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "torch", None)  # as where PyTorch is not installed: import torch fails
     code, _, err = cli("train", corpus, "--config", TINY, "--engine", "torch", "--out", tmp_path / "run")
-    assert (code, err) == (1, "error: the torch engine needs PyTorch: pip install 'charlstm[torch]'\n")
+    assert (code, err) == (1, "error: the torch engine needs PyTorch: pip install torch (or, in charlstm's "
+                          "checkout, pip install '.[torch]')\n")
     assert not (tmp_path / "run").exists()
 
 

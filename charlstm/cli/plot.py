@@ -12,7 +12,7 @@ from .shared import COLOUR, use_colour
 @click.option("--x", "x_axis", type=click.Choice(["step", "time"]), default="step", show_default=True,
               help="Horizontal axis: optimizer steps or seconds of training.")
 @click.option("--png", "png_path", metavar="FILE",
-              help="Write a PNG instead (needs matplotlib: pip install 'charlstm[plot]').")
+              help="Write a PNG instead (needs matplotlib: pip install matplotlib).")
 @click.option("--width", default=72, show_default=True, type=click.IntRange(min=20))
 @click.option("--height", default=16, show_default=True, type=click.IntRange(min=4))
 @click.option("--color", "color", type=COLOUR, default="auto", show_default=True)

@@ -61,7 +61,7 @@ def _preset_help():
               help="Override any config key, e.g. --set optim.lr=3e-3 (repeatable; applied last).")
 @click.option("--force", is_flag=True, help="Start over in an --out that already holds a run, deleting it.")
 @click.option("--engine", type=click.Choice(["numpy", "torch"]),
-              help="What computes the steps (train.engine): NumPy, or PyTorch (pip install 'charlstm[torch]'; "
+              help="What computes the steps (train.engine): NumPy, or PyTorch (pip install torch; "
                    "under torchrun, every process a share of the batch) [default: numpy].")
 @click.option("--device", type=click.Choice(["cpu", "cuda", "mps"]),
               help="Where the torch engine trains (train.device) [default: cpu].")
