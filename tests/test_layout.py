@@ -127,3 +127,14 @@ def test_the_check_sees_cycles_at_any_depth(tmp_path):
     (pkg / "b.py").write_text("import os\n")
     (pkg / "e.py").write_text("x = 1\n")
     assert cycles(import_graph(pkg)) == []
+
+
+def test_the_readme_opens_with_a_quick_start_that_fits_a_screen():
+    """README's first screen, up to its second section: install, the two blanks, train, sample your own
+    model, and the test command CI runs (.ci/run), in at most 40 lines."""
+    text = (PACKAGE.parent / "README.md").read_text(encoding="utf-8")
+    first = text[: text.index("\n## ", text.index("## Quick start"))].splitlines()
+    assert len(first) <= 40, len(first)
+    assert "<!-- test-command -->" in first and "pip install -e '.[test]' && python -m pytest -q" in first
+    assert any(line.startswith("pip install . && charlstm sample --greedy") for line in first)
+    assert any(line.startswith("charlstm sample -c runs/") for line in first)
