@@ -11,29 +11,27 @@ trains configs/default.yaml as it is, the fixed default to compare with. Results
 to bench/results/budget-<name>.json (a stopped sweep keeps what it finished); the table is printed at the end.
 """
 
-import argparse
 import json
 import pathlib
-import subprocess
 import sys
 import tempfile
 
 import numpy as np
 import yaml
-from quality import kernel  # bench/quality.py, beside this file
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
+import runner  # bench/runner.py, beside this script
 
 
 def parse():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("corpus")
+    ap = runner.parser(__doc__)
+    ap.add_argument("corpus", help="the training text")
     ap.add_argument("--val", help="validation file (default: the corpus's held-out tail)")
     ap.add_argument("--name", required=True, help="results go to bench/results/budget-NAME.json")
-    ap.add_argument("--minutes", type=float, nargs="+", required=True)
-    ap.add_argument("--shapes", nargs="+", default=["auto"], help="HIDDENxLAYERS, or auto")
+    ap.add_argument("--minutes", type=float, nargs="+", required=True, help="the budgets, a run each")
+    ap.add_argument("--shapes", nargs="+", default=["auto"], help="HIDDENxLAYERS, or auto [default: auto]")
     ap.add_argument("--record", metavar="RUN_DIR", help="add this finished auto run of --minutes to the results")
-    ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                    help="a config override for every run (repeatable)")
     ap.add_argument("--fixed", metavar="CONFIG", help="train this preset or file as it is (no sizing): give "
                                                       "--shapes fixed")
     ap.add_argument("--label", default="", help="a name for this variant in the table (e.g. dropout0.2)")
@@ -42,25 +40,21 @@ def parse():
 
 
 def run(args, minutes, shape, out):
-    cmd = [sys.executable, "-m", "charlstm", "train", args.corpus, "--out", str(out), "--time-budget",
-           f"{minutes:g}m"]
-    cmd += ["--config", args.fixed] if args.fixed else ["--set", "model.size=auto"]
-    if args.val:
-        cmd += ["--val", args.val]
+    extra = ["--config", args.fixed] if args.fixed else []
+    sets = [] if args.fixed else ["model.size=auto"]
     if shape not in ("auto", "fixed"):
         hidden, layers = shape.split("x")
-        cmd += ["--set", f"model.hidden={hidden}", "--set", f"model.layers={layers}"]
-    for o in args.overrides:
-        cmd += ["--set", o]
-    done = subprocess.run(cmd, capture_output=True, text=True)
+        sets += [f"model.hidden={hidden}", f"model.layers={layers}"]
+    done = runner.train(args.corpus, out, "--time-budget", f"{minutes:g}m", *extra,
+                        *(["--val", args.val] if args.val else []), sets=[*sets, *args.overrides], quiet=False)
     if done.returncode:
-        sys.exit(f"budget.py: {' '.join(cmd)} failed: {done.stderr.strip()}")
+        sys.exit(f"budget.py: {minutes:g} min, {shape} failed: {done.stderr.strip()}")
     return result(args, minutes, shape, out, done.stderr)
 
 
 def result(args, minutes, shape, out, stderr=""):
     """The record of the run in out: its curve, what it chose and reached."""
-    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    records = runner.metrics(out)
     curve = [(r["elapsed"], r["val_loss"], r["step"]) for r in records if "val_loss" in r]
     train = [r["train_loss"] for r in records if "train_loss" in r]
     chosen = yaml.safe_load((out / "config.yaml").read_text())
@@ -76,13 +70,13 @@ def result(args, minutes, shape, out, stderr=""):
 
 def main():
     args = parse()
-    path = ROOT / "bench" / "results" / f"budget-{args.name}.json"
-    results = json.loads(path.read_text()) if path.exists() else {"corpus": args.corpus, "val": args.val, "runs": []}
-    results.setdefault("blas", []).append(kernel())
+    path = runner.RESULTS / f"budget-{args.name}.json"
+    results = runner.load(path, {"corpus": args.corpus, "val": args.val, "runs": []})
+    results.setdefault("blas", []).append(runner.blas())
     if args.record:  # a run made elsewhere (bench/quality.py's charlstm side), recorded as it is
         results["runs"].append(result(args, args.minutes[0], "auto", pathlib.Path(args.record)))
         results["train_chars"] = results["runs"][-1]["train_chars"]
-        path.write_text(json.dumps(results, indent=1))
+        runner.save(path, results)
         print(row(results["runs"][-1]))
         return
     for minutes in args.minutes:
@@ -94,7 +88,7 @@ def main():
                 record = run(args, minutes, shape, out)
             results["train_chars"] = record["train_chars"]
             results["runs"].append(record)
-            path.write_text(json.dumps(results, indent=1))
+            runner.save(path, results)
             print(row(record), flush=True)
 
 

@@ -8,18 +8,15 @@ A table row is one run: its budget, shape, what auto set (batch, dropout, steps)
 characters trained per parameter, and the overfitting pressure (epochs x parameters per character).
 """
 
-import argparse
-import json
-import pathlib
-
 import numpy as np
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
-RESULTS = ROOT / "bench" / "results"
+import runner  # bench/runner.py, beside this script
+
+RESULTS = runner.RESULTS
 
 
 def parse():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = runner.parser(__doc__)
     ap.add_argument("names", nargs="+", help="budget-NAME.json files of bench/results")
     ap.add_argument("--png", help="draw the runs' curves (and --quality's, --default's) to this PNG")
     ap.add_argument("--quality", help="quality-NAME.json of bench/quality.py: its charlstm and PyTorch curves")
@@ -47,7 +44,7 @@ def picked(runs):
 
 
 def table(name):
-    data = json.loads((RESULTS / f"budget-{name}.json").read_text())
+    data = runner.load(RESULTS / f"budget-{name}.json")
     rule = {id(r) for r in picked(data["runs"]).values()}
     best = {}
     for r in data["runs"]:
@@ -81,10 +78,10 @@ def draw(args):
 
     fig, ax = plt.subplots(figsize=(8, 4.5))
     for name in args.names:
-        runs = json.loads((RESULTS / f"budget-{name}.json").read_text())["runs"]
+        runs = runner.load(RESULTS / f"budget-{name}.json")["runs"]
         chosen = picked(runs)
         chosen.update({r["minutes"]: r for r in runs if r["shape"] == "auto" and r.get("label", "") in ("", "auto")})
-        quality = json.loads((RESULTS / f"quality-{args.quality}.json").read_text()) if args.quality else {}
+        quality = runner.load(RESULTS / f"quality-{args.quality}.json") if args.quality else {}
         for minutes, r in sorted(chosen.items()):
             if minutes == quality.get("minutes"):  # the auto run itself, from bench/quality.py
                 r = {"curve": quality["charlstm"]["curve"], "minutes": minutes, "config": r["config"]}
@@ -92,11 +89,11 @@ def draw(args):
             ax.plot(np.array(t) / 60, v, marker=".", label=f"auto, {r['minutes']:g} min "
                     f"({r['config']['model']['hidden']}x{r['config']['model']['layers']})")
     if args.default:
-        for r in json.loads((RESULTS / f"budget-{args.default}.json").read_text())["runs"]:
+        for r in runner.load(RESULTS / f"budget-{args.default}.json")["runs"]:
             t, v, _ = zip(*r["curve"])
             ax.plot(np.array(t) / 60, v, "--", color="grey", label="the fixed default (256x2, constant rate)")
     if args.quality:
-        q = json.loads((RESULTS / f"quality-{args.quality}.json").read_text())
+        q = runner.load(RESULTS / f"quality-{args.quality}.json")
         if "torch" in q:
             t, v, _ = zip(*q["torch"]["curve"])
             ax.plot(np.array(t) / 60, v, ":", color="black", label="PyTorch nn.LSTM, auto's choice, same budget")

@@ -11,50 +11,47 @@ average before each run is printed with it: on a shared machine the figures move
     python bench/engines.py CORPUS [--sizes 256 512 1024] [--threads 1 2] [--seconds 40]   # needs torch
 """
 
-import argparse
-import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 
+import runner  # bench/runner.py, beside this script
+
 
 def measure(corpus, engine, hidden, threads, seconds, layers, extra):
-    env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS="1")
-    never = str(10**9)
+    """The median chars/s of one `charlstm train` of the engine (the first interval left out)."""
+    env = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": "1"}
+    never = 10**9
     with tempfile.TemporaryDirectory(prefix="charlstm-engines-") as d:
-        run = os.path.join(d, "run")
-        command = [sys.executable, "-m", "charlstm", "train", corpus, "--out", run, "-q", "--engine", engine,
-                   "--steps", never, "--time-budget", f"{seconds}s", "--set", f"model.hidden={hidden}",
-                   "--set", f"model.layers={layers}", "--set", "train.log_every=5", "--set", f"train.eval_every={never}",
-                   "--set", f"train.save_every={never}", "--set", "train.val_max_chars=1000",
-                   "--set", f"train.workers={1 if threads == 1 else 0}", *extra]
-        subprocess.run(command, env=env, check=True)
-        with open(os.path.join(run, "metrics.jsonl")) as fh:
-            speeds = [r["chars_per_s"] for r in map(json.loads, fh) if "chars_per_s" in r]
+        proc = runner.train(corpus, d, "--engine", engine, "--steps", never, "--time-budget", f"{seconds}s", env=env,
+                            sets=[f"model.hidden={hidden}", f"model.layers={layers}", "train.log_every=5",
+                                  f"train.eval_every={never}", f"train.save_every={never}", "train.val_max_chars=1000",
+                                  f"train.workers={1 if threads == 1 else 0}", *extra])
+        if proc.returncode:
+            sys.exit(f"engines.py: {engine} at H={hidden} failed: {runner.failure(proc)}")
+        speeds = [r["chars_per_s"] for r in runner.metrics(d) if "chars_per_s" in r]
     return statistics.median(speeds[1:] or speeds), len(speeds)
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("corpus")
-    ap.add_argument("--sizes", type=int, nargs="+", default=[256, 512, 1024])
-    ap.add_argument("--threads", type=int, nargs="+", default=[1])
-    ap.add_argument("--seconds", type=int, default=40)
-    ap.add_argument("--layers", type=int, default=2)
+    ap = runner.parser(__doc__)
+    ap.add_argument("corpus", help="the training text")
+    ap.add_argument("--sizes", type=int, nargs="+", default=[256, 512, 1024], help="hidden sizes [default: "
+                                                                                     "256 512 1024]")
+    ap.add_argument("--threads", type=int, nargs="+", default=[1], help="cores per run [default: 1]")
+    ap.add_argument("--seconds", type=int, default=40, help="each run's budget [default: %(default)s]")
+    ap.add_argument("--layers", type=int, default=2, help="[default: %(default)s]")
     ap.add_argument("--set", dest="extra", action="append", default=[], metavar="KEY=VALUE",
                     help="more config overrides for every run")
     a = ap.parse_args()
-    extra = [x for item in a.extra for x in ("--set", item)]
-    print("| H | threads | numpy chars/s | torch chars/s | torch / numpy | load before |")
-    print("|---|---|---|---|---|---|")
+    print(runner.markdown(["H", "threads", "numpy chars/s", "torch chars/s", "torch / numpy", "load before"], []))
     for hidden in a.sizes:
         for threads in a.threads:
             figures, loads = {}, []
             for engine in ("numpy", "torch"):
                 loads.append(f"{os.getloadavg()[0]:.1f}")
-                figures[engine], _ = measure(a.corpus, engine, hidden, threads, a.seconds, a.layers, extra)
+                figures[engine], _ = measure(a.corpus, engine, hidden, threads, a.seconds, a.layers, a.extra)
             print(f"| {hidden} | {threads} | {figures['numpy']:,.0f} | {figures['torch']:,.0f} | "
                   f"{figures['torch'] / figures['numpy']:.2f} | {' / '.join(loads)} |", flush=True)
 

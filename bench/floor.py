@@ -15,19 +15,14 @@ text (evaluate.score). Medians of 7 rounds (the scoring: 5 rounds of 3 texts), m
 layer-timestep and per character.
 """
 
-import argparse
-import pathlib
 import statistics
-import sys
 import time
 
 import numpy as np
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from charlstm import evaluate, model  # noqa: E402
-from charlstm.cells import lstm  # noqa: E402
+import runner  # bench/runner.py, beside this script
+from charlstm import evaluate, model
+from charlstm.cells import lstm
 
 CONFIGS = {"S": (128, 1), "M": (256, 2), "L": (512, 2)}  # name: (H, L), as bench/speed.py
 V = 65  # Tiny Shakespeare's vocabulary, as bench/speed.py
@@ -46,9 +41,9 @@ def per_call(fn, n, rounds=7):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--configs", default="S,M,L")
-    ap.add_argument("--calls", type=int, default=2000, help="calls per round")
+    ap = runner.parser(__doc__)
+    ap.add_argument("--configs", default="S,M,L", help="comma-separated shapes of S, M, L [default: %(default)s]")
+    ap.add_argument("--calls", type=int, default=2000, help="calls per round [default: %(default)s]")
     args = ap.parse_args()
     rng = np.random.default_rng(0)
     print("| config | H | L | product (µs) | elementwise (µs) | step (µs) | floor per character (µs) | "

@@ -21,19 +21,15 @@ The open world's levers (issue 27) change the rooms preset instead, scored on th
         --results bench/results/levers-open.json --steps 2000 --seeds 1,2 open-base open-gates curriculum-mix
 """
 
-import argparse
-import json
-import os
 import pathlib
-import statistics
-import subprocess
 import sys
 import tempfile
 import time
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
-RESULTS = ROOT / "bench" / "results" / "levers.json"
-BASE = ROOT / "configs" / "rooms-gru.yaml"  # the recipe every lever changes one thing of
+import runner  # bench/runner.py, beside this script
+
+RESULTS = runner.RESULTS / "levers.json"
+BASE = runner.CONFIGS / "rooms-gru.yaml"  # the recipe every lever changes one thing of
 LSTM = ["model.cell=lstm", "model.hidden=256"]  # that recipe on the 256-unit LSTM
 VARIANTS = {
     "gru-recipe": [],
@@ -76,45 +72,24 @@ VARIANTS = {
 }
 
 
-def run(name, overrides, seed, steps, cloze_every, single, timing=False, probe=None):
-    """One training run; returns its record with the cloze curve [(step, elapsed, accuracy)]."""
-    env = dict(os.environ)
-    extra = ["--set", f"train.cloze={probe}"] if probe else []
-    if single:  # a share of the machine: one process, one BLAS thread
-        env.update(OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
-        extra += ["--set", "train.workers=1"]
+def run(name, overrides, seed, steps, cloze_every, base, single, timing=False, probe=None):
+    """One training run of the recipe `base` with overrides; its record, with the cloze curve [(step,
+    elapsed, accuracy)]. single: a share of the machine (one process, one BLAS thread)."""
+    sets = [f"train.cloze_every={cloze_every}", *([f"train.cloze={probe}"] if probe else []), *overrides]
     with tempfile.TemporaryDirectory() as d:
-        cmd = [sys.executable, "-m", "charlstm", "train", "--config", str(BASE), "--out", d, "-q",
-               "--steps", str(steps),
-               "--seed", str(seed), "--set", f"train.cloze_every={cloze_every}", *extra]
-        for s in overrides:
-            cmd += ["--set", s]
         start = time.monotonic()
-        proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+        proc = runner.train(None, d, "--config", base, "--steps", steps, "--seed", seed, sets=sets, shared=single)
         wall = time.monotonic() - start
-        path = pathlib.Path(d) / "metrics.jsonl"
-        records = [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+        records = runner.metrics(d)
     curve = [(r["step"], r["elapsed"], r["cloze_accuracy"]) for r in records if "cloze_accuracy" in r]
-    train = [r for r in records if "train_loss" in r]
     return {"variant": name, "overrides": overrides, "seed": seed, "steps": steps, "single": single,
-            "probe": probe and sum(1 for _ in open(probe)),
-            "timing": timing, "wall": wall, "curve": curve,
-            "chars_per_s": statistics.median(r["chars_per_s"] for r in train) if train else None,
-            "error": proc.stderr.strip()[-300:] if proc.returncode else None}
+            "probe": probe and sum(1 for _ in open(probe)), "timing": timing, "wall": wall, "curve": curve,
+            "chars_per_s": runner.speed(records), "error": runner.failure(proc)}
 
 
 def first(curve, level):
     """(step, elapsed) of the first score at or above level, or None."""
     return next(((s, e) for s, e, a in curve if a >= level), None)
-
-
-def load():
-    return json.loads(RESULTS.read_text()) if RESULTS.exists() else []
-
-
-def save(results):
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(results, indent=1))
 
 
 def table(results, at=(500, 1000, 1500, 2000, 2500)):
@@ -123,11 +98,12 @@ def table(results, at=(500, 1000, 1500, 2000, 2500)):
     runs = [r for r in results if not r["timing"]]
     timing = {r["variant"]: r for r in results if r["timing"]}
     at = [s for s in at if any(st == s for r in runs for st, _, _ in r["curve"])]
-    lines = ["| variant | seeds | steps to 50% | to 90% | to 98% | " + " | ".join(f"at {s}" for s in at)
-             + (" | s/1000 steps alone |" if timing else " |"), "|---" * (5 + len(at) + bool(timing)) + "|"]
+    header = ["variant", "seeds", "steps to 50%", "to 90%", "to 98%", *(f"at {s}" for s in at)]
+    header += ["s/1000 steps alone"] if timing else []
+    rows = []
     for name in dict.fromkeys(r["variant"] for r in runs):
         mine = sorted((r for r in runs if r["variant"] == name), key=lambda r: r["seed"])
-        cells = []
+        cells = [name, ",".join(str(r["seed"]) for r in mine)]
         for level in (0.5, 0.9, 0.98):  # per seed, in the order of the seeds column
             hits = [first(r["curve"], level) for r in mine]
             cells.append(" / ".join(str(h[0]) if h else "never" for h in hits))
@@ -138,74 +114,60 @@ def table(results, at=(500, 1000, 1500, 2000, 2500)):
         if timing:
             t = timing.get(name)
             cells.append(f"{1000 * t['curve'][-1][1] / t['curve'][-1][0]:.0f}" if t and t["curve"] else "-")
-        lines.append(f"| {name} | {','.join(str(r['seed']) for r in mine)} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+        rows.append(cells)
+    return runner.markdown(header, rows)
 
 
 def main():
-    global BASE, RESULTS
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("variants", nargs="*")
-    ap.add_argument("--steps", type=int, default=2500)
-    ap.add_argument("--seeds", default="1")
-    ap.add_argument("--cloze-every", type=int, default=125)
-    ap.add_argument("--parallel", type=int, default=2, help="runs at a time (each one process, one thread)")
+    ap = runner.parser(__doc__, RESULTS)
+    ap.add_argument("variants", nargs="*", metavar="VARIANT", help="what to train (--list names them)")
+    ap.add_argument("--steps", type=int, default=2500, help="steps of every run [default: %(default)s]")
+    ap.add_argument("--seeds", default="1", help="comma-separated seeds, a run each [default: %(default)s]")
+    ap.add_argument("--cloze-every", type=int, default=125, help="steps between cloze scorings [default: %(default)s]")
+    ap.add_argument("--parallel", type=int, default=2, help="runs at a time (each one process, one thread) "
+                                                             "[default: %(default)s]")
     ap.add_argument("--set", dest="extra", action="append", default=[], metavar="KEY=VALUE",
                     help="an extra override for every variant (then named with it)")
     ap.add_argument("--probe", type=int, default=0,
-                    help="score only the first N stories of data/rooms-cloze.tsv during training (faster)")
+                    help="score only the first N stories of the cloze set during training (faster)")
     ap.add_argument("--timing", action="store_true",
                     help="time each variant alone, as charlstm train runs it (machine otherwise idle)")
-    ap.add_argument("--base", type=pathlib.Path, help=f"the recipe the variants change [default: {BASE}]")
-    ap.add_argument("--cloze", type=pathlib.Path, default=ROOT / "data" / "rooms-cloze.tsv",
-                    help="the cloze set scored during training (--probe: its first N lines)")
-    ap.add_argument("--results", type=pathlib.Path, help=f"the results file [default: {RESULTS}]")
-    ap.add_argument("--list", action="store_true")
-    ap.add_argument("--table", action="store_true")
+    ap.add_argument("--base", type=pathlib.Path, default=BASE,
+                    help=f"the recipe the variants change [default: {BASE.relative_to(runner.ROOT)}]")
+    ap.add_argument("--cloze", type=pathlib.Path, default=runner.DATA / "rooms-cloze.tsv",
+                    help="the cloze set scored during training (--probe: its first N lines) "
+                         "[default: data/rooms-cloze.tsv]")
+    ap.add_argument("--list", action="store_true", help="name the variants and their settings")
     args = ap.parse_args()
-    BASE, RESULTS = args.base or BASE, args.results or RESULTS
     if args.list:
         for name, overrides in VARIANTS.items():
             print(f"{name}: {' '.join(overrides)}")
         return
-    results = load()
     if args.table:
-        print(table(results))
+        print(table(runner.load(args.results)))
         return
+    unknown = [v for v in args.variants if v not in VARIANTS]
+    if unknown:
+        ap.error(f"unknown variant {', '.join(unknown)}; --list names them")
     jobs = []
     for name in args.variants:
-        overrides = VARIANTS[name] + args.extra
         label = name + "".join(f" +{e}" for e in args.extra)
-        for seed in [int(s) for s in args.seeds.split(",")]:
-            jobs.append((label, overrides, seed))
+        jobs += [(label, VARIANTS[name] + args.extra, seed) for seed in runner.seeds(args.seeds)]
     if args.timing:
         for label, overrides, seed in jobs:
             print(f"timing {label}", file=sys.stderr, flush=True)
-            results = [r for r in load() if not (r["timing"] and r["variant"] == label)]
-            results.append(run(label, overrides, seed, args.steps, args.cloze_every, single=False, timing=True))
-            save(results)
+            record = run(label, overrides, seed, args.steps, args.cloze_every, args.base, single=False, timing=True)
+            runner.save(args.results, runner.merge(runner.load(args.results), record,
+                                                   key=lambda r: (r["timing"], r["variant"])))
         return
-    from concurrent.futures import ThreadPoolExecutor
-
     probe = args.cloze.resolve()  # always named: the demo's own cloze set is not rooms-cloze.tsv since 2026-12-04
     if args.probe:
-        probe = RESULTS.parent / f"{args.cloze.stem}-{args.probe}.tsv"
-        lines = args.cloze.read_text().splitlines(keepends=True)[: args.probe]
-        probe.write_text("".join(lines))
-
-    def one(job):
-        label, overrides, seed = job
-        record = run(label, overrides, seed, args.steps, args.cloze_every, single=args.parallel > 1, probe=probe)
-        print(json.dumps({k: record[k] for k in ("variant", "seed", "wall", "error")}), file=sys.stderr, flush=True)
-        return record
-
-    with ThreadPoolExecutor(args.parallel) as pool:
-        for record in pool.map(one, jobs):
-            results = [r for r in load() if not (not r["timing"] and r["variant"] == record["variant"]
-                                                 and r["seed"] == record["seed"])]
-            results.append(record)
-            save(results)
-    print(table(load()))
+        probe = pathlib.Path(tempfile.mkdtemp(prefix="charlstm-levers-")) / f"{args.cloze.stem}-{args.probe}.tsv"
+        probe.write_text("".join(args.cloze.read_text().splitlines(keepends=True)[: args.probe]))
+    results = runner.run_all(jobs, lambda job: run(*job, args.steps, args.cloze_every, args.base,
+                                                   single=args.parallel > 1, probe=probe),
+                             args.parallel, args.results, key=lambda r: (r["timing"], r["variant"], r["seed"]))
+    print(table(results))
 
 
 if __name__ == "__main__":

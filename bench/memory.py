@@ -20,17 +20,15 @@ another set for the curve and the table's first columns. Results go to bench/res
 (memory-<recipe>-<config>.json with another --config); the table, Markdown for docs/memory.md, to stdout.
 """
 
-import argparse
 import json
 import pathlib
-import subprocess
 import sys
 import tempfile
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+import numpy as np
 
-from charlstm import checkpoint, corpus, evaluate, model  # noqa: E402
+import runner  # bench/runner.py, beside this script
+from charlstm import checkpoint, corpus, evaluate, model
 
 BUCKETS = ((0, 40), (40, 80), (80, 120), (120, 10_000))
 LEVELS = (0.5, 0.9, 0.98)  # the cloze accuracies whose first minute the table reports
@@ -46,13 +44,13 @@ CELLS_RUN = {  # name: (cell, overrides every run of it needs)
 OWN = {  # --recipe own: each cell's recipe (a config file of its own, or settings on top of --config)
     "rnn": [],
     "rnn-relu": ["model.orthogonal=true", "optim.lr=0.001"],  # a ReLU RNN with W_hh orthogonal (Le et al. 2015's IRNN idea)
-    "gru": ["--config", str(ROOT / "configs" / "rooms-gru.yaml")],
-    "lstm": ["--config", str(ROOT / "configs" / "rooms.yaml")],
+    "gru": ["--config", str(runner.CONFIGS / "rooms-gru.yaml")],
+    "lstm": ["--config", str(runner.CONFIGS / "rooms.yaml")],
 }
 
 
 def n_params(cell, V, H):
-    return sum(int(__import__("numpy").prod(s)) for s in model.param_shapes(model.Spec(cell, V, H, 1)).values())
+    return sum(int(np.prod(s)) for s in model.param_shapes(model.Spec(cell, V, H, 1)).values())
 
 
 def matched_hidden(cell, V, target):
@@ -61,33 +59,41 @@ def matched_hidden(cell, V, target):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--minutes", type=float, default=10.0, help="training budget per cell")
-    ap.add_argument("--lstm-hidden", type=int, default=256)
-    ap.add_argument("--cells", default="rnn,rnn-relu,gru,lstm")
-    ap.add_argument("--recipe", choices=["same", "own"], default="same")
-    ap.add_argument("--config", default=str(ROOT / "configs" / "rooms.yaml"),
+    ap = runner.parser(__doc__)
+    ap.add_argument("--minutes", type=float, default=10.0, help="training budget per cell [default: %(default)s]")
+    ap.add_argument("--lstm-hidden", type=int, default=256, help="the LSTM's units; the others match its "
+                                                                  "parameter count [default: %(default)s]")
+    ap.add_argument("--cells", default="rnn,rnn-relu,gru,lstm", help="[default: %(default)s]")
+    ap.add_argument("--recipe", choices=["same", "own"], default="same",
+                    help="every cell with --config, or each with its own (OWN) [default: %(default)s]")
+    ap.add_argument("--config", default=str(runner.CONFIGS / "rooms.yaml"),
                     help="the shared recipe [default: configs/rooms.yaml, the LSTM's]")
-    ap.add_argument("--cloze", type=pathlib.Path, default=ROOT / "data" / "rooms-cloze.tsv",
-                    help="the cloze set of the curve (its first 200 stories) and of the table [default: %(default)s]")
-    ap.add_argument("--out", help="[default: bench/results/memory-<recipe>.json]")
+    ap.add_argument("--cloze", type=pathlib.Path, default=runner.DATA / "rooms-cloze.tsv",
+                    help="the cloze set of the curve (its first 200 stories) and of the table "
+                         "[default: data/rooms-cloze.tsv]")
+    ap.add_argument("--results", "--out", dest="out", help="the results file [default: "
+                                                          "bench/results/memory-<recipe>.json]")
     ap.add_argument("--png", help="draw the cloze-accuracy curves to this PNG (matplotlib)")
-    ap.add_argument("--replot", action="store_true", help="train nothing: table and curves from --out")
+    ap.add_argument("--table", "--replot", dest="replot", action="store_true",
+                    help="train nothing: the table (and with --png the curves) of the results file")
     args = ap.parse_args()
     config = pathlib.Path(args.config)
-    other = "" if config.resolve() == ROOT / "configs" / "rooms.yaml" else "-" + config.stem
-    args.out = args.out or str(ROOT / "bench" / "results" / f"memory-{args.recipe}{other}.json")
+    other = "" if config.resolve() == runner.CONFIGS / "rooms.yaml" else "-" + config.stem
+    args.out = args.out or str(runner.RESULTS / f"memory-{args.recipe}{other}.json")
     if args.replot:
-        results = json.loads(pathlib.Path(args.out).read_text())
+        results = runner.load(args.out)
         print(table(results))
         if args.png:
             plot(results, args.png)
         return
+    unknown = [c for c in args.cells.split(",") if c not in CELLS_RUN]
+    if unknown:
+        ap.error(f"unknown cell {', '.join(unknown)}; choose from {', '.join(CELLS_RUN)}")
 
     from charlstm import config as config_mod
     from charlstm.data import ASCII_CODES
 
-    chars = set((ROOT / "data" / "rooms-train.txt").read_text())
+    chars = set((runner.DATA / "rooms-train.txt").read_text())
     if config_mod.load(args.config, []).data.vocab == "ascii":  # the vocabulary the models are built with
         chars |= {chr(c) for c in ASCII_CODES}
     V = len(chars)
@@ -103,48 +109,45 @@ def main():
         recipe = OWN[name] if args.recipe == "own" else []
         config = recipe[1] if recipe[:1] == ["--config"] else args.config
         sets = [s for s in recipe if s != "--config" and s != config]
-        cmd = [sys.executable, "-m", "charlstm", "train", str(ROOT / "data" / "rooms-train.txt"), "--config",
-               config, "--out", str(run), "--time-budget", f"{args.minutes}m",
-               "--steps", "1000000", "--set", f"model.cell={cell}", "--set", f"model.hidden={H}",
-               "--set", f"train.cloze={probe}", "--set", "train.cloze_every=100", "-q"]
-        for setting in needed + sets:
-            cmd += ["--set", setting]
         print(f"{name}: H={H}, {n_params(cell, V, H):,} parameters, {args.minutes} minutes, "
               f"{' '.join(needed + sets) or 'the recipe as it is'}", file=sys.stderr, flush=True)
-        subprocess.run(cmd, check=True)
-        curve = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
-        curve = [(r["elapsed"], r["cloze_accuracy"]) for r in curve if "cloze_accuracy" in r]
-        ckpt = checkpoint.load(run / "latest.npz")
-        prompts, answers = evaluate.read_cloze(args.cloze)
-        _, _, fills = evaluate.cloze(ckpt.params, ckpt.vocab, prompts, answers, spec=ckpt.spec)
-        by_gap = {}
-        for lo, hi in BUCKETS:
-            hits = [f == a for p, a, f in zip(prompts, answers, fills) if lo <= corpus.story_gap(p) < hi]
-            by_gap[f"{lo}-{hi if hi < 10_000 else ''}"] = (sum(hits) / len(hits) if hits else None, len(hits))
-        forms = {form: [] for form in FORMS}
-        for p, a, f in zip(prompts, answers, fills):
-            forms[FORMS[" together, later " in p]].append(f == a)
-        nofill_prompts, nofill_answers = evaluate.read_cloze(ROOT / "data" / "rooms-cloze-nofill.tsv")
-        nofill, _, _ = evaluate.cloze(ckpt.params, ckpt.vocab, nofill_prompts, nofill_answers, spec=ckpt.spec)
-        names_prompts, names_answers = evaluate.read_cloze(ROOT / "data" / "rooms-cloze-names.tsv")
-        unseen, _, _ = evaluate.cloze(ckpt.params, ckpt.vocab, names_prompts, names_answers, unknown="skip",
-                                      spec=ckpt.spec)
-        results["cells"][name] = {
-            "hidden": H, "params": n_params(cell, V, H), "steps": ckpt.step, "cloze": str(args.cloze),
-            "accuracy": sum(f == a for f, a in zip(fills, answers)) / len(answers), "nofill_accuracy": nofill,
-            "unseen_names_accuracy": unseen,
-            "by_gap": by_gap, "by_form": {k: sum(v) / len(v) if v else None for k, v in forms.items()},
-            "curve": curve,
-            "breakthrough_s": next((t for t, acc in curve if acc >= 0.5), None),
-            "reach_s": {str(level): next((t for t, acc in curve if acc >= level), None) for level in LEVELS},
-            "settings": needed + sets,
-        }
+        proc = runner.train(runner.DATA / "rooms-train.txt", run, "--config", config, "--time-budget",
+                            f"{args.minutes}m", "--steps", "1000000",
+                            sets=[f"model.cell={cell}", f"model.hidden={H}", f"train.cloze={probe}",
+                                  "train.cloze_every=100", *needed, *sets])
+        if proc.returncode:
+            sys.exit(f"memory.py: {name} failed: {runner.failure(proc)}")
+        curve = [(r["elapsed"], r["cloze_accuracy"]) for r in runner.metrics(run) if "cloze_accuracy" in r]
+        reach = {str(level): (runner.first_reaching(curve, level) or (None,))[0] for level in LEVELS}
+        results["cells"][name] = {"hidden": H, "params": n_params(cell, V, H), "cloze": str(args.cloze),
+                                  **scores(checkpoint.load(run / "latest.npz"), args.cloze), "curve": curve,
+                                  "breakthrough_s": reach["0.5"], "reach_s": reach, "settings": needed + sets}
         print(json.dumps({name: {k: v for k, v in results["cells"][name].items() if k != "curve"}}), flush=True)
-    pathlib.Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    pathlib.Path(args.out).write_text(json.dumps(results, indent=1))
+        runner.save(args.out, results)  # after every cell: a stopped study keeps what it finished
     print(table(results))
     if args.png:
         plot(results, args.png)
+
+
+def scores(ckpt, cloze):
+    """A trained model's cloze accuracy on the set, by gap length and by story form, and on the sets with
+    no fillers and with names never trained on."""
+    prompts, answers = evaluate.read_cloze(cloze)
+    _, _, fills = evaluate.cloze(ckpt.params, ckpt.vocab, prompts, answers, spec=ckpt.spec)
+    by_gap = {}
+    for lo, hi in BUCKETS:
+        hits = [f == a for p, a, f in zip(prompts, answers, fills) if lo <= corpus.story_gap(p) < hi]
+        by_gap[f"{lo}-{hi if hi < 10_000 else ''}"] = (sum(hits) / len(hits) if hits else None, len(hits))
+    forms = {form: [] for form in FORMS}
+    for p, a, f in zip(prompts, answers, fills):
+        forms[FORMS[" together, later " in p]].append(f == a)
+    nofill = evaluate.read_cloze(runner.DATA / "rooms-cloze-nofill.tsv")
+    nofill, _, _ = evaluate.cloze(ckpt.params, ckpt.vocab, *nofill, spec=ckpt.spec)
+    unseen = evaluate.read_cloze(runner.DATA / "rooms-cloze-names.tsv")  # names never trained on
+    unseen, _, _ = evaluate.cloze(ckpt.params, ckpt.vocab, *unseen, unknown="skip", spec=ckpt.spec)
+    return {"steps": ckpt.step, "accuracy": sum(f == a for f, a in zip(fills, answers)) / len(answers),
+            "nofill_accuracy": nofill, "unseen_names_accuracy": unseen, "by_gap": by_gap,
+            "by_form": {k: sum(v) / len(v) if v else None for k, v in forms.items()}}
 
 
 def plot(results, png):

@@ -17,24 +17,18 @@ not minutes; with --parallel 1 a run has the machine, as `charlstm train` runs (
 training's own, metrics.jsonl's elapsed: the scoring between chunks is not counted).
 """
 
-import argparse
 import json
-import os
 import pathlib
-import subprocess
 import sys
 import tempfile
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+import runner  # bench/runner.py, beside this script
+from charlstm import checkpoint, corpus, evaluate, model
+from charlstm.data import Window
 
-from charlstm import checkpoint, corpus, evaluate, model  # noqa: E402
-from charlstm.data import Window  # noqa: E402
-
-RESULTS = ROOT / "bench" / "results" / "names.json"
+RESULTS = runner.RESULTS / "names.json"
 VARIANTS = {
     "base": [],
     "open-gates": ["model.open_gates=1.0"],
@@ -75,7 +69,7 @@ def read_answers(ckpt, tests):
 
 
 def run(name, overrides, seed, steps, every, train_text, warm, alone=False):
-    env = dict(os.environ) if alone else dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1")
+    """One variant and seed, trained in chunks of `every` steps and scored after each (module docstring)."""
     tests = stories(300, names="unseen", split="test")
     prompts = [s.prompt for s in tests[:200]]
     answers = [s.answer for s in tests[:200]]
@@ -84,22 +78,17 @@ def run(name, overrides, seed, steps, every, train_text, warm, alone=False):
         out = pathlib.Path(d) / "run"
         for done in range(every, steps + 1, every):
             if done == every:
-                cmd = ["train", str(train_text), "--config", str(ROOT / "configs" / "rooms.yaml"), "--out", str(out),
-                       "--seed", str(seed), "--set", f"train.workers={0 if alone else 1}",
-                       "--set", "train.cloze_every=0"]
-                for s in overrides:
-                    cmd += ["--set", s.format(warm=warm)]
+                sets = ["train.cloze_every=0", *(s.format(warm=warm) for s in overrides)]
+                proc = runner.train(train_text, out, "--config", runner.CONFIGS / "rooms.yaml", "--seed", seed,
+                                    "--steps", done, sets=sets, shared=not alone)
             else:
-                cmd = ["train", "--resume", str(out)]
-            proc = subprocess.run([sys.executable, "-m", "charlstm", *cmd, "--steps", str(done), "-q"],
-                                  capture_output=True, text=True, env=env)
+                proc = runner.train(None, out, "--resume", out, "--steps", done, shared=not alone)
             if proc.returncode:
-                return {"variant": name, "seed": seed, "error": proc.stderr.strip()[-300:], "curve": curve}
+                return {"variant": name, "seed": seed, "error": runner.failure(proc), "curve": curve}
             ckpt = checkpoint.load(out / "latest.npz")
             point = {"step": ckpt.step, **read_answers(ckpt, tests)}
             point["exact"], _, _ = evaluate.cloze(ckpt.params, ckpt.vocab, prompts, answers, spec=ckpt.spec)
-            metrics = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
-            point["elapsed"] = metrics[-1].get("elapsed")
+            point["elapsed"] = runner.metrics(out)[-1].get("elapsed")
             curve.append(point)
             print(json.dumps({"variant": name, "seed": seed, **point}), file=sys.stderr, flush=True)
     return {"variant": name, "overrides": overrides, "seed": seed, "steps": steps, "curve": curve, "error": None}
@@ -110,48 +99,43 @@ def leaves_chance(curve):
 
 
 def table(results):
-    lines = ["| variant | seed | first letter leaves chance at | first letter at the end | other letters: NLL, "
-             "accuracy at the end | exact at the end | steps |", "|---|---|---|---|---|---|---|"]
+    rows = []
     for r in results:
         if not r["curve"]:
             continue
-        end = r["curve"][-1]
-        left = leaves_chance(r["curve"])
-        lines.append(f"| {r['variant']} | {r['seed']} | {left if left else 'never'} | {end['first_acc']:.0%} | "
-                     f"{end['rest_nll']:.2f} nats, {end['rest_acc']:.0%} | {end['exact']:.1%} | {end['step']:,} |")
-    return "\n".join(lines)
+        end, left = r["curve"][-1], leaves_chance(r["curve"])
+        rows.append([r["variant"], r["seed"], left if left else "never", f"{end['first_acc']:.0%}",
+                     f"{end['rest_nll']:.2f} nats, {end['rest_acc']:.0%}", f"{end['exact']:.1%}", f"{end['step']:,}"])
+    return runner.markdown(["variant", "seed", "first letter leaves chance at", "first letter at the end",
+                            "other letters: NLL, accuracy at the end", "exact at the end", "steps"], rows)
 
 
 def main():
-    global RESULTS
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("variants", nargs="*")
-    ap.add_argument("--steps", type=int, default=6000)
-    ap.add_argument("--every", type=int, default=500)
-    ap.add_argument("--seeds", default="1")
-    ap.add_argument("--parallel", type=int, default=2)
+    ap = runner.parser(__doc__, RESULTS)
+    ap.add_argument("variants", nargs="*", metavar="VARIANT", help=f"what to train: {', '.join(VARIANTS)}")
+    ap.add_argument("--steps", type=int, default=6000, help="steps of every run [default: %(default)s]")
+    ap.add_argument("--every", type=int, default=500, help="steps between scorings [default: %(default)s]")
+    ap.add_argument("--seeds", default="1", help="comma-separated seeds, a run each [default: %(default)s]")
+    ap.add_argument("--parallel", type=int, default=2, help="runs at a time (each one process, one thread when "
+                                                             "more than one) [default: %(default)s]")
     ap.add_argument("--warm", help="the checkpoint the warm variant starts from: the closed world's LSTM, "
                                     "git show b963e75:data/rooms.npz > closed.npz")
-    ap.add_argument("--results", type=pathlib.Path, default=RESULTS)
-    ap.add_argument("--table", action="store_true")
     args = ap.parse_args()
-    RESULTS = args.results
-    results = json.loads(RESULTS.read_text()) if RESULTS.exists() else []
     if args.table:
-        print(table(results))
+        print(table(runner.load(args.results)))
         return
+    unknown = [v for v in args.variants if v not in VARIANTS]
+    if unknown:
+        ap.error(f"unknown variant {', '.join(unknown)}; choose from {', '.join(VARIANTS)}")
+    if "warm" in args.variants and not args.warm:
+        ap.error("the warm variant needs --warm CHECKPOINT")
     work = pathlib.Path(tempfile.mkdtemp(prefix="charlstm-names-"))
     train_text = work / "open.txt"
     train_text.write_text("".join(s.text + "\n" for s in stories(40000, closed_share=0.2)))
-    if "warm" in args.variants and not args.warm:
-        ap.error("the warm variant needs --warm CHECKPOINT")
-    jobs = [(v, VARIANTS[v], seed) for v in args.variants for seed in map(int, args.seeds.split(","))]
-    with ThreadPoolExecutor(args.parallel) as pool:
-        for record in pool.map(lambda job: run(*job, args.steps, args.every, train_text, args.warm,
-                                               alone=args.parallel == 1), jobs):
-            results = [r for r in results if (r["variant"], r["seed"]) != (record["variant"], record["seed"])]
-            results.append(record)
-            RESULTS.write_text(json.dumps(results, indent=1))
+    jobs = [(v, VARIANTS[v], seed) for v in args.variants for seed in runner.seeds(args.seeds)]
+    results = runner.run_all(jobs, lambda job: run(*job, args.steps, args.every, train_text, args.warm,
+                                                   alone=args.parallel == 1),
+                             args.parallel, args.results, key=lambda r: (r["variant"], r["seed"]))
     print(table(results))
 
 

@@ -15,11 +15,9 @@ zero state, state carried). The clock runs over training and validation alike. c
 --png draws both curves (needs matplotlib).
 """
 
-import argparse
 import json
 import math
 import pathlib
-import subprocess
 import sys
 import tempfile
 import time
@@ -27,38 +25,38 @@ import time
 import numpy as np
 import yaml
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
+import runner  # bench/runner.py, beside this script
 
 
 def parse():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("corpus")
+    ap = runner.parser(__doc__)
+    ap.add_argument("corpus", help="the training text")
     ap.add_argument("--config", help="a preset or YAML file; without it the run sizes itself (model.size auto)")
     ap.add_argument("--val", help="validation file (default: the corpus's held-out tail)")
-    ap.add_argument("--minutes", type=float, default=10.0)
-    ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--minutes", type=float, default=10.0, help="each side's budget [default: %(default)s]")
+    ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                    help="a config override for both sides (repeatable)")
+    ap.add_argument("--threads", type=int, default=2, help="PyTorch's threads [default: %(default)s]")
     ap.add_argument("--skip", default="", help="charlstm or torch: leave one side out")
     ap.add_argument("--reuse", metavar="JSON", help="take the skipped side's curve from this earlier result file")
-    ap.add_argument("--name", default=None, help="result file name [default: the config's name]")
+    ap.add_argument("--name", default=None, help="results go to bench/results/quality-NAME.json [default: the "
+                                                 "config's name, or auto-<minutes>m]")
+    ap.add_argument("--results", type=pathlib.Path, help="the results file [default: bench/results/quality-NAME.json]")
     ap.add_argument("--png", help="write the curves to this PNG (matplotlib)")
     ap.add_argument("--keep", metavar="DIR", help="charlstm's run directory, kept (default: a temporary one)")
     return ap.parse_args()
 
 
 def run_charlstm(args, out_dir):
-    cmd = [sys.executable, "-m", "charlstm", "train", args.corpus, "--out", str(out_dir),
-           "--time-budget", f"{args.minutes:g}m", "-q"]
-    cmd += ["--config", args.config] if args.config else []
-    cmd += ["--val", args.val] if args.val else []
-    for o in args.overrides:
-        cmd += ["--set", o]
-    subprocess.run(cmd, check=True)
-    records = [json.loads(line) for line in (out_dir / "metrics.jsonl").read_text().splitlines()]
+    """charlstm's side: `charlstm train` for the budget; its validation curve [(seconds, loss, step)], speed
+    and the config it ran (which, without --config, model.size auto chose)."""
+    extra = [*(["--config", args.config] if args.config else []), *(["--val", args.val] if args.val else [])]
+    proc = runner.train(args.corpus, out_dir, "--time-budget", f"{args.minutes:g}m", *extra, sets=args.overrides)
+    if proc.returncode:
+        sys.exit(f"quality.py: charlstm train failed: {runner.failure(proc)}")
+    records = runner.metrics(out_dir)
     curve = [(r["elapsed"], r["val_loss"], r["step"]) for r in records if "val_loss" in r]
-    speed = [r["chars_per_s"] for r in records if "chars_per_s" in r]
-    return {"curve": curve, "chars_per_s": float(np.median(speed)) if speed else None,
-            "config": (out_dir / "config.yaml").read_text()}
+    return {"curve": curve, "chars_per_s": runner.speed(records), "config": (out_dir / "config.yaml").read_text()}
 
 
 def run_torch(args, chosen=None):
@@ -149,23 +147,11 @@ def at(curve, seconds):
     return min(seen) if seen else math.nan
 
 
-def kernel():
-    """NumPy's BLAS as this process sees it (the charlstm subprocesses inherit its environment): library,
-    version, kernel and threads, from threadpoolctl when it is installed."""
-    try:
-        from threadpoolctl import threadpool_info
-    except ImportError:
-        return "unknown (pip install threadpoolctl to record it)"
-    np.dot(np.ones((2, 2)), np.ones((2, 2)))  # loads the BLAS
-    return "; ".join(f"{p['internal_api']} {p['version']} {p.get('architecture')}, {p['num_threads']} threads"
-                     for p in threadpool_info() if p["user_api"] == "blas")
-
-
 def main():
     args = parse()
     name = args.name or (pathlib.Path(args.config).stem if args.config else f"auto-{args.minutes:g}m")
     results = {"corpus": args.corpus, "val": args.val, "config": args.config, "overrides": args.overrides,
-               "minutes": args.minutes, "blas": kernel()}
+               "minutes": args.minutes, "blas": runner.blas()}
     skip = set(args.skip.split(","))
     if args.reuse:
         earlier = json.loads(pathlib.Path(args.reuse).read_text())
@@ -200,18 +186,13 @@ def main():
         import torch
 
         results["torch_version"] = torch.__version__
-    out = ROOT / "bench" / "results" / f"quality-{name}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(results, indent=1))
+    runner.save(args.results or runner.RESULTS / f"quality-{name}.json", results)
     sides = [s for s in ("charlstm", "torch") if s in results]
     marks = [m for m in (1, 2, 4, 6, 8, 10, 15, 20, 30) if m <= args.minutes] or [args.minutes]
-    print("| minutes | " + " | ".join(f"{s} val (nats/char)" for s in sides) + " |")
-    print("|---|" + "---|" * len(sides))
-    for m in marks:
-        print(f"| {m:g} | " + " | ".join(f"{at(results[s]['curve'], m * 60):.4f}" for s in sides) + " |")
-    print("| final | " + " | ".join(f"{results[s]['curve'][-1][1]:.4f} (step {results[s]['curve'][-1][2]})"
-                                     for s in sides) + " |")
-    print("| training chars/s | " + " | ".join(f"{results[s]['chars_per_s']:,.0f}" for s in sides) + " |")
+    rows = [[f"{m:g}", *(f"{at(results[s]['curve'], m * 60):.4f}" for s in sides)] for m in marks]
+    rows.append(["final", *(f"{results[s]['curve'][-1][1]:.4f} (step {results[s]['curve'][-1][2]})" for s in sides)])
+    rows.append(["training chars/s", *(f"{results[s]['chars_per_s']:,.0f}" for s in sides)])
+    print(runner.markdown(["minutes", *(f"{s} val (nats/char)" for s in sides)], rows))
     if args.png:
         import matplotlib
 

@@ -1,23 +1,26 @@
 """Write tests/data/torch_reference.npz: PyTorch's own numbers for the model charlstm implements.
 
-For each cell (lstm, gru, rnn, and rnn_relu: nn.RNN(nonlinearity="relu")), random float64 weights in PyTorch's layout, random characters and a
-random initial state go through torch.nn.LSTM / GRU / RNN, a Linear decoder and cross-entropy; the file
-keeps the inputs, the loss, the final state and every parameter's gradient. tests/test_torch_reference.py
-checks charlstm against it, so the test suite needs no PyTorch.
+For each cell (lstm, gru, rnn, and rnn_relu: nn.RNN(nonlinearity="relu")), random float64 weights in
+PyTorch's layout, random characters and a random initial state go through torch.nn.LSTM / GRU / RNN, a
+Linear decoder and cross-entropy; the file keeps the inputs, the loss, the final state and every
+parameter's gradient. tests/test_torch_reference.py checks charlstm against it, so the test suite needs
+no PyTorch.
 
     python bench/torch_reference.py        # in an environment with torch installed
 """
 
-import pathlib
-
 import numpy as np
-import torch
 
-OUT = pathlib.Path(__file__).resolve().parent.parent / "tests" / "data" / "torch_reference.npz"
+import runner  # bench/runner.py, beside this script
+
+OUT = runner.ROOT / "tests" / "data" / "torch_reference.npz"
 V, H, L, T, B = 9, 5, 2, 6, 3
 
 
 def main():
+    runner.parser(__doc__).parse_args()
+    import torch  # a benchmark-only dependency: --help works without it
+
     torch.manual_seed(0)
     rng = np.random.default_rng(0)
     arrays = {}

@@ -14,17 +14,12 @@ half) says how well each name can still be read there.
 Used for docs/inspect.md.
 """
 
-import argparse
-import pathlib
 import re
-import sys
 
 import numpy as np
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from charlstm import checkpoint, evaluate, inspection  # noqa: E402
+import runner  # bench/runner.py, beside this script
+from charlstm import checkpoint, evaluate, inspection
 
 
 def eta_squared(values, labels):
@@ -36,9 +31,11 @@ def eta_squared(values, labels):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("-c", "--checkpoint", default=str(ROOT / "data" / "rooms.npz"))
-    ap.add_argument("--cloze", default=str(ROOT / "data" / "rooms-cloze.tsv"))
+    ap = runner.parser(__doc__)
+    ap.add_argument("-c", "--checkpoint", default=str(runner.DATA / "rooms.npz"),
+                    help="the model [default: data/rooms.npz]")
+    ap.add_argument("--cloze", default=str(runner.DATA / "rooms-cloze.tsv"),
+                    help="the stories, read up to their blank [default: data/rooms-cloze.tsv]")
     ap.add_argument("--stories", type=int, default=400)
     ap.add_argument("--top", type=int, default=6)
     args = ap.parse_args()

@@ -5,19 +5,19 @@
 Only the model: no optimizer, no data loading. bench/speed.py measures the full training step.
 """
 
-import argparse
 import json
 import time
 
 import numpy as np
 
+import runner  # bench/runner.py, beside this script
 from charlstm import model
 from charlstm.data import Window
 from charlstm.workspace import Workspace
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = runner.parser(__doc__)
     ap.add_argument("--cell", default="lstm", choices=["lstm", "gru", "rnn"])
     ap.add_argument("--hidden", type=int, default=256)
     ap.add_argument("--layers", type=int, default=2)

@@ -27,8 +27,8 @@ import numpy as np
 
 from . import config as config_mod
 from . import engine as engine_mod
-from . import model, steptimer
-from .data import make_batches
+from . import model, trainstep
+from .data import make_batches, validation_streams
 from .errors import ConfigError, DataError
 from .trainstate import TrainState
 
@@ -236,7 +236,7 @@ def _time_shape(cfg, shape, inputs, free, budget, dropout=None):
     try:
         engine.adopt(ts)
         seconds = min(max(TIMING[0], TIMING[1] * budget), TIMING[2])
-        step_s, chars_per_step, _ = steptimer.time_steps(engine, ts, trial, spec, batches, seconds, (2, 40))
+        step_s, chars_per_step, _ = trainstep.time_steps(engine, ts, trial, spec, batches, seconds, (2, 40))
         val_s = _time_validation(engine, ts, trial, corpus)
     finally:
         _close(engine)
@@ -258,8 +258,6 @@ def _close(engine):
 def _time_validation(engine, ts, cfg, corpus, sample=8192):
     """Seconds for one validation of the held-out text, from about `sample` characters of it scored as
     it is scored (a prefix of every stream; in lines mode, the first lines), scaled up."""
-    from .train import validation_streams  # train.py imports this module
-
     streams = validation_streams(corpus, cfg)
     total = sum(len(s) for s in streams)
     if not total:

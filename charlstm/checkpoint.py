@@ -24,7 +24,7 @@ import zipfile
 import numpy as np
 
 from . import config as config_mod
-from .data import Vocab
+from .vocab import Vocab
 from .errors import CharlstmError, CheckpointError, ConfigError, DataError
 from .cells import CELLS
 from .model import Spec, param_shapes

@@ -13,6 +13,7 @@ from typing import Optional, Tuple
 import yaml
 
 from . import cells, optim
+from .configfile import read_file
 from .errors import ConfigError
 
 
@@ -113,7 +114,7 @@ class TrainConfig:
     on_save_error: str = _choice("stop", ("stop", "continue"), "when a checkpoint cannot be written")
     workers: int = _doc(0, "numpy engine: processes sharing each batch (one per core, see parallel.py); 0 chooses")
     engine: str = _choice("numpy", ("numpy", "torch"), "what computes the steps: numpy, or PyTorch (pip install "
-                                                       "'charlstm[torch]'; torchrun for many processes)")
+                                                       "torch; torchrun for many processes)")
     device: str = _choice("cpu", ("cpu", "cuda", "mps"), "torch engine: where the model trains")
 
 
@@ -207,43 +208,6 @@ def load(path=None, overrides=()):
     return update(config, parse_overrides(overrides), source="--set")
 
 
-def read_file(path):
-    """The mapping in a YAML config file ({} if it is empty); a ConfigError if it cannot be read or parsed,
-    which for a syntax error names file:line:column and shows the line."""
-    try:
-        with open(path, "rb") as fh:
-            raw = fh.read()
-    except OSError as e:
-        raise ConfigError(f"cannot read config {path}: {e.strerror}") from None
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise ConfigError(f"config {path} is not UTF-8 (byte offset {e.start})") from None
-    try:
-        return yaml.safe_load(text) or {}
-    except yaml.YAMLError as e:
-        raise ConfigError(yaml_error(path, text, e)) from None
-
-
-def yaml_error(path, text, error):
-    """One line for a YAML error: "FILE:LINE:COLUMN: not valid YAML: what (while what): 'the line'"."""
-    mark = getattr(error, "problem_mark", None)
-    if mark is None:  # a reader error (a control character, say) has a position only
-        position = getattr(error, "position", None)
-        if position is None:
-            return f"config {path} is not valid YAML: {str(error).splitlines()[0]}"
-        line = text.count("\n", 0, position)
-        column = position - (text.rfind("\n", 0, position) + 1)
-        problem = "a character YAML does not allow"
-    else:
-        line, column, problem = mark.line, mark.column, error.problem or "syntax error"
-    context = getattr(error, "context", None)
-    what = f"{problem} ({context})" if context else problem
-    lines = text.splitlines()
-    shown = f": {lines[line][:120]!r}" if line < len(lines) else " (at the end of the file)"
-    return f"{path}:{line + 1}:{column + 1}: not valid YAML: {what}{shown}"
-
-
 def origins(layers):
     """Where each key's value comes from: {"section.key": label}, "default" unless one of the layers,
     [(label, {section: {key: value}}), ...] applied in order, sets it. What --dry-run shows."""
@@ -334,6 +298,9 @@ def validate(config):
         problem = rule.check(o)
         if problem:
             raise ConfigError(problem)
+    for key, bias in {"model.forget_bias": m.forget_bias, "model.open_gates": m.open_gates}.items():
+        if bias is not None and not math.isfinite(bias):  # else every step's loss is nan
+            raise ConfigError(f"{key} must be a finite number or null, not {bias}")
     for key, used in {"model.forget_bias": m.forget_bias is not None, "model.chrono": m.chrono}.items():
         if used and cells.CELLS[m.cell].FORGET_GATE is None:
             gated = " or ".join(name for name, cell in cells.CELLS.items() if cell.FORGET_GATE is not None)

@@ -18,11 +18,9 @@ import random
 import sys
 from dataclasses import dataclass
 
-from .data import decode, read_bytes
+from .cast import CAST
+from .reading import decode, read_bytes
 from .errors import DataError
-
-CAST = ("Mady", "Monica", "Richard", "Rachel", "Ross", "Joey", "Chandler", "Phoebe", "Janice", "Gunther",
-        "Emily", "Carol")
 
 FILLERS = (
     "The lights are dim.", "It is raining outside.", "A clock ticks on the wall.", "The window is open.",

@@ -1,9 +1,9 @@
-"""Corpora, vocabularies and batches.
+"""Corpora and batches.
 
-A corpus is read as text (files, a directory of text files, or stdin), its vocabulary is the sorted set of
-its characters, and it is held as one compact integer array (uint8 when V <= 256): a few bytes per
-character however large the text. Text files too large for that are encoded once into a file of ids and
-memory-mapped instead (encoded.py).
+A corpus is read as text (files, a directory of text files, or stdin: reading.py), its vocabulary is the
+sorted set of its characters (vocab.py), and it is held as one compact integer array (uint8 when V <=
+256): a few bytes per character however large the text. Text files too large for that are encoded once
+into a file of ids and memory-mapped instead (encoded.py).
 
 Batching for truncated backpropagation through time (mode "stream"): the training text is cut into B
 contiguous streams; step n of an epoch reads characters [nT, (n+1)T] of every stream, so the state left
@@ -11,216 +11,16 @@ by one window is the right context for the next. Mode "lines" trains every line 
 the zero state, padded and masked (see LineBatches).
 """
 
-import contextlib
 import mmap
-import os
-import sys
 from dataclasses import dataclass
 from typing import NamedTuple, Optional
 
 import numpy as np
 
+from . import encoded
 from .errors import DataError
-
-BINARY_SNIFF = 8192  # bytes read to decide whether a file in a directory is text
-
-
-# ---------------------------------------------------------------------------------------------- reading
-
-
-def read_bytes(source):
-    """The raw bytes of a path, or of stdin for "-"."""
-    if source == "-":
-        return sys.stdin.buffer.read()
-    with open_source(source) as fh:
-        return fh.read()
-
-
-@contextlib.contextmanager
-def open_source(path):
-    """A text file opened for reading bytes; a file that cannot be read is a DataError that says why."""
-    try:
-        fh = open(path, "rb")
-    except FileNotFoundError:
-        raise DataError(f"no such file: {path}") from None
-    except IsADirectoryError:
-        raise DataError(f"{path} is a directory") from None
-    except OSError as e:
-        raise DataError(f"cannot read {path}: {e.strerror}") from None
-    with fh:
-        try:
-            yield fh
-        except OSError as e:
-            raise DataError(f"cannot read {path}: {e.strerror}") from None
-
-
-def decode(raw, name, encoding="utf-8", errors="strict"):
-    """Bytes -> str. An invalid byte is a DataError naming the file, the byte offset and the line."""
-    try:
-        return raw.decode(encoding, errors=errors)
-    except LookupError:
-        raise DataError(f"unknown encoding {encoding!r}") from None
-    except UnicodeDecodeError as e:
-        raise invalid_byte(name, encoding, raw[e.start], e.start, raw.count(b"\n", 0, e.start) + 1) from None
-
-
-def invalid_byte(name, encoding, byte, offset, line):
-    """The DataError for a byte that is not valid in the encoding, wherever the text was decoded."""
-    return DataError(f"{name}: invalid {encoding} byte 0x{byte:02x} at byte offset {offset} (line {line}); "
-                     f"use --encoding to name the right encoding or --errors replace to substitute U+FFFD")
-
-
-def expand_sources(sources):
-    """Files as given; a directory becomes its text files (recursively, sorted by path, hidden entries and
-    files with NUL bytes skipped); "-" stays "-"."""
-    files = []
-    for source in sources:
-        if source != "-" and os.path.isdir(source):
-            found = []
-            for root, dirs, names in os.walk(source):
-                dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-                found += [os.path.join(root, n) for n in names if not n.startswith(".")]
-            text_files = [p for p in sorted(found) if _looks_like_text(p)]
-            if not text_files:
-                raise DataError(f"directory {source} holds no text files")
-            files += text_files
-        else:
-            files.append(source)
-    if files.count("-") > 1:
-        raise DataError("stdin (-) can be read only once")
-    return files
-
-
-def _looks_like_text(path):
-    try:
-        with open(path, "rb") as fh:
-            return b"\0" not in fh.read(BINARY_SNIFF)
-    except OSError:
-        return False
-
-
-def read_text(sources, encoding="utf-8", errors="strict"):
-    """The concatenated text of the sources (see expand_sources) and the list of files read."""
-    files = expand_sources(sources)
-    parts = [decode(read_bytes(f), "stdin" if f == "-" else f, encoding, errors) for f in files]
-    return "".join(parts), files
-
-
-# -------------------------------------------------------------------------------------------- vocabulary
-
-
-CHUNK = 1 << 20  # characters converted at a time, so a large corpus never needs 12 bytes per character
-
-
-def codepoints(text):
-    """str -> (N,) uint32 array of code points, without a Python object per character."""
-    return np.frombuffer(text.encode("utf-32-le", errors="surrogatepass"), dtype=np.uint32)
-
-
-def _chunks(text):
-    for start in range(0, len(text), CHUNK):
-        yield codepoints(text[start : start + CHUNK])
-
-
-class Vocab:
-    """The characters a model knows, in index order (sorted by code point)."""
-
-    def __init__(self, chars):
-        self.chars = list(chars)
-        if not all(isinstance(c, str) and len(c) == 1 for c in self.chars):
-            raise DataError("a vocabulary must be single characters")
-        if len(set(self.chars)) != len(self.chars):
-            raise DataError("a vocabulary must not repeat a character")
-        if not self.chars:
-            raise DataError("a vocabulary needs at least one character")
-        self.codes = np.array([ord(c) for c in self.chars], dtype=np.uint32)
-        self.index = {c: i for i, c in enumerate(self.chars)}
-        if np.any(np.diff(self.codes.astype(np.int64)) <= 0):
-            raise DataError("a vocabulary must be sorted by code point")
-
-    @classmethod
-    def from_text(cls, *texts):
-        """The sorted characters of all the texts."""
-        if not any(texts):
-            raise DataError("the corpus is empty")
-        codes = np.zeros(0, np.uint32)
-        for text in texts:
-            for chunk in _chunks(text):
-                codes = np.union1d(codes, np.unique(chunk))
-        return cls(chr(c) for c in codes)
-
-    def __len__(self):
-        return len(self.chars)
-
-    @property
-    def dtype(self):
-        return np.uint8 if len(self) <= 256 else np.uint16 if len(self) <= 65536 else np.uint32
-
-    def unknown(self, text):
-        """The characters of text missing from this vocabulary, sorted."""
-        missing = np.zeros(0, np.uint32)
-        for chunk in _chunks(text):
-            codes = np.unique(chunk)
-            missing = np.union1d(missing, codes[~np.isin(codes, self.codes)])
-        return [chr(c) for c in missing]
-
-    def encode(self, text, unknown="error"):
-        """text -> (N,) integer array of the smallest unsigned type that holds V ids, a chunk at a time.
-        unknown="error" raises a DataError naming the missing characters; "skip" drops them."""
-        out = np.empty(len(text), self.dtype)  # filled in place: no second copy of a large corpus
-        n = 0
-        for codes in _chunks(text):
-            ids = np.minimum(np.searchsorted(self.codes, codes), len(self) - 1)
-            known = self.codes[ids] == codes
-            if not known.all():
-                if unknown != "skip":
-                    raise DataError(f"characters not in the model's vocabulary: {describe_chars(self.unknown(text))}")
-                ids = ids[known]
-            out[n : n + len(ids)] = ids
-            n += len(ids)
-        return out[:n] if n < len(out) else out
-
-    def decode(self, ids):
-        return "".join(self.chars[i] for i in ids)
-
-
-def encode_text(vocab, text, unknown="error", warn=None, where=None):
-    """text -> ids for a model's vocabulary. Missing characters are a DataError naming them, or, with
-    unknown="skip", dropped with a warning through warn (a callable taking one line)."""
-    missing = vocab.unknown(text)
-    if missing:
-        place = f" (in {where})" if where else ""
-        if unknown != "skip":
-            raise DataError(f"characters not in the model's vocabulary: {describe_chars(missing)}{place}; "
-                            f"--unknown skip drops them")
-        if warn is not None:
-            warn(f"warning: dropped characters not in the vocabulary: {describe_chars(missing)}{place}")
-    return vocab.encode(text, unknown="skip")
-
-
-def line_start(vocab, ids):
-    """ids (N,) read as the start of a line: after a newline, from the zero state, for every model. That is
-    how every line is read in training with data.mode lines, and a lines model reads a first character
-    straight from the zero state badly (docs/memory.md); a model trained on one stream sees the zero
-    state only at the start of its text, where a newline is as good a context as any. Unchanged if the
-    text starts with a newline or the vocabulary has none."""
-    newline = vocab.index.get("\n")
-    if newline is None or (len(ids) and ids[0] == newline):
-        return ids
-    return np.concatenate([[newline], ids]).astype(np.intp)
-
-
-def check_text(text, where):
-    """A DataError for text holding lone surrogates: bytes the shell passed on undecoded, not characters."""
-    bad = [i for i, c in enumerate(text) if 0xD800 <= ord(c) <= 0xDFFF]
-    if bad:
-        raise DataError(f"{where} is not valid UTF-8 (an undecodable byte at character {bad[0] + 1})")
-    return text
-
-
-def describe_chars(chars, limit=20):
-    shown = " ".join(repr(c) for c in chars[:limit])
-    return shown + (f" and {len(chars) - limit} more" if len(chars) > limit else "")
+from .reading import expand_sources, read_text
+from .vocab import CHUNK, Vocab
 
 
 # ------------------------------------------------------------------------------------------------ corpus
@@ -258,8 +58,6 @@ class Text:
 
 def read_part(files, data_config, say=None):
     """The text of files (expand_sources' list): mapped (encoded.py) if large enough, else read."""
-    from . import encoded
-
     if encoded.worth_mapping(files):
         return encoded.Mapped(files, data_config.encoding, data_config.errors, say)
     return Text(read_text(files, data_config.encoding, data_config.errors)[0])
@@ -533,3 +331,16 @@ def split_streams(ids, n_streams, min_len=2):
     n = min(n_streams, len(ids) // min_len)
     bounds = np.linspace(0, len(ids), n + 1).astype(int)
     return [ids[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
+
+
+def validation_streams(corpus, cfg):
+    """Held-out text as the model is trained on it: contiguous streams, or one sequence per line."""
+    limit = cfg.train.val_max_chars
+    ids = corpus.val[:limit] if limit else corpus.val
+    if cfg.data.mode != "lines":
+        return split_streams(ids, cfg.data.val_streams)
+    newline = corpus.vocab.index["\n"]
+    ends = np.flatnonzero(ids == newline).tolist()
+    starts = [-1] + ends
+    return [np.concatenate([[newline], ids[a + 1 : b], [newline]]) for a, b in zip(starts, ends + [len(ids)])
+            if b > a + 1]

@@ -6,7 +6,7 @@ steps of the real model, workers included. Nothing is written: the steps train a
 """
 
 from . import config as config_mod
-from . import steptimer
+from . import trainstep
 
 TIME_FOR = 1.0  # seconds of steps to time, after one untimed step (which allocates the buffers)
 STEPS = (2, 50)  # at least, at most
@@ -46,7 +46,7 @@ def report(trainer):
 
 def time_steps(trainer):
     """(seconds per step, characters per step, steps timed) of the trainer's engine on its next windows."""
-    return steptimer.time_steps(trainer.engine, trainer.ts, trainer.cfg, trainer.spec, trainer.inputs.batches,
+    return trainstep.time_steps(trainer.engine, trainer.ts, trainer.cfg, trainer.spec, trainer.inputs.batches,
                                 TIME_FOR, STEPS)
 
 

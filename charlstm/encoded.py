@@ -11,7 +11,7 @@ again.
 Where: beside the first text file, as two hidden files (hidden, so that a directory corpus never reads
 them as text):
 
-    .NAME.KEY.ids     the ids, raw, in the vocabulary's integer type (data.Vocab.dtype)
+    .NAME.KEY.ids     the ids, raw, in the vocabulary's integer type (vocab.Vocab.dtype)
     .NAME.KEY.json    what they encode: the files with their sizes and times, the encoding settings,
                       the text's own characters, the vocabulary of the ids and their count
 
@@ -33,8 +33,9 @@ import sys
 
 import numpy as np
 
-from .data import CHUNK, codepoints, invalid_byte, open_source
 from .errors import DataError
+from .reading import invalid_byte, open_source
+from .vocab import CHUNK, codepoints
 
 try:
     import fcntl
@@ -48,7 +49,7 @@ UNICODE = 0x110000  # code points
 
 
 def worth_mapping(files):
-    """Whether files (data.expand_sources' list) are text files large enough to map."""
+    """Whether files (reading.expand_sources' list) are text files large enough to map."""
     if "-" in files:
         return False
     try:
@@ -94,7 +95,7 @@ class Mapped:
         return np.array(self.meta["chars"], np.uint32)
 
     def ids(self, vocab):
-        """(N,) ids of the text under vocab (a data.Vocab holding every character of the text), mapped."""
+        """(N,) ids of the text under vocab (a vocab.Vocab holding every character of the text), mapped."""
         with _Record(self._path(".json")) as record:
             meta = self._counted(record)
             ids = self._path(".ids")
@@ -194,7 +195,7 @@ class Mapped:
 
     def _decoded(self):
         """The text of every file, a chunk at a time, as arrays of code points; an invalid byte is the
-        DataError data.decode makes of it, naming the file, the byte offset and the line."""
+        DataError reading.decode makes of it, naming the file, the byte offset and the line."""
         for path, name in zip(self.files, self.names):
             offset = 0
             with open_source(name) as fh:

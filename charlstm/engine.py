@@ -1,5 +1,7 @@
-"""Engines: what trains a run's state, step by step: NumPy in this process (LocalEngine), NumPy in worker
-processes (parallel.ParallelEngine), or PyTorch on a CPU or GPU, in one process or many (torchengine.py).
+"""Engines: what trains a run's state, step by step: NumPy in this process (numpyengine.LocalEngine), NumPy
+in worker processes (parallel.ParallelEngine), or PyTorch on a CPU or GPU, in one process or many
+(torchengine.py). This module is the registry above them: which one a run gets (start), and whether it
+can be had here (check); the engines themselves import nothing of it.
 
 The trainer holds a trainstate.TrainState (NumPy arrays, what checkpoints hold) and talks to every engine
 through one interface, without asking which it has:
@@ -25,15 +27,10 @@ The NumPy engines train ts's own arrays, so pull has nothing to do; the torch en
 optimizer state and moving average on its device, where the update happens, and copies them back on pull.
 """
 
-import math
 import os
 
-import numpy as np
-
-from . import evaluate, model
 from .errors import ConfigError
-from .optim import clip_by_global_norm
-from .workspace import Workspace
+from .numpyengine import LocalEngine
 
 
 def distributed():
@@ -52,7 +49,8 @@ def check(train_config):
         try:
             import torch  # noqa: F401  (an optional extra)
         except ImportError:
-            raise ConfigError("the torch engine needs PyTorch: pip install 'charlstm[torch]'") from None
+            raise ConfigError("the torch engine needs PyTorch: pip install torch (or, in charlstm's checkout, "
+                              "pip install '.[torch]')") from None
         from . import torchengine
 
         torchengine.check_device(train_config.device)
@@ -75,64 +73,3 @@ def start(spec, cfg):
     if workers > batch:
         raise ConfigError(f"train.workers {workers} is more than data.batch {batch}")
     return ParallelEngine(spec, batch, cfg.data.window, workers)
-
-
-class NumpyEngine:
-    """What the NumPy engines share: clipping and the update in NumPy, on the arrays of the TrainState
-    itself. A subclass computes the loss and gradients, `forward_backward(params, window, state, dropout)
-    -> (loss, state to carry, grads)`, on the arrays `share(params)` gave it to train."""
-
-    workers = 1
-    main = True
-    described = None  # how the trainer's first line names the engine: nothing, for NumPy
-
-    def __init__(self):
-        self.val_work = Workspace()  # validation's buffers, reused from one validation to the next
-
-    def adopt(self, ts):
-        ts.params = self.share(ts.params)
-
-    def share(self, params):
-        return params
-
-    def step(self, ts, window, lr, clip, dropout=None):
-        # NumPy warns about overflows on the way to a non-finite loss, which the trainer reports itself
-        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            loss, next_state, grads = self.forward_backward(ts.params, window, ts.state, dropout)
-            if not math.isfinite(loss):
-                return loss, math.nan
-            norm = clip_by_global_norm(grads, clip)
-            if not math.isfinite(norm):
-                return loss, norm
-            ts.optimizer.update(ts.params, grads, lr)
-        ts.state = next_state
-        return loss, norm
-
-    def agree(self, stop):
-        return stop
-
-    def score(self, ts, streams, window):
-        return evaluate.score(ts.model_params(), streams, window, self.val_work, spec=self.spec)
-
-    def pull(self, ts):
-        pass
-
-    def close(self):
-        pass
-
-
-class LocalEngine(NumpyEngine):
-    """model.forward and model.backward over the whole window, in this process."""
-
-    def __init__(self, spec):
-        super().__init__()
-        self.spec = spec
-        self.work = Workspace()  # reused from window to window
-
-    def forward_backward(self, params, window, state, dropout=None):
-        """(loss, state to carry, grads); grads is None when the loss is not finite: nothing to step on."""
-        packed = model.pack(params, self.spec)
-        loss, new_state, cache = model.forward(params, window, state, self.work, dropout, packed)
-        if not math.isfinite(loss):
-            return loss, new_state, None
-        return loss, new_state, model.backward(params, cache, self.work)

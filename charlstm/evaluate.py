@@ -11,7 +11,9 @@ import math
 import numpy as np
 
 from . import model
-from .data import Window, decode, encode_text, expand_sources, read_bytes, read_text
+from .data import Window
+from .reading import decode, expand_sources, read_bytes, read_text
+from .vocab import encode_text
 from .errors import DataError
 from .sample import fill_blanks
 from .workspace import Workspace

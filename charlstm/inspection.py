@@ -24,7 +24,7 @@ import numpy as np
 
 from . import model, stepwise
 from .cells import CELLS
-from .data import encode_text, line_start
+from .vocab import encode_text, line_start
 from .errors import DataError
 from .workspace import Workspace
 
@@ -34,7 +34,7 @@ def run(ckpt, text, unknown="error", warn=None):
     ids = encode_text(ckpt.vocab, text, unknown, warn)
     if len(ids) == 0:
         raise DataError("nothing to inspect: the text is empty")
-    read = line_start(ckpt.vocab, ids)  # the text starts a line, as a prompt does (see data.line_start)
+    read = line_start(ckpt.vocab, ids)  # the text starts a line, as a prompt does (see vocab.line_start)
     return ckpt.vocab.decode(ids), trace(ckpt.params, ids, lead=read[: len(read) - len(ids)], spec=ckpt.spec)
 
 

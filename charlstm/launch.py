@@ -10,6 +10,7 @@ import sys
 
 from . import checkpoint, engine, optim, presets
 from . import config as config_mod
+from .configfile import read_file
 from .errors import ConfigError
 from .rundir import default_run_dir
 from .train import Trainer
@@ -44,7 +45,7 @@ def prepare(corpus, config_path=None, out=None, resume=None, flags=None, overrid
     layers = []
     if config_path is not None:
         path, label = presets.locate(config_path)
-        layers.append((label, config_mod.read_file(path)))
+        layers.append((label, read_file(path)))
     layers += [("rooms demo", demo), ("flag", flag_map), ("--set", set_map)]
     cfg = config_mod.Config()
     for label, layer in layers:

@@ -34,13 +34,15 @@ pass reads comes as a data.Window (x, y and mask), and what it leaves for backwa
 prompts and advancing a character at a time, for sampling, are stepwise.py's.
 """
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, Optional
 
 import numpy as np
 
 from . import pointer
 from .cells import CELLS
+from .dropout import Dropout
+from .dropout import apply as _dropout
 from .workspace import Workspace
 
 
@@ -189,26 +191,6 @@ def pack(params, spec=None):
     return Packed(spec, tuple(layers), table, decoder_wT, params["decoder.bias"], pointed)
 
 
-@dataclass(frozen=True)
-class Dropout:
-    """Training-time dropout with inverted scaling (kept values are divided by 1 - p), as PyTorch's:
-    `layers` on the output of every layer but the last (nn.LSTM(dropout=p)), `output` on the last
-    layer's output before the decoder. Its masks come from a generator made from `seed` (a step's seed
-    fixes its masks, so a resumed run draws the same ones); evaluation and sampling use none."""
-
-    layers: float = 0.0
-    output: float = 0.0
-    seed: Any = ()  # anything numpy.random.default_rng takes; a tuple of integers to be extended
-
-    def generator(self):
-        """A new generator of this dropout's masks."""
-        return np.random.default_rng(self.seed)
-
-    def extended(self, *more):
-        """The same rates with the seed extended: masks of their own for part of a batch (parallel.py)."""
-        return replace(self, seed=(*self.seed, *more))
-
-
 @dataclass(eq=False)
 class Cache:
     """What the forward pass of a window leaves for `backward`: post-activations, so nothing is recomputed."""
@@ -224,15 +206,6 @@ class Cache:
     top: np.ndarray  # (T·B, H): the last layer's output after dropout, the decoder's input
     top_mask: Optional[np.ndarray]  # its dropout mask, or None
     pointed: Optional[pointer.Cache] = None  # the pointer's, when the model has one
-
-
-def _dropout(a, p, rng):
-    """(a ⊙ m, m) with m = Bernoulli(1 - p) / (1 - p), or (a, None) when p is 0."""
-    if not p:
-        return a, None
-    m = (rng.random(a.shape, dtype=a.dtype) >= p).astype(a.dtype)
-    m *= 1.0 / (1.0 - p)
-    return a * m, m
 
 
 def forward(params, window, state, work=None, dropout=None, packed=None, total=None):

@@ -90,7 +90,7 @@ def fresh_name(rng):
 
 @lru_cache(maxsize=None)
 def _forbidden():
-    from .corpus import CAST
+    from .cast import CAST
     from .givennames import GIVEN_NAMES
 
     return frozenset({*GIVEN_NAMES, *CAST})
@@ -252,7 +252,7 @@ def _test_names():
 @lru_cache(maxsize=None)
 def _taken():
     """What a made-up word must not be: a word of the unseen fillers, or a name (lower-cased)."""
-    from .corpus import CAST
+    from .cast import CAST
 
     people = [*names("seen"), *names("unseen"), *CAST]
     return frozenset(_filler_words("unseen") | {n.lower() for n in people})

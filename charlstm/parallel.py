@@ -24,8 +24,8 @@ import numpy as np
 from . import model
 from .cells import CELLS
 from .data import Window
-from .engine import NumpyEngine
 from .errors import TrainingError
+from .numpyengine import NumpyEngine
 from .workspace import Workspace
 
 BLAS_ENV = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")

@@ -140,7 +140,8 @@ def png(run_dir, path, x="step"):
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        raise DataError("--png needs matplotlib: pip install 'charlstm[plot]' (or pip install matplotlib)") from None
+        raise DataError("--png needs matplotlib: pip install matplotlib (or, in charlstm's checkout, "
+                        "pip install '.[plot]')") from None
     found = series(read_metrics(run_dir), "elapsed" if x == "time" else "step")
     has_cloze = "cloze_accuracy" in found
     fig, axes = plt.subplots(2 if has_cloze else 1, 1, figsize=(8, 6 if has_cloze else 4), sharex=True, squeeze=False)

@@ -1,7 +1,7 @@
 """Completing prompts and filling blanks, many sequences at once.
 
 All sequences of a batch first read their prompts side by side, from the zero state and a newline (a
-prompt starts a line, see `data.line_start`), as training reads a window (`stepwise.read`); then they
+prompt starts a line, see `vocab.line_start`), as training reads a window (`stepwise.read`); then they
 advance together, one character per step through `stepwise.step`, each sampling until its own stop
 condition; a sequence that is done idles while the others finish. For sequence b at step t:
 
@@ -28,7 +28,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from . import model, stepwise
-from .data import encode_text, line_start
+from .vocab import encode_text, line_start
 from .errors import DataError
 from .workspace import Workspace
 

@@ -21,6 +21,7 @@ What differs from the NumPy engine: float32 rounding, and dropout masks, drawn f
 (seeded by train.seed, the step and the process: repeatable on a CPU, as far as cuDNN is on a GPU).
 """
 
+import collections
 import math
 import os
 
@@ -121,6 +122,14 @@ class TorchEngine:
         self.rank = int(os.environ.get("RANK", "0"))
         self.main = self.rank == 0
         self.joined = False  # whether this engine began the process group, and so ends it
+        # The tensors of the last collectives, kept: gloo's worker threads let go of a collective's tensors
+        # a moment after it completes, and the last reference to a tensor Python made is let go with the
+        # GIL. On a process that exits right after its last collective (rank 1 at the end of a run), that
+        # moment can fall in the interpreter's shutdown, where taking the GIL ends the thread inside C++:
+        # "terminate called without an active exception", and the process aborts. Kept here, a tensor's
+        # last reference is Python's, dropped by the main thread. (destroy_process_group does not end the
+        # threads: the DDP wrapper holds on to the group.) At most two collectives run at once.
+        self.sent = collections.deque(maxlen=4)
         B, device = cfg.data.batch, cfg.train.device
         if self.workers > 1:
             if B < self.workers:
@@ -191,6 +200,7 @@ class TorchEngine:
                 whole[:, self.share] = s
                 if self.workers > 1:
                     dist.all_reduce(whole)  # each process fills its own streams; the sum is all of them
+                    self.sent.append(whole)
                 full.append(whole.cpu().numpy())
             ts.state = tuple(full)
 
@@ -224,6 +234,7 @@ class TorchEngine:
         loss = counted.detach().double().sum() / total  # this process's part of the batch's mean loss
         if self.workers > 1:
             dist.all_reduce(loss)
+            self.sent.append(loss)
         grads = [p.grad for p in self.params.values()]
         norm = torch.stack([g.double().square().sum() for g in grads]).sum().sqrt()
         loss, norm = torch.stack([loss, norm]).tolist()
@@ -254,6 +265,7 @@ class TorchEngine:
             return stop
         flag = torch.tensor([STOPS.index(stop)], device=self.device)
         dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+        self.sent.append(flag)
         return STOPS[int(flag.item())]
 
     def score(self, ts, streams, window):

@@ -22,27 +22,18 @@ import time
 from dataclasses import dataclass
 from typing import Optional
 
-import numpy as np
-
 from . import autosize, checkpoint, evaluate, model
 from . import config as config_mod
 from . import engine as engine_mod
-from .data import Corpus, load_corpus, make_batches, split_streams
+from .data import Corpus, load_corpus, make_batches, validation_streams
+from .dropout import dropout_at
 from .errors import ConfigError, DataError, Interrupted, TrainingError
 from .optim import learning_rate
 from .report import Reporter
 from .rundir import Follower, Metrics, RunDirectory, check_free, write_text
 from .stops import Routed, StopRequests
 from .trainstate import RunInfo, TrainState, check_same_corpus, corpus_record, recorded_sources
-
-
-def train_step(engine, ts, window, lr, clip, dropout=None):
-    """One optimizer step of the TrainState ts on one data.Window by the engine (engine.py: forward,
-    backward, global-norm clipping, update); dropout is a model.Dropout or None. Returns (loss, gradient
-    norm before clipping); ts.state becomes the state to carry into the next window. When the loss or the
-    norm is not finite, nothing is updated, for the caller to stop with one line. The loop's one call per
-    step, which bench/speed.py times."""
-    return engine.step(ts, window, lr, clip, dropout)
+from .trainstep import train_step
 
 
 @dataclass
@@ -111,28 +102,6 @@ def rebatched(inputs, cfg):
 
 
 LARGE_VALIDATION = 10_000_000  # held-out characters worth a note: a validation this long takes minutes
-
-
-def validation_streams(corpus, cfg):
-    """Held-out text as the model is trained on it: contiguous streams, or one sequence per line."""
-    limit = cfg.train.val_max_chars
-    ids = corpus.val[:limit] if limit else corpus.val
-    if cfg.data.mode != "lines":
-        return split_streams(ids, cfg.data.val_streams)
-    newline = corpus.vocab.index["\n"]
-    ends = np.flatnonzero(ids == newline).tolist()
-    starts = [-1] + ends
-    return [np.concatenate([[newline], ids[a + 1 : b], [newline]]) for a, b in zip(starts, ends + [len(ids)])
-            if b > a + 1]
-
-
-def dropout_at(cfg, step):
-    """Dropout for a step, its masks drawn from a generator seeded by (seed, step): the saved step alone
-    restores the mask stream on resume. None without dropout."""
-    m = cfg.model
-    if not (m.dropout or m.decoder_dropout):
-        return None
-    return model.Dropout(m.dropout, m.decoder_dropout, (cfg.train.seed, step, 7))
 
 
 class Trainer:

@@ -68,7 +68,7 @@ class RunInfo:
     """What every checkpoint of a run records besides its state: config, vocabulary and corpus."""
 
     config: object  # config.Config
-    vocab: object  # data.Vocab
+    vocab: object  # vocab.Vocab
     corpus: dict  # see corpus_record
     windows_per_epoch: int  # W: places a step in the data
 

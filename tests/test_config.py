@@ -376,6 +376,24 @@ def test_nan_is_not_a_valid_rate(override):
         config.load(overrides=[override])
 
 
+@pytest.mark.parametrize("override", ["model.forget_bias=nan", "model.forget_bias=.nan", "model.forget_bias=inf",
+                                      "model.forget_bias=-.inf", "model.open_gates=nan", "model.open_gates=inf"])
+def test_a_gate_bias_that_is_not_finite_is_refused(override):
+    """Issue 31: a NaN or infinite initial bias passed validation, and training then failed at step 1 with
+    a loss of nan and advice to lower the learning rate. It is refused with the key named."""
+    key = override.split("=")[0]
+    with pytest.raises(ConfigError, match=f"^{key} must be a finite number or null, not "):
+        config.load(overrides=[override])
+
+
+def test_a_gate_bias_that_is_not_finite_is_one_line_before_anything_is_written(cli, tmp_path):
+    text = tmp_path / "text.txt"
+    text.write_text("some text to train on\n" * 50)
+    code, _, err = cli("train", text, "--out", tmp_path / "run", "--set", "model.forget_bias=nan")
+    assert code == 1 and err == "error: model.forget_bias must be a finite number or null, not nan\n"
+    assert not (tmp_path / "run").exists()
+
+
 @pytest.mark.parametrize("budget", ["-5", "-1m", "nan"])
 def test_negative_or_nan_time_budget_is_an_error(budget):
     """A time budget is a length of time: a negative one stops training before the first step, a NaN one never

@@ -8,10 +8,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from charlstm import config, data
+from charlstm import config, data, reading
 from charlstm.config import DataConfig
-from charlstm.data import StreamBatches, Vocab, split_streams
+from charlstm.data import StreamBatches, split_streams
 from charlstm.errors import DataError
+from charlstm.vocab import Vocab
 
 
 def write(path, content):
@@ -32,17 +33,17 @@ class FakeStdin:
 
 def test_read_one_file(tmp_path):
     path = write(tmp_path / "a.txt", "h\u00e9llo\r\nw\u00f6rld \U0001f600\n")
-    text, files = data.read_text([str(path)])
+    text, files = reading.read_text([str(path)])
     assert text == "h\u00e9llo\r\nw\u00f6rld \U0001f600\n"  # no newline translation, no BOM games
     assert files == [str(path)]
 
 
 def test_read_several_files_in_the_order_given(tmp_path):
     a, b, c = write(tmp_path / "z.txt", "first\n"), write(tmp_path / "a.txt", "second"), write(tmp_path / "m.txt", "3")
-    text, files = data.read_text([str(a), str(b), str(c)])
+    text, files = reading.read_text([str(a), str(b), str(c)])
     assert text == "first\nsecond3"
     assert files == [str(a), str(b), str(c)]
-    text, _ = data.read_text([str(c), str(a)])
+    text, _ = reading.read_text([str(c), str(a)])
     assert text == "3first\n"
 
 
@@ -59,7 +60,7 @@ def test_read_directory_recursively_sorted_skipping_hidden_and_binary(tmp_path):
     write(root / "image.bin", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR")
     write(root / "sub" / "zeros.dat", b"text then a nul \x00 byte")
     write(root / "empty.txt", "")
-    text, files = data.read_text([str(root)])
+    text, files = reading.read_text([str(root)])
     expected = sorted(str(root / p) for p in ["a.txt", "b.txt", "sub/c.txt", "sub/deeper/d.md", "a0/e.txt",
                                              "empty.txt"])
     assert files == expected
@@ -73,13 +74,13 @@ def test_read_directory_and_file_mixed(tmp_path):
     write(tmp_path / "d" / "x.txt", "X")
     write(tmp_path / "d" / "y.txt", "Y")
     f = write(tmp_path / "f.txt", "F")
-    text, files = data.read_text([str(f), str(tmp_path / "d")])
+    text, files = reading.read_text([str(f), str(tmp_path / "d")])
     assert text == "FXY" and len(files) == 3
 
 
 def test_read_stdin(monkeypatch):
     monkeypatch.setattr(sys, "stdin", FakeStdin("from stdin \u00e9\n".encode("utf-8")))
-    text, files = data.read_text(["-"])
+    text, files = reading.read_text(["-"])
     assert text == "from stdin \u00e9\n"
     assert files == ["-"]
 
@@ -87,34 +88,34 @@ def test_read_stdin(monkeypatch):
 def test_read_stdin_between_files(tmp_path, monkeypatch):
     monkeypatch.setattr(sys, "stdin", FakeStdin(b"<stdin>"))
     a, b = write(tmp_path / "a.txt", "A"), write(tmp_path / "b.txt", "B")
-    text, _ = data.read_text([str(a), "-", str(b)])
+    text, _ = reading.read_text([str(a), "-", str(b)])
     assert text == "A<stdin>B"
 
 
 def test_stdin_only_once(monkeypatch):
     monkeypatch.setattr(sys, "stdin", FakeStdin(b"x"))
     with pytest.raises(DataError, match="once"):
-        data.read_text(["-", "-"])
+        reading.read_text(["-", "-"])
 
 
 def test_invalid_stdin_is_named_stdin(monkeypatch):
     monkeypatch.setattr(sys, "stdin", FakeStdin(b"ok\n\xff"))
     with pytest.raises(DataError) as e:
-        data.read_text(["-"])
+        reading.read_text(["-"])
     assert str(e.value).startswith("stdin:") and "line 2" in str(e.value)
 
 
 def test_missing_path(tmp_path):
     path = tmp_path / "nope.txt"
     with pytest.raises(DataError) as e:
-        data.read_text([str(path)])
+        reading.read_text([str(path)])
     assert "no such file" in str(e.value) and "nope.txt" in str(e.value)
 
 
 def test_missing_path_among_others(tmp_path):
     a = write(tmp_path / "a.txt", "A")
     with pytest.raises(DataError, match="no such file.*missing.txt"):
-        data.read_text([str(a), str(tmp_path / "missing.txt")])
+        reading.read_text([str(a), str(tmp_path / "missing.txt")])
 
 
 def test_directory_without_text_files(tmp_path):
@@ -123,14 +124,14 @@ def test_directory_without_text_files(tmp_path):
     write(root / ".notes.txt", "hidden text")
     write(root / ".hid" / "y.txt", "hidden dir")
     with pytest.raises(DataError) as e:
-        data.read_text([str(root)])
+        reading.read_text([str(root)])
     assert "no text files" in str(e.value) and str(root) in str(e.value)
 
 
 def test_empty_directory(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(DataError, match="no text files"):
-        data.read_text([str(tmp_path / "empty")])
+        reading.read_text([str(tmp_path / "empty")])
 
 
 BAD = b"line one\nline two\nab\xffcd\nline four\n"
@@ -141,7 +142,7 @@ def test_invalid_utf8_names_file_offset_and_line(tmp_path):
     assert BAD_OFFSET == 20 and BAD[:BAD_OFFSET].count(b"\n") == 2
     path = write(tmp_path / "broken.txt", BAD)
     with pytest.raises(DataError) as e:
-        data.read_text([str(path)])
+        reading.read_text([str(path)])
     msg = str(e.value)
     assert "broken.txt" in msg
     assert "offset 20" in msg
@@ -154,7 +155,7 @@ def test_invalid_utf8_in_second_file_offset_is_within_that_file(tmp_path):
     good = write(tmp_path / "good.txt", "x\n" * 50)
     bad = write(tmp_path / "bad.txt", BAD)
     with pytest.raises(DataError) as e:
-        data.read_text([str(good), str(bad)])
+        reading.read_text([str(good), str(bad)])
     msg = str(e.value)
     assert "bad.txt" in msg and "good.txt" not in msg and "offset 20" in msg and "line 3" in msg
 
@@ -162,26 +163,26 @@ def test_invalid_utf8_in_second_file_offset_is_within_that_file(tmp_path):
 def test_truncated_multibyte_sequence(tmp_path):
     path = write(tmp_path / "t.txt", "caf\u00e9\n\u00e9".encode("utf-8")[:-1])  # the last character cut in half
     with pytest.raises(DataError) as e:
-        data.read_text([str(path)])
+        reading.read_text([str(path)])
     assert "offset 6" in str(e.value) and "line 2" in str(e.value)
 
 
 def test_errors_replace_substitutes_fffd(tmp_path):
     path = write(tmp_path / "broken.txt", BAD)
-    text, _ = data.read_text([str(path)], errors="replace")
+    text, _ = reading.read_text([str(path)], errors="replace")
     assert text == "line one\nline two\nab\ufffdcd\nline four\n"
 
 
 def test_other_encoding_decodes_those_bytes(tmp_path):
     path = write(tmp_path / "broken.txt", BAD)
-    text, _ = data.read_text([str(path)], encoding="latin-1")
+    text, _ = reading.read_text([str(path)], encoding="latin-1")
     assert text == "line one\nline two\nab\u00ffcd\nline four\n"
 
 
 def test_unknown_encoding(tmp_path):
     path = write(tmp_path / "a.txt", "abc")
     with pytest.raises(DataError, match="unknown encoding"):
-        data.read_text([str(path)], encoding="no-such-codec")
+        reading.read_text([str(path)], encoding="no-such-codec")
 
 
 # ------------------------------------------------------------------------------------------ vocabulary

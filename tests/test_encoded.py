@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from charlstm import checkpoint, data, encoded
+from charlstm import checkpoint, data, encoded, reading
 from charlstm.config import DataConfig
 from charlstm.errors import DataError
 from charlstm.trainstate import corpus_record
@@ -56,7 +56,7 @@ def test_a_mapped_corpus_is_the_corpus_read_into_memory(tmp_path, mapped, monkey
     assert "\u4e2d" in got.vocab.chars
     assert_same_corpus(got, in_memory(monkeypatch, [notes], DataConfig(), str(val)), str(val))
     # the ids files are hidden, so that the directory corpus never reads them as text
-    assert data.expand_sources([notes]) == [os.path.join(notes, "a.txt"), os.path.join(notes, "b", "c.txt")]
+    assert reading.expand_sources([notes]) == [os.path.join(notes, "a.txt"), os.path.join(notes, "b", "c.txt")]
     assert [n.split(".")[-1] for n in hidden(tmp_path / "notes")] == ["ids", "json"]
 
 

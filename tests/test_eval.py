@@ -77,17 +77,20 @@ def test_unknown_characters_in_eval(cli, four_run, tmp_path):
 
 
 def test_cloze_accuracy(cli, four_run, tmp_path):
+    """Exact match: wrong answer keys the model's fill (mat) differs from at the first letter, at a later
+    one, or by being longer or shorter are all misses."""
     cloze = tmp_path / "cloze.tsv"
     lines = [f"{s.rsplit(' ', 1)[0]} ___.\t{s.rsplit(' ', 1)[1][:-1]}" for s in FOUR]
-    lines.append("the cat sat on the ___.\trug")  # a wrong answer key: the model says mat
+    wrong = ["rug", "mud", "mats", "ma"]
+    lines += [f"the cat sat on the ___.\t{key}" for key in wrong]  # wrong answer keys: the model says mat
     cloze.write_text("\n".join(lines) + "\n")
     code, out, err = cli("eval", "-c", four_run, "--cloze", cloze, "--format", "json")
     assert code == 0, err
-    assert json.loads(out) == {"accuracy": 0.8, "n": 5}
+    assert json.loads(out) == {"accuracy": 0.5, "n": 8}
     code, out, _ = cli("eval", "-c", four_run, "--cloze", cloze, "--verbose")
     rows = out.splitlines()
-    assert rows[-1] == "cloze accuracy 0.8000 (4/5)"
-    assert rows[4].split("\t")[:3] == ["MISS", "rug", "mat"]
+    assert rows[-1] == "cloze accuracy 0.5000 (4/8)"
+    assert [row.split("\t")[:3] for row in rows[4:8]] == [["MISS", key, "mat"] for key in wrong]
     assert rows[0].split("\t")[:3] == ["ok ", "mat", "mat"]
 
 

@@ -31,11 +31,21 @@ def test_trace_matches_the_model_step_by_step(four_run):
     np.testing.assert_allclose(traced["surprisal"][1:], bits, rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(traced["cell"][-1, :, :], final[1][:, 0], rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(traced["hidden"][-1, :, :], final[0][:, 0], rtol=1e-4, atol=1e-5)
-    # the forget gate's mean, recomputed from the equations at the first character
-    w, b = p64["lstm.weight_ih_l0"], p64["lstm.bias_ih_l0"] + p64["lstm.bias_hh_l0"]
-    f = 1 / (1 + np.exp(-(w[H:2 * H, ids[0]] + b[H:2 * H])))
-    assert traced["gates"]["forget"][0, 0] == pytest.approx(f.mean(), rel=1e-5)
-    assert set(traced["gates"]) == {"input", "forget", "output"}
+    # every gate's mean, the memory c and the output h at every character, from the equations (PyTorch's
+    # block order i, f, g, o), so that a gate read from another block than its own shows
+    assert set(traced["gates"]) == {"input", "forget", "output"} and L == 1
+    w_ih, w_hh = p64["lstm.weight_ih_l0"], p64["lstm.weight_hh_l0"]
+    b = p64["lstm.bias_ih_l0"] + p64["lstm.bias_hh_l0"]
+    h, c = np.zeros(H), np.zeros(H)
+    for t, x in enumerate(ids):
+        a = w_ih[:, x] + w_hh @ h + b
+        i, f, g, o = naive.sigmoid(a[:H]), naive.sigmoid(a[H:2 * H]), np.tanh(a[2 * H:3 * H]), naive.sigmoid(a[3 * H:])
+        c = f * c + i * g
+        h = o * np.tanh(c)
+        for name, gate in (("input", i), ("forget", f), ("output", o)):
+            assert traced["gates"][name][t, 0] == pytest.approx(gate.mean(), rel=1e-4, abs=1e-6), (name, t)
+        np.testing.assert_allclose(traced["cell"][t, 0], c, rtol=1e-4, atol=1e-5, err_msg=f"c at {t}")
+        np.testing.assert_allclose(traced["hidden"][t, 0], h, rtol=1e-4, atol=1e-5, err_msg=f"h at {t}")
 
 
 def test_quantities_and_errors(four_run):
@@ -164,7 +174,7 @@ def test_plot_errors_and_png(cli, tmp_path, four_run):
         import matplotlib  # noqa: F401
     except ImportError:
         code, _, err = cli("plot", four_run, "--png", tmp_path / "x.png")
-        assert code == 1 and "pip install 'charlstm[plot]'" in err
+        assert code == 1 and "pip install matplotlib" in err
     else:
         code, _, err = cli("plot", four_run, "--png", tmp_path / "x.png")
         assert code == 0 and (tmp_path / "x.png").read_bytes()[:4] == b"\x89PNG"

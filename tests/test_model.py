@@ -4,7 +4,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import naive
-from charlstm import model, stepwise
+from charlstm import dropout, model, stepwise
 from charlstm.cells import CELLS
 from charlstm.data import Window
 from charlstm.workspace import Workspace
@@ -346,24 +346,24 @@ def test_dropout_gradients_match_finite_differences_with_a_fixed_mask(cell):
     spec, params, state, rng = make(cell, 7, 4, 3, 3, seed=11)
     x, y = rng.integers(0, 7, (5, 3)), rng.integers(0, 7, (5, 3))
 
-    def dropout():  # the same masks at every call: a generator seeded the same way
+    def masks():  # the same masks at every call: a generator seeded the same way
         return model.Dropout(layers=0.3, output=0.25, seed=5)
 
-    loss, _, cache = model.forward(params, Window(x, y), state, dropout=dropout())
+    loss, _, cache = model.forward(params, Window(x, y), state, dropout=masks())
     assert loss != model.forward(params, Window(x, y), state)[0]
     grads = model.backward(params, cache)
     for name in params:
-        num = numeric_grad(lambda: model.forward(params, Window(x, y), state, dropout=dropout())[0], params[name])
+        num = numeric_grad(lambda: model.forward(params, Window(x, y), state, dropout=masks())[0], params[name])
         assert relative_error(grads[name], num) < 1e-6, name
 
 
 def test_dropout_masks_are_inverted_bernoulli():
     a = np.ones((200, 50))
     rng = np.random.default_rng(0)
-    dropped, m = model._dropout(a, 0.25, rng)
+    dropped, m = dropout.apply(a, 0.25, rng)
     assert set(np.unique(m)) == {0.0, 1 / 0.75}
     assert abs((m == 0).mean() - 0.25) < 0.01 and abs(dropped.mean() - 1.0) < 0.02
-    same, none = model._dropout(a, 0.0, rng)
+    same, none = dropout.apply(a, 0.0, rng)
     assert same is a and none is None
 
 

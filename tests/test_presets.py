@@ -38,7 +38,8 @@ def test_a_preset_by_name_away_from_the_checkout(cli, corpus, tmp_path):
 
 def test_a_plain_install_copies_every_preset_and_asset(tmp_path):
     """What a non-editable `pip install .` puts in the package: setuptools' build_py on a copy of the
-    project follows the symbolic links of charlstm/assets/ and copies the files they point to."""
+    project follows the symbolic links of charlstm/assets/ and copies the files they point to; and every
+    module of the package, subpackages (cli/, cells/) included, as pyproject.toml lists them."""
     setuptools = pytest.importorskip("setuptools")
     src = tmp_path / "src"
     shutil.copytree(ROOT / "charlstm", src / "charlstm", symlinks=True,
@@ -49,6 +50,9 @@ def test_a_plain_install_copies_every_preset_and_asset(tmp_path):
         os.symlink(ROOT / name, src / name)
     subprocess.run([sys.executable, "-W", "ignore", "-c", "from setuptools import setup; setup()", "-q", "build_py",
                     "--build-lib", str(tmp_path / "lib")], cwd=src, check=True, capture_output=True)
+    built = tmp_path / "lib"
+    modules = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "charlstm").rglob("*.py"))
+    assert sorted(str(p.relative_to(built)) for p in (built / "charlstm").rglob("*.py")) == modules
     assets = tmp_path / "lib" / "charlstm" / "assets"
     copied = sorted(p.stem for p in (assets / "presets").glob("*.yaml"))
     assert copied == SHIPPED, setuptools.__version__

@@ -13,7 +13,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from charlstm import checkpoint
-from charlstm.data import Vocab, load_corpus
+from charlstm.data import load_corpus
+from charlstm.vocab import Vocab
 from charlstm.config import DataConfig
 from charlstm.errors import CheckpointError
 from conftest import CONFIGS, group_killed_on_exit, make_text, wait_for_training

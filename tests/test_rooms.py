@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from charlstm import checkpoint, config, corpus, evaluate, model, presets
-from charlstm.data import LineBatches, Vocab, Window
+from charlstm.data import LineBatches, Window
+from charlstm.vocab import Vocab
 from conftest import CONFIGS, ROOT
 
 FORM1 = re.compile(r"^(\w+) walks in to the room, (\w+) also walks in to the room\.(.*) (\w+) said hi to (\w+)\.$")

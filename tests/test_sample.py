@@ -94,7 +94,7 @@ def test_sequences_in_a_batch_advance_independently():
     stop condition, must give what the batch gives."""
     spec = model.Spec("lstm", 6, 8, 2)
     params = model.init_params(spec, np.random.default_rng(1))
-    from charlstm.data import Vocab
+    from charlstm.vocab import Vocab
 
     vocab = Vocab("\n abcd")
     prompts = ["ab", "dcba ca", "", "b___ d", "cc___"]
@@ -114,7 +114,7 @@ def test_a_prompt_is_read_as_the_start_of_a_line():
     """A model trained on lines (data.mode lines) reads every line after a newline from the zero state;
     a prompt is read the same way, so "ab" and "\\nab" are the same prompt, and neither is "ab" read
     from the zero state alone. A vocabulary without a newline reads the prompt as it is."""
-    from charlstm.data import Vocab
+    from charlstm.vocab import Vocab
 
     spec = model.Spec("gru", 5, 8, 1)
     params = model.init_params(spec, np.random.default_rng(3))
@@ -165,7 +165,7 @@ class FakeOut:
 def test_writer_streams_the_first_unfinished_sample_and_keeps_the_order():
     """Sample 0 streams as it is made; sample 1, done first, waits for it, then goes out whole after
     the separator, with its blank filled."""
-    from charlstm.data import Vocab
+    from charlstm.vocab import Vocab
 
     vocab = Vocab("\n abcdxyz")
     ids = {c: i for i, c in enumerate(vocab.chars)}
@@ -184,7 +184,7 @@ def test_writer_streams_the_first_unfinished_sample_and_keeps_the_order():
 
 
 def test_writer_holds_later_samples_until_the_earlier_are_out_in_jsonl():
-    from charlstm.data import Vocab
+    from charlstm.vocab import Vocab
 
     vocab = Vocab("\nab")
     out = FakeOut()
@@ -199,7 +199,7 @@ def test_writer_holds_later_samples_until_the_earlier_are_out_in_jsonl():
 
 
 def test_writer_flushes_a_pipe_at_newlines_and_every_quarter_second():
-    from charlstm.data import Vocab
+    from charlstm.vocab import Vocab
 
     vocab = Vocab("\nab")
     now = [0.0]
@@ -218,7 +218,7 @@ def test_writer_flushes_a_pipe_at_newlines_and_every_quarter_second():
 
 
 def test_a_collector_holds_each_completion_across_chunks():
-    from charlstm.data import Vocab
+    from charlstm.vocab import Vocab
 
     vocab = Vocab("ab")
     collect = sample_mod.Collector(vocab, 3)
@@ -392,7 +392,8 @@ def test_nan_and_infinity_are_refused(four_run, args):
 def test_every_float_option_of_every_command_refuses_nan():
     import click
 
-    from charlstm.cli import FiniteFloat, cli as group
+    from charlstm.cli import cli as group
+    from charlstm.cli.shared import FiniteFloat
 
     def options(command, path):
         for p in command.params:

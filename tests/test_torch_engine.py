@@ -14,17 +14,18 @@ import time
 import numpy as np
 import pytest
 
-torch = pytest.importorskip("torch", reason="PyTorch is not installed (pip install 'charlstm[torch]'); the "
+torch = pytest.importorskip("torch", reason="PyTorch is not installed (pip install '.[torch]'); the "
                                             "torch engine's tests need it")
 
 import elman  # noqa: E402
 from charlstm import checkpoint, config, model  # noqa: E402
 from charlstm.cells import CELLS  # noqa: E402
-from charlstm.data import Vocab, make_batches, split_streams  # noqa: E402
-from charlstm.engine import LocalEngine  # noqa: E402
+from charlstm.data import make_batches, split_streams  # noqa: E402
+from charlstm.numpyengine import LocalEngine  # noqa: E402
 from charlstm.optim import learning_rate  # noqa: E402
 from charlstm.torchengine import TorchEngine  # noqa: E402
 from charlstm.trainstate import TrainState  # noqa: E402
+from charlstm.vocab import Vocab  # noqa: E402
 from conftest import CONFIGS, make_text  # noqa: E402
 
 TINY = CONFIGS / "tiny.yaml"

@@ -12,7 +12,10 @@ import numpy as np
 import pytest
 
 from charlstm import checkpoint, evaluate, model
+from charlstm import train as train_mod
+from charlstm.errors import Interrupted
 from charlstm.launch import prepare
+from charlstm.numpyengine import NumpyEngine
 from charlstm.report import progress_bar
 from charlstm.rundir import RunLock
 from charlstm.stops import StopRequests
@@ -147,11 +150,13 @@ def test_resume_refuses_model_changes_and_other_text(cli, corpus, tmp_path):
 
 
 def test_a_warm_start_keeps_the_characters_both_vocabularies_know(cli, corpus, tmp_path):
+    """The new text adds characters (H, {, }) and drops one ('.', early in the sorted vocabulary, so that
+    every shared character after it sits one place lower): weights follow the character, not the place."""
     run = tmp_path / "run"
     assert cli("train", corpus, "--config", TINY, "--out", run, "-q", "--steps", 5)[0] == 0
     source = checkpoint.load(run / "latest.npz")
     other = tmp_path / "other.txt"
-    other.write_text(make_text(seed=5).replace("the", "THE") + "xyz{}\n")
+    other.write_text(make_text(seed=5).replace("the", "THE").replace(".", "") + "xyz{}\n")
     warm = tmp_path / "warm"
     code, _, err = cli("train", other, "--config", TINY, "--out", warm, "-q", "--steps", 1,
                        "--set", f"model.init_from={run / 'latest.npz'}", "--set", "optim.lr=1e-12")
@@ -160,7 +165,8 @@ def test_a_warm_start_keeps_the_characters_both_vocabularies_know(cli, corpus, t
     new, old = ckpt.vocab, source.vocab
     shared = [c for c in new.chars if c in old.index]
     fresh = [c for c in new.chars if c not in old.index]
-    assert len(shared) > 10 and {"H", "{", "}"} <= set(fresh)
+    assert len(shared) > 10 and {"H", "{", "}"} <= set(fresh) and "." in old.index and "." not in new.index
+    assert any(new.index[c] != old.index[c] for c in shared)  # places moved: matching by place would be wrong
     for c in shared:
         np.testing.assert_allclose(ckpt.params["lstm.weight_ih_l0"][:, new.index[c]],
                                    source.params["lstm.weight_ih_l0"][:, old.index[c]], atol=1e-6)
@@ -472,11 +478,18 @@ def test_a_third_ctrl_c_aborts_the_save_and_the_run_still_resumes(cli, corpus, t
     assert checkpoint.load(run / "latest.npz").step == 5
 
 
-def test_a_second_ctrl_c_says_what_a_third_would_do_and_the_save_completes():
+@pytest.mark.parametrize("phase", ["training", "saving", "validating"])
+def test_a_second_ctrl_c_says_what_a_third_would_do_and_the_save_completes(phase):
+    """Whatever the stop is doing when the second Ctrl-C comes (finishing the step, saving, validating),
+    the second only speaks; the third aborts."""
     stops = StopRequests(None, quiet=True)
     stops.handle(signal.SIGINT, None)
     assert stops.signal == signal.SIGINT and not stops.aborted
-    stops.handle(signal.SIGINT, None)  # the second: a message, nothing aborted
+    stops.phase = phase
+    try:
+        stops.handle(signal.SIGINT, None)  # the second: a message, nothing aborted
+    except KeyboardInterrupt:  # caught: escaping, it would stop the whole test session
+        pytest.fail(f"a second Ctrl-C aborted the stop while {phase}")
     assert not stops.aborted
     stops.handle(signal.SIGTERM, None)  # a repeated SIGTERM never aborts
     with pytest.raises(KeyboardInterrupt):
@@ -487,6 +500,77 @@ def test_a_second_ctrl_c_says_what_a_third_would_do_and_the_save_completes():
     for _ in range(4):
         done.handle(signal.SIGINT, None)
     assert not done.aborted
+
+
+def interrupt_after(steps, monkeypatch):
+    """Make the run's loop receive a SIGINT (in this process, as from Ctrl-C) during its step number
+    `steps`: the run then stops after that step. The loop calls train.train_step once per step."""
+    real, done = train_mod.train_step, []
+
+    def step(*args, **kwargs):
+        done.append(1)
+        if len(done) == steps:
+            os.kill(os.getpid(), signal.SIGINT)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(train_mod, "train_step", step)
+
+
+def test_a_stop_on_a_signal_keeps_the_best_validations_weights_in_best_npz(cli, corpus, tmp_path, monkeypatch,
+                                                                          restore_signals):
+    """Issue 31: a run stopped on a signal validates where it stops, and that validation counts for best.npz
+    only when it is the lowest. Here it is made the worst (the stop's validation scores double), after
+    scheduled ones at steps 5 and 10: best.npz must hold the weights, step and loss of the better of those
+    two, not the weights the run stopped with."""
+    real_score = NumpyEngine.score
+
+    def score(self, ts, streams, window):
+        total, count = real_score(self, ts, streams, window)
+        return (2 * total if ts.progress.step == 11 else total), count
+
+    interrupt_after(11, monkeypatch)
+    monkeypatch.setattr(NumpyEngine, "score", score)
+    opts = ["--config", TINY, "--set", "train.workers=1", "--set", "train.eval_every=5", "--set", "train.save_every=1000"]
+    run = tmp_path / "run"
+    code, _, err = cli("train", corpus, *opts, "--out", run, "--steps", 100)
+    assert code == 130, err
+    scored = {r["step"]: r for r in map(json.loads, (run / "metrics.jsonl").read_text().splitlines()) if "val_loss" in r}
+    assert sorted(scored) == [5, 10, 11] and scored[11].get("final")
+    best_step = min((5, 10), key=lambda s: scored[s]["val_loss"])
+    assert scored[11]["val_loss"] > scored[best_step]["val_loss"]  # what the test is about: the stop is not best
+    best, latest = checkpoint.load(run / "best.npz"), checkpoint.load(run / "latest.npz")
+    assert latest.step == 11 and latest.meta["best_step"] == best_step
+    assert best.step == best_step and best.meta["val_loss"] == scored[best_step]["val_loss"]
+    monkeypatch.undo()
+    code, _, err = cli("train", corpus, *opts, "--out", tmp_path / "straight", "--steps", best_step, "-q")
+    assert code == 0, err
+    straight = checkpoint.load(tmp_path / "straight" / "latest.npz")  # the weights at best_step, trained again
+    for name, value in straight.params.items():
+        np.testing.assert_array_equal(best.params[name], value, err_msg=name)
+
+
+def test_a_second_ctrl_c_while_the_stop_saves_lets_the_save_finish(corpus, tmp_path, monkeypatch, restore_signals):
+    """Issue 31: the second Ctrl-C, landing while the stop writes latest.npz (put there by construction,
+    not by timing), only says what a third would do: the save completes, and the run exits 130 with the
+    step it stopped at saved."""
+    run = tmp_path / "run"
+    trainer = prepare([str(corpus)], TINY, run, overrides=["train.save_every=1000"], quiet=True)
+    real_save, seen = TrainState.save, []
+
+    def save(self, path, *args):
+        if path.name == "latest.npz" and self.progress.step == 7 and not seen:  # the stop's save
+            seen.append(trainer.stops.phase)
+            os.kill(os.getpid(), signal.SIGINT)  # the second Ctrl-C, during the save
+        return real_save(self, path, *args)
+
+    interrupt_after(7, monkeypatch)
+    monkeypatch.setattr(TrainState, "save", save)
+    with pytest.raises(Interrupted) as stopped:
+        trainer.run()
+    assert seen == ["saving"] and trainer.stops.again == 1 and not trainer.stops.aborted
+    assert stopped.value.exit_code == 130
+    assert str(stopped.value).startswith(f"interrupted at step 7; saved {run / 'latest.npz'}")
+    assert checkpoint.load(run / "latest.npz").step == 7
 
 
 @pytest.mark.parametrize("case", ["missing", "latin-1", "encoding", "yaml", "short val", "nan"])
@@ -594,7 +678,8 @@ def test_extending_a_cosine_run_stretches_the_schedule_from_there_on(cli, corpus
 def test_the_torch_engine_without_pytorch_is_one_line_and_creates_nothing(cli, corpus, tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "torch", None)  # as where PyTorch is not installed: import torch fails
     code, _, err = cli("train", corpus, "--config", TINY, "--engine", "torch", "--out", tmp_path / "run")
-    assert (code, err) == (1, "error: the torch engine needs PyTorch: pip install 'charlstm[torch]'\n")
+    assert (code, err) == (1, "error: the torch engine needs PyTorch: pip install torch (or, in charlstm's "
+                          "checkout, pip install '.[torch]')\n")
     assert not (tmp_path / "run").exists()
 
 

@@ -1,0 +1,80 @@
+"""`charlstm eval`: the cross-entropy of files (evaluate.score_files) and the accuracy of greedy blank
+filling (evaluate.cloze); on a terminal, a progress bar for a long text.
+"""
+
+import functools
+import json
+import os
+import sys
+
+import click
+
+from .shared import CHECKPOINT_HELP, UNKNOWN, UNKNOWN_HELP, load_checkpoint, warn
+
+
+@click.command("eval")
+@click.argument("files", nargs=-1)
+@click.option("-c", "--checkpoint", "ckpt_path", metavar="CKPT", help=CHECKPOINT_HELP)
+@click.option("--cloze", "cloze_path", metavar="FILE",
+              help="Score greedy blank filling on PROMPT<TAB>ANSWER lines (the prompt holds ___).")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option("--verbose", "-v", is_flag=True, help="With --cloze: list every line's answer and the model's.")
+@click.option("--unknown", type=UNKNOWN, default="error", show_default=True, help=UNKNOWN_HELP)
+@click.option("--encoding", default="utf-8", show_default=True)
+@click.option("--window", default=256, show_default=True, type=click.IntRange(min=1),
+              help="Characters per forward pass (speed and memory only; the score is the same).")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar or warnings; errors only.")
+def eval_(files, ckpt_path, cloze_path, fmt, verbose, unknown, encoding, window, quiet):
+    """Score FILES (or stdin, -): cross-entropy, bits per character, perplexity.
+
+    The state starts at zero and is carried through each whole file (files run as parallel
+    streams); the score is the mean over t = 1..N-1 of -log p(x_t | x_0..x_{t-1}), in nats.
+    With --cloze, the exact-match accuracy of greedy blank filling. On a terminal, a text of
+    50,000 characters or more shows a progress bar on stderr.
+    """
+    from .. import evaluate
+
+    ckpt = load_checkpoint(ckpt_path)
+    if not files and not cloze_path:
+        if sys.stdin.isatty():
+            raise click.UsageError("give files to score, - for stdin, or --cloze FILE")
+        files = ("-",)
+    warnings = None if quiet else warn
+    report = {}
+    if files:
+        progress = functools.partial(_scoring_bar, quiet=quiet)
+        report.update(evaluate.score_files(ckpt.params, ckpt.vocab, files, encoding, unknown, warnings, window,
+                                           progress, ckpt.spec))
+    if cloze_path:
+        prompts, answers = evaluate.read_cloze(cloze_path)
+        accuracy, n, fills = evaluate.cloze(ckpt.params, ckpt.vocab, prompts, answers, unknown, warnings, ckpt.spec)
+        report.update({"accuracy": accuracy, "n": n})
+        if verbose:
+            for p, a, f in zip(prompts, answers, fills):
+                click.echo(f"{'ok ' if a == f else 'MISS'}\t{a}\t{f}\t{p}")
+    if fmt == "json":
+        click.echo(json.dumps(report))
+    else:
+        for line in evaluate.report_lines(report):
+            click.echo(line)
+
+
+LONG_TEXT = 50_000  # characters: a shorter text scores in a second or two, with no progress bar
+
+
+def _scoring_bar(total, quiet=False):
+    """The progress bar of `charlstm eval` (characters scored, characters per second) on stderr: only on a
+    terminal, for a text of LONG_TEXT characters or more, and not with --quiet; None otherwise."""
+    if quiet or total < LONG_TEXT or not sys.stderr.isatty():
+        return None
+    from tqdm import tqdm
+
+    try:  # a terminal that reports no size (a bare pty) gets nothing from tqdm: give it one
+        sized = os.get_terminal_size(sys.stderr.fileno()).columns > 0
+    except (OSError, ValueError):
+        sized = False
+    shape = {"dynamic_ncols": True} if sized else {"ncols": 100, "nrows": 24}
+    return tqdm(total=total, desc="scoring", unit="char", unit_scale=True, file=sys.stderr, leave=False, **shape)
+
+
+command = eval_  # what cli/__init__.py registers

@@ -1,0 +1,61 @@
+"""`charlstm inspect`: what a model expects, and what its gates and memory do, character by character
+(inspection.py), in the terminal's colours or as a web page.
+"""
+
+import os
+import sys
+
+import click
+
+from .shared import CHECKPOINT_HELP, COLOUR, UNKNOWN, UNKNOWN_HELP, load_checkpoint, use_colour, warn
+
+
+@click.command()
+@click.argument("text", required=False)
+@click.option("-c", "--checkpoint", "ckpt_path", metavar="CKPT", help=CHECKPOINT_HELP)
+@click.option("--show", multiple=True, metavar="QUANTITY",
+              help="surprisal, forget, input, output (GRU: reset, update), cell:LAYER:UNIT or hidden:LAYER:UNIT; "
+                   "repeatable; replaces the default, surprisal.")
+@click.option("--top", default=0, metavar="N", type=click.IntRange(min=0),
+              help="Also show the N units whose memory varies most over the text (below the surprisal or "
+                   "--show rows).")
+@click.option("--html", "html_path", metavar="FILE",
+              help="Write a self-contained web page instead [default rows: surprisal, every gate, --top 8].")
+@click.option("--color", "color", type=COLOUR, default="auto", show_default=True,
+              help="auto: colours on a terminal unless NO_COLOR is set.")
+@click.option("--width", type=click.IntRange(min=10), help="Wrap at this many characters [default: the terminal's].")
+@click.option("--unknown", type=UNKNOWN, default="error", show_default=True, help=UNKNOWN_HELP)
+def inspect(text, ckpt_path, show, top, html_path, color, width, unknown):
+    """Show, character by character, what the model expects and what its gates and memory do.
+
+    \b
+    TEXT is the text to run (from the zero state, after a newline, as a prompt); - or
+    no TEXT reads stdin.
+        charlstm inspect -c runs/rooms 'Mady walks in to the room, ...' --top 4
+        charlstm inspect -c runs/shk --show forget --show cell:0:17 'To be, or not to be'
+        charlstm inspect -c runs/rooms --html gates.html 'Mady and Monica walk in ...'
+    """
+    from .. import inspection
+    from ..reading import check_text, decode
+
+    ckpt = load_checkpoint(ckpt_path)
+    if text is None or text == "-":
+        if text is None and sys.stdin.isatty():
+            raise click.UsageError("give a TEXT to inspect, or - to read it from stdin")
+        text = decode(sys.stdin.buffer.read(), "stdin")
+    check_text(text, "the text to inspect")
+    text, traced = inspection.run(ckpt, text, unknown, warn)
+    if html_path:
+        rows = inspection.quantities(traced, ckpt.spec, list(show) or ["surprisal", *traced["gates"]], top or 8)
+        inspection.write_html(html_path, text, rows, title=f"charlstm inspect: {ckpt.path}")
+        click.echo(f"wrote {html_path} ({len(rows)} quantities; open it in a browser)", err=True)
+        return
+    rows = inspection.quantities(traced, ckpt.spec, list(show) or ["surprisal"], top)
+    use = use_colour(color)
+    truecolor = os.environ.get("COLORTERM", "").lower() in ("truecolor", "24bit")
+    mode = "none" if not use else "truecolor" if truecolor else "ansi256"
+    for line in inspection.render_terminal(text, rows, mode, width):
+        click.echo(line, color=use)  # click would strip the colours when stdout is not a terminal
+
+
+command = inspect  # what cli/__init__.py registers

@@ -1,0 +1,99 @@
+"""`charlstm sample`: prompts, from the arguments or stdin (one per line), completed by sample.complete and
+written as they are made (streams.Writer).
+"""
+
+import re
+import sys
+
+import click
+
+from .shared import CHECKPOINT_HELP, UNKNOWN, UNKNOWN_HELP, FiniteFloat, load_checkpoint, warn
+
+
+@click.command()
+@click.argument("prompts", nargs=-1)
+@click.option("-c", "--checkpoint", "ckpt_path", metavar="CKPT", help=CHECKPOINT_HELP)
+@click.option("-n", "--length", default=200, show_default=True, type=click.IntRange(min=0),
+              help="Most characters generated per sample.")
+@click.option("-t", "--temperature", default=1.0, show_default=True, type=FiniteFloat(min=0, min_open=True),
+              help="Below 1: safer; above 1: wilder.")
+@click.option("--top-k", default=0, type=click.IntRange(min=0), help="Sample among the K likeliest characters (0: all).")
+@click.option("--top-p", default=1.0, type=FiniteFloat(0, 1, min_open=True),
+              help="Sample among the likeliest characters holding probability P.")
+@click.option("--greedy", is_flag=True, help="Always take the likeliest character.")
+@click.option("--seed", type=click.IntRange(min=0),
+              help="Sample i (from 0, over all prompts and samples) uses seed SEED+i [default: random; jsonl "
+                   "shows each sample's seed].")
+@click.option("--until", multiple=True, metavar="STR", help="Stop after the first occurrence of STR (repeatable).")
+@click.option("--num-samples", default=1, show_default=True, type=click.IntRange(min=1), help="Samples per prompt.")
+@click.option("--format", "fmt", type=click.Choice(["text", "jsonl"]), default="text", show_default=True,
+              help="jsonl: one object per sample with prompt, completion, text, logprob and seed.")
+@click.option("--separator", metavar="STR",
+              help="Text format: written between two samples, after the first one's newline; \\n and \\t "
+                   "are understood [default: \\n, a blank line; prompts from stdin: nothing].")
+@click.option("--unknown", type=UNKNOWN, default="error", show_default=True, help=UNKNOWN_HELP)
+@click.option("--batch", default=64, show_default=True, type=click.IntRange(min=1),
+              help="Sequences advanced together (faster); 1: every sample streams as it is made.")
+def sample(prompts, ckpt_path, length, temperature, top_k, top_p, greedy, seed, until, num_samples, fmt, separator,
+           unknown, batch):
+    """Complete PROMPTS with text from a trained model.
+
+    \b
+    With - as the prompt, or no prompt while stdin is a pipe, prompts are read
+    from stdin, one per line, and each completion ends at the end of its line:
+        cut -f1 questions.tsv | charlstm sample -c runs/rooms --greedy
+    A prompt holding ___ is filled in at the blank instead of continued:
+        charlstm sample -c runs/rooms --greedy 'Mady said hi to ___.'
+    Every prompt is read as the start of a line, after a newline.
+
+    \b
+    Text goes out as it is made, to a pipe too, in memory that does not grow
+    with --length; Ctrl-C stops, keeping what was written. Samples go out in
+    the order of the prompts, separated by a blank line (--separator): the
+    first unfinished one streams, the others of its batch wait for it.
+
+    \b
+    Sample i (from 0, counting every sample of every prompt in order) draws
+    with seed SEED+i, whatever else shares its batch; jsonl reports it, and
+    that prompt alone with --seed set to it gives the same text:
+        charlstm sample --seed 7 --num-samples 3 --format jsonl 'Mady'
+        charlstm sample --seed 9 'Mady'            # the third sample again
+    """
+    import numpy as np
+
+    from .. import sample as sample_mod
+    from ..reading import check_text
+    from ..errors import DataError
+    from ..streams import Writer, prompt_batches
+
+    ckpt = load_checkpoint(ckpt_path)
+    for n, p in enumerate(prompts, 1):
+        check_text(p, f"prompt {n}")
+    from_stdin = prompts == ("-",) or (not prompts and not sys.stdin.isatty())
+    if "-" in prompts and not from_stdin:
+        raise click.UsageError("- (stdin) cannot be mixed with prompts given as arguments")
+    if separator is not None and fmt != "text":
+        raise click.UsageError("--separator applies to --format text only")
+    options = sample_mod.Options(length=length, temperature=temperature, top_k=top_k, top_p=top_p, greedy=greedy,
+                                 until=until, stop_at_newline=from_stdin and fmt == "text", unknown=unknown)
+    seed = int(np.random.SeedSequence().entropy % 2**63) if seed is None else seed
+    if separator is None:
+        separator = "" if from_stdin else "\n"
+    if from_stdin:
+        batches = prompt_batches(sys.stdin.buffer, max(1, batch // num_samples))
+    else:
+        batches = [list(prompts) or [""]]
+    writer = Writer(sys.stdout, ckpt.vocab, fmt, _unescape(separator), seed, tty=sys.stdout.isatty())
+    n = sample_mod.complete(ckpt.params, ckpt.vocab, batches, options, seed, num_samples, batch, writer, warn,
+                           ckpt.spec)
+    if n == 0:
+        why = "" if prompts else " (it is not a terminal, so prompts are read from it, one per line)"
+        raise DataError(f"no prompt: stdin was empty{why}; give a prompt as an argument, '' for none")
+
+
+def _unescape(text):
+    """--separator '\\n---\\n': backslash-n and backslash-t as a newline and a tab, two backslashes as one."""
+    return re.sub(r"\\([nt\\])", lambda m: {"n": "\n", "t": "\t", "\\": "\\"}[m.group(1)], text)
+
+
+command = sample  # what cli/__init__.py registers

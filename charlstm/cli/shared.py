@@ -1,0 +1,116 @@
+"""What the commands share: option types and help, loading the checkpoint of -c, colour, and the way out
+(a CharlstmError or a usage error as one line and an exit status, a closed pipe as a quiet exit, a bug
+as one line that says how to see the traceback).
+"""
+
+import math
+import os
+import sys
+
+import click
+
+CHECKPOINT_HELP = ("Checkpoint file, or a run directory (the one of its best.npz and latest.npz with the lower "
+                   "validation loss; a note says which when they differ) [default: the shipped rooms model].")
+UNKNOWN = click.Choice(["error", "skip"])
+UNKNOWN_HELP = "Characters missing from the model's vocabulary: stop, or drop them with a warning."
+COLOUR = click.Choice(["auto", "always", "never"])
+
+
+class FiniteFloat(click.FloatRange):
+    """A float option that refuses NaN and infinity, which click's FloatRange lets through (NaN compares
+    false with every bound): "'nan' is not a finite number", as click reports any bad value."""
+
+    def convert(self, value, param, ctx):
+        number = click.FLOAT.convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number.", param, ctx)
+        return super().convert(number, param, ctx)
+
+
+class Group(click.Group):
+    """A click group that treats a reader gone away (`| head`) as the end of the output, not an error."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except BrokenPipeError:  # caught here: click itself would turn it into exit status 1
+            quiet_broken_pipe()
+
+
+def load_checkpoint(path):
+    """The checkpoint of -c: a file, or the better of a run directory's two (said when they differ); the
+    shipped rooms model without -c."""
+    from .. import assets, checkpoint
+
+    if path is None:
+        if not assets.MODEL.exists():
+            raise click.UsageError("give a checkpoint with -c (a .npz file or a run directory)")
+        path = assets.MODEL  # the shipped rooms model, data/rooms.npz
+    chosen, why = checkpoint.choose(path)
+    if why:
+        warn(f"note: {why}")
+    return checkpoint.load(chosen)
+
+
+def warn(message):
+    click.echo(message, err=True)
+
+
+def use_colour(choice):
+    """--color auto: colours on a terminal unless NO_COLOR is set."""
+    if choice == "auto":
+        return sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+    return choice == "always"
+
+
+def quiet_broken_pipe():
+    """The reader went away (`| head`): stop quietly with status 0, and keep Python from complaining
+    when it flushes stdout at exit."""
+    _detach_stdout()
+    sys.exit(0)
+
+
+def _detach_stdout():
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+
+
+def _keep_output():
+    """Flush what went to stdout before a Ctrl-C (the text sampled so far), so a pipe gets all of it; a
+    reader that has gone away is no error."""
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        _detach_stdout()
+    except (OSError, ValueError):
+        pass
+
+
+def run(group):
+    """Run the click group on sys.argv, every way out mapped to a line on stderr and an exit status: 1 for
+    a CharlstmError, click's own for a usage error, 130 for Ctrl-C, 0 for a closed pipe, 70 for a bug."""
+    from ..errors import CharlstmError
+
+    try:
+        group.main(standalone_mode=False)
+    except BrokenPipeError:
+        quiet_broken_pipe()
+    except click.exceptions.Abort:  # Ctrl-C outside training (click turns KeyboardInterrupt into Abort)
+        _keep_output()
+        click.echo("Aborted.", err=True)
+        sys.exit(130)
+    except click.ClickException as e:
+        e.show()
+        sys.exit(e.exit_code)
+    except CharlstmError as e:
+        click.echo(f"error: {e}", err=True)
+        sys.exit(1)
+    except Exception as e:  # a bug in charlstm: still one line, with a way to see the rest
+        if os.environ.get("CHARLSTM_DEBUG"):
+            raise
+        click.echo(f"error: internal error ({type(e).__name__}: {e}); please report it, "
+                   f"with the traceback that CHARLSTM_DEBUG=1 prints", err=True)
+        sys.exit(70)
