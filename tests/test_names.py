@@ -60,6 +60,14 @@ def test_held_out_pools_are_disjoint_and_cover_every_initial():
         openworld.names("nobody")
 
 
+def test_the_names_corpus_regenerates_byte_for_byte(cli):
+    from conftest import ROOT
+
+    code, out, err = cli("corpus", "rooms", "--open", "--names", "fresh", "--closed-share", 0.3, "--stories", 40000)
+    assert code == 0, err
+    assert out == (ROOT / "data" / "rooms-names-train.txt").read_text()
+
+
 def test_seen_fillers_never_open_with_a_test_name():
     rng = random.Random(3)
     openers = {openworld.filler(rng, "seen").split()[0].strip(",") for _ in range(30000)}
@@ -69,7 +77,7 @@ def test_seen_fillers_never_open_with_a_test_name():
 def test_shipped_test_sets_hold_the_pools_they_claim(tmp_path):
     from conftest import ROOT
 
-    trained = set(re.findall(r"\w+", (ROOT / "data" / "rooms-train.txt").read_text()))
+    trained = set(re.findall(r"\w+", (ROOT / "data" / "rooms-names-train.txt").read_text()))
     for path, pool in (("rooms-cloze-newnames.tsv", "unseen"), ("rooms-cloze-realnames.tsv", "real"),
                        ("final/rooms-newnames.tsv", "unseen-final"), ("final/rooms-realnames.tsv", "real-final")):
         lines = (ROOT / "data" / path).read_text().splitlines()

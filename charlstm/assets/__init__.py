@@ -7,5 +7,5 @@ import pathlib
 HERE = pathlib.Path(__file__).resolve().parent
 CORPUS = HERE / "rooms-train.txt"  # data/rooms-train.txt
 CONFIG = HERE / "presets" / "rooms.yaml"  # configs/rooms.yaml
-CLOZE = HERE / "rooms-cloze-realnames.tsv"  # data/rooms-cloze-realnames.tsv: given names and fillers never trained on
+CLOZE = HERE / "rooms-cloze-fillers.tsv"  # data/rooms-cloze-fillers.tsv: the twelve, fillers never trained on
 MODEL = HERE / "rooms.npz"  # data/rooms.npz
