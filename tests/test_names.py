@@ -179,3 +179,38 @@ def test_inspect_shows_the_pointer_s_share_of_each_prediction():
     assert rows[0][0].startswith("copy") and rows[0][2] == "gate"
     no_pointer = inspection.trace(model.init_params(model.Spec("lstm", 5, 4, 1), np.random.default_rng(1)), ids)
     assert "copy" not in no_pointer
+
+
+# --------------------------------------------------------------------------------- the names model (WIP)
+
+NAMES_MODEL_ACCURACY = {"rooms-cloze-realnames.tsv": 0.87, "rooms-cloze-newnames.tsv": 0.86}
+
+
+def test_the_names_model_is_made_by_its_preset_and_its_corpus():
+    """data/rooms-names.npz: an LSTM with a pointer, trained by configs/rooms-names.yaml on
+    data/rooms-names-train.txt (docs/memory.md says for how long)."""
+    from conftest import ROOT
+    from charlstm import checkpoint
+
+    ckpt = checkpoint.load(ROOT / "data" / "rooms-names.npz")
+    recipe = config.load(ROOT / "configs" / "rooms-names.yaml", [])
+    assert ckpt.spec.cell == "lstm" and ckpt.spec.pointer == 32 and ckpt.config.model == recipe.model
+    assert (ckpt.config.data, ckpt.config.optim) == (recipe.data, recipe.optim)
+    from charlstm.data import load_corpus
+    from charlstm.trainstate import corpus_record
+
+    corpus = load_corpus([str(ROOT / "data" / "rooms-names-train.txt")], recipe.data)
+    assert ckpt.meta["corpus"]["sha256"] == corpus_record(corpus, None)["sha256"]  # its text, wherever it was
+
+
+@pytest.mark.parametrize("name", sorted(NAMES_MODEL_ACCURACY))
+def test_the_names_model_scores_what_the_docs_say(cli, name):
+    import json
+
+    from conftest import ROOT
+
+    code, out, err = cli("eval", "-c", ROOT / "data" / "rooms-names.npz", "--cloze", ROOT / "data" / name,
+                         "--format", "json")
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["n"] == 1000 and report["accuracy"] >= NAMES_MODEL_ACCURACY[name]
