@@ -28,7 +28,8 @@ import numpy as np
 from . import config as config_mod
 from . import engine as engine_mod
 from . import model, trainstep
-from .data import make_batches, validation_streams
+from .data import make_batches
+from .heldout import validation_streams
 from .errors import ConfigError, DataError
 from .trainstate import TrainState
 

@@ -108,7 +108,9 @@ class TrainConfig:
     log_every: int = _doc(50, "steps between lines in metrics.jsonl")
     eval_every: int = _doc(500, "steps between validation passes (and best.npz updates)")
     save_every: int = _doc(500, "steps between writes of latest.npz")
-    val_max_chars: int = _doc(0, "validate on at most this many held-out characters; 0 means all")
+    val_max_chars: Optional[int] = _doc(None, "held-out characters each validation scores: null, all of them up to "
+                                              "256,000 and beyond that a fixed sample of 256,000 spread over them "
+                                              "(heldout.py); a number, a sample of at most that many; 0: all")
     cloze: Optional[str] = _doc(None, "a PROMPT<TAB>ANSWER file scored by greedy blank filling during training")
     cloze_every: int = _doc(0, "steps between cloze scorings; 0 scores at every validation")
     on_save_error: str = _choice("stop", ("stop", "continue"), "when a checkpoint cannot be written")
@@ -144,7 +146,7 @@ def _coerce(key, value, f):
     return _scalar(key, value, kind, choices)
 
 
-OPTIONAL = {Optional[float]: float, Optional[str]: str}
+OPTIONAL = {Optional[float]: float, Optional[str]: str, Optional[int]: int}
 TYPE_NAMES = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
 
 
@@ -261,7 +263,7 @@ def validate(config):
     for key, value in positive.items():
         if value < 1:
             raise ConfigError(f"{key} must be at least 1, not {value}")
-    if min(t.steps, t.val_max_chars, o.warmup, t.seed, d.curriculum_steps, t.cloze_every, t.workers) < 0:
+    if min(t.steps, t.val_max_chars or 0, o.warmup, t.seed, d.curriculum_steps, t.cloze_every, t.workers) < 0:
         raise ConfigError("train.steps, seed, val_max_chars, cloze_every, optim.warmup and "
                           "data.curriculum_steps cannot be negative")
     if d.mode == "lines" and d.window < 2:

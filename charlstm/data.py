@@ -332,15 +332,3 @@ def split_streams(ids, n_streams, min_len=2):
     bounds = np.linspace(0, len(ids), n + 1).astype(int)
     return [ids[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
 
-
-def validation_streams(corpus, cfg):
-    """Held-out text as the model is trained on it: contiguous streams, or one sequence per line."""
-    limit = cfg.train.val_max_chars
-    ids = corpus.val[:limit] if limit else corpus.val
-    if cfg.data.mode != "lines":
-        return split_streams(ids, cfg.data.val_streams)
-    newline = corpus.vocab.index["\n"]
-    ends = np.flatnonzero(ids == newline).tolist()
-    starts = [-1] + ends
-    return [np.concatenate([[newline], ids[a + 1 : b], [newline]]) for a, b in zip(starts, ends + [len(ids)])
-            if b > a + 1]

@@ -6,6 +6,7 @@ steps of the real model, workers included. Nothing is written: the steps train a
 """
 
 from . import config as config_mod
+from . import heldout
 from . import trainstep
 
 TIME_FOR = 1.0  # seconds of steps to time, after one untimed step (which allocates the buffers)
@@ -30,6 +31,7 @@ def report(trainer):
         "",
         f"corpus      {files} file{'s' * (files != 1)}: {len(corpus.train):,} characters for training, "
         f"{len(corpus.val):,} for validation, {held_out}",
+        validation(trainer),
         f"vocabulary  {len(corpus.vocab)} characters",
         f"model       {spec.cell.upper()}, {layers}: {params:,} parameters",
         f"steps       {cfg.train.steps:,}"
@@ -42,6 +44,19 @@ def report(trainer):
         f"run         {trainer.out} (nothing was created)",
     ]
     return lines
+
+
+def validation(trainer):
+    """The line that says how much of the held-out text each validation scores, and about how long it takes."""
+    cfg, streams = trainer.cfg, trainer.inputs.val_streams
+    held, scored = len(trainer.inputs.corpus.val), sum(max(len(s) - 1, 0) for s in streams)
+    if not scored:
+        return "validation  none (too little held-out text)"
+    seconds = heldout.seconds_to_score(trainer.engine, trainer.ts, streams, cfg.data.window)
+    what = ("all of it" if heldout.budget(cfg, held) >= held else
+            f"a fixed sample spread over the {held:,} held out (train.val_max_chars; 0 scores all)")
+    return (f"validation  {scored:,} characters scored every {cfg.train.eval_every:,} steps, {what}: about "
+            f"{_duration(seconds)} each")
 
 
 def time_steps(trainer):

@@ -18,6 +18,7 @@ class Reporter:
         self.loss, self.speed, self.val, self.cloze = math.nan, 0.0, math.nan, None  # shown on the bar
         self.started = time.monotonic()  # of the session, reset by begin()
         self.chars = 0  # characters trained on this session (targets that count, not padding)
+        self.aside = 0.0  # seconds of this session spent validating and scoring cloze, not training
         self.interval = Interval(self.started)
 
     def say(self, text):
@@ -32,6 +33,7 @@ class Reporter:
         """The loop starts at progress.step of total: open the bar, say what trains on what (train.Inputs)
         and, when it is not NumPy in this process, on which engine (its description)."""
         self.started = time.monotonic()
+        self.aside = 0.0
         self.interval = Interval(self.started)
         self.val = progress.last_val
         self.bar = progress_bar(total, progress.step, self.quiet, self.stream)
@@ -49,6 +51,13 @@ class Reporter:
         """A step is done: its figures go into the interval's means."""
         self.interval.add(loss, norm, chars)
         self.chars += chars
+
+    def set_aside(self, seconds):
+        """seconds spent validating or scoring cloze: left out of the training speeds (the interval's and
+        the summary's), which would otherwise fall with every validation, by more the larger the held-out
+        text."""
+        self.aside += seconds
+        self.interval.aside += seconds
 
     def log_interval(self, step, epoch, lr, elapsed):
         """The metrics.jsonl record of the steps since the last one (means, speed), also shown on the bar
@@ -101,25 +110,29 @@ class Reporter:
         """Say how the session ended, and return it as a dict: where the run is, how fast it went, the best."""
         p = progress
         seconds = time.monotonic() - self.started
-        speed = self.chars / seconds if seconds > 0 else 0.0
+        training = seconds - self.aside  # validation and cloze time left out of the speed
+        speed = self.chars / training if training > 0 else 0.0
         reason = {"time": "time budget reached", "signal": "stopped by signal"}.get(stopped_by, "done")
         summary = {"steps": p.step, "epoch": epoch, "session_steps": steps, "session_seconds": seconds,
-                   "chars_per_s": speed, "val_loss": p.last_val, "best_val": p.best_val, "best_step": p.best_step,
+                   "chars_per_s": speed, "validation_seconds": self.aside, "val_loss": p.last_val, "best_val": p.best_val, "best_step": p.best_step,
                    "run_dir": str(run_dir), "reason": reason}
         best = (f"best {p.best_val:.4f} at step {p.best_step}" if p.best_step >= 0
                 else f"no best.npz yet (it is kept from the validations every {eval_every} steps)")
         val = (f"val {p.last_val:.4f} nats/char ({p.last_val / math.log(2):.3f} bpc), {best}"
                if math.isfinite(p.last_val) else "no validation yet")
-        self.say(f"{reason}: step {p.step} (epoch {epoch:.2f}), {steps} steps in {hms(seconds)} at "
+        aside = f" ({hms(self.aside)} of it validating)" if self.aside >= 0.5 else ""
+        self.say(f"{reason}: step {p.step} (epoch {epoch:.2f}), {steps} steps in {hms(seconds)}{aside} at "
                  f"{speed:,.0f} chars/s; {val}; saved in {run_dir}")
         return summary
 
 
 class Interval:
-    """Running sums over the steps between two metrics.jsonl lines."""
+    """Running sums over the steps between two metrics.jsonl lines, and the seconds among them set aside
+    (validation, cloze), which the speed leaves out."""
 
     def __init__(self, start):
         self.start, self.loss, self.norm, self.steps, self.chars = start, 0.0, 0.0, 0, 0
+        self.aside = 0.0
 
     def add(self, loss, norm, chars):
         self.loss += loss
@@ -129,8 +142,9 @@ class Interval:
 
     def close(self, now):
         """(mean loss, mean gradient norm, characters per second); the sums start again from now."""
-        figures = (self.loss / self.steps, self.norm / self.steps, self.chars / max(now - self.start, 1e-9))
-        self.start, self.loss, self.norm, self.steps, self.chars = now, 0.0, 0.0, 0, 0
+        figures = (self.loss / self.steps, self.norm / self.steps,
+                   self.chars / max(now - self.start - self.aside, 1e-9))
+        self.start, self.loss, self.norm, self.steps, self.chars, self.aside = now, 0.0, 0.0, 0, 0, 0.0
         return figures
 
 

@@ -22,10 +22,10 @@ import time
 from dataclasses import dataclass
 from typing import Optional
 
-from . import autosize, checkpoint, evaluate, model
+from . import autosize, checkpoint, evaluate, heldout, model
 from . import config as config_mod
 from . import engine as engine_mod
-from .data import Corpus, load_corpus, make_batches, validation_streams
+from .data import Corpus, load_corpus, make_batches
 from .dropout import dropout_at
 from .errors import ConfigError, DataError, Interrupted, TrainingError
 from .optim import learning_rate
@@ -65,7 +65,7 @@ def read_inputs(cfg, sources, val_source, say, resumed=None):
         say(f"note: data.loss_pattern marks {emphasis.count:,} characters of the training text ({share:.1%}); "
             f"they weigh {emphasis.weight:g} in the training loss" + ("" if emphasis.count else
                                                                      ": the pattern matches nothing"))
-    val_streams = validation_streams(corpus, cfg)
+    val_streams = heldout.validation_streams(corpus, cfg)
     if not sum(len(s) - 1 for s in val_streams if len(s) >= 2):
         chars = len(corpus.val)
         if val_source is not None:  # an error, as `charlstm eval` makes it
@@ -84,8 +84,11 @@ def read_inputs(cfg, sources, val_source, say, resumed=None):
         say(f"note: curriculum until step {d.curriculum_steps:,}: training draws the shortest "
             f"{d.curriculum_start:.0%} of the lines first, widening to {reach}, so the training "
             f"loss starts well below the validation loss; that is expected, not overfitting")
-    scored = sum(len(s) for s in val_streams)
-    if scored > LARGE_VALIDATION:
+    scored = sum(max(len(s) - 1, 0) for s in val_streams)
+    sampled = heldout.describe(cfg, len(corpus.val), scored)
+    if sampled:
+        say(sampled)
+    elif scored > LARGE_VALIDATION:
         say(f"note: every validation scores all {scored:,} held-out characters; train.val_max_chars sets fewer")
     cloze = evaluate.read_cloze(cfg.train.cloze) if cfg.train.cloze else None
     info = RunInfo(cfg, corpus.vocab, record, batches.windows_per_epoch)
@@ -98,10 +101,15 @@ def rebatched(inputs, cfg):
     corpus, info = inputs.corpus, inputs.info
     batches = make_batches(corpus.train, corpus.vocab, cfg.data, cfg.train.seed)
     info = RunInfo(cfg, info.vocab, info.corpus, batches.windows_per_epoch)
-    return dataclasses.replace(inputs, batches=batches, val_streams=validation_streams(corpus, cfg), info=info)
+    return dataclasses.replace(inputs, batches=batches, val_streams=heldout.validation_streams(corpus, cfg), info=info)
 
 
 LARGE_VALIDATION = 10_000_000  # held-out characters worth a note: a validation this long takes minutes
+LONG_VALIDATION = 10.0  # seconds: a validation expected to take longer is announced with its duration
+
+
+def _minutes(seconds):
+    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.1f} minutes"
 
 
 class Trainer:
@@ -215,6 +223,7 @@ class Trainer:
         total, per_epoch = cfg.train.steps, batches.windows_per_epoch
         budget = config_mod.parse_duration(cfg.train.time_budget) if cfg.train.time_budget else None
         self.report.begin(self.spec, self.inputs, p, total, self.out, self.engine.described)
+        self._announce_validation()
         start, elapsed_before, steps, stopped_by = time.monotonic(), p.elapsed, 0, None
         try:
             while p.step < total:
@@ -291,22 +300,41 @@ class Trainer:
         save_best is False. final marks the validation of a stop in metrics.jsonl. Returns whether the
         loss is the lowest so far, or None when there is nothing to score."""
         p = self.ts.progress
+        began = time.monotonic()
         total, count = self.engine.score(self.ts, self.inputs.val_streams, self.cfg.data.window)
         self.inputs.corpus.release()
+        seconds = time.monotonic() - began
+        self.report.set_aside(seconds)
         if count == 0:
             return None
         improved = p.validated(total / count)
-        self.metrics.append(self.report.validated(p, self.cfg.train.steps, final))
+        self.metrics.append({**self.report.validated(p, self.cfg.train.steps, final), "val_seconds": round(seconds, 2)})
         if improved and save_best:
             self._save("best.npz")
         return improved
+
+    def _announce_validation(self):
+        """Before the first validation of a long held-out text (more than the default sample), say about
+        how long each will take, timed on its first windows: a validation that takes minutes should not
+        look like a stalled run."""
+        streams = self.inputs.val_streams
+        if sum(len(s) for s in streams) <= heldout.SAMPLE_CHARS or self.ts.progress.step >= self.cfg.train.steps:
+            return
+        seconds = heldout.seconds_to_score(self.engine, self.ts, streams, self.cfg.data.window)
+        if seconds >= LONG_VALIDATION:
+            scored = sum(max(len(s) - 1, 0) for s in streams)
+            self.report.say(f"note: each validation scores {scored:,} characters and will take about "
+                            f"{_minutes(seconds)} (every {self.cfg.train.eval_every:,} steps and at the end; "
+                            f"not counted in chars/s; train.val_max_chars sets fewer)")
 
     def _score_cloze(self):
         self.engine.pull(self.ts)
         if not self.main:  # its figure is rank 0's to report
             return
+        began = time.monotonic()
         accuracy, n, fills = evaluate.cloze(self.ts.model_params(), self.inputs.corpus.vocab, *self.inputs.cloze,
                                             unknown="skip", spec=self.spec)
+        self.report.set_aside(time.monotonic() - began)
         first = sum(f[:1] == a[:1] for f, a in zip(fills, self.inputs.cloze[1])) / n
         self.metrics.append(self.report.cloze_scored(self.ts.progress, self.cfg.train.steps, accuracy, n, first))
 

@@ -64,8 +64,12 @@ LONG_TEXT = 50_000  # characters: a shorter text scores in a second or two, with
 
 def _scoring_bar(total, quiet=False):
     """The progress bar of `charlstm eval` (characters scored, characters per second) on stderr: only on a
-    terminal, for a text of LONG_TEXT characters or more, and not with --quiet; None otherwise."""
-    if quiet or total < LONG_TEXT or not sys.stderr.isatty():
+    terminal, for a text of LONG_TEXT characters or more, and not with --quiet; None otherwise. A long
+    text is announced with its length on stderr first, terminal or not: it may take minutes."""
+    if quiet or total < LONG_TEXT:
+        return None
+    click.echo(f"scoring {total:,} characters", err=True)
+    if not sys.stderr.isatty():
         return None
     from tqdm import tqdm
 
