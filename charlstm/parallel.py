@@ -33,6 +33,31 @@ STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 BLOCKING = hasattr(signal, "pthread_sigmask")
 
 
+SHM_DIR = "/dev/shm"  # where Linux keeps POSIX shared memory (a tmpfs; Docker's default is 64 MB)
+SHM_SPARE = 1.25, 16 << 20  # room kept free besides the block: a quarter more, and 16 MB for everyone else
+
+
+def shm_free():
+    """Bytes free for shared memory, or None where there is no /dev/shm to ask (macOS). A block larger
+    than this is created all the same (tmpfs reserves nothing) and the first write past the space kills
+    the process with SIGBUS, so the space is checked before, never found out."""
+    try:
+        st = os.statvfs(SHM_DIR)
+    except OSError:
+        return None
+    return st.f_bavail * st.f_frsize
+
+
+def shm_shortfall(spec, batch, window, workers, dtype=np.float32):
+    """None when the shared block for these workers fits in /dev/shm with room to spare; otherwise
+    (bytes needed, bytes free)."""
+    free = shm_free()
+    need = Layout(spec, batch, window, workers, dtype).nbytes
+    if free is None or free >= need * SHM_SPARE[0] + SHM_SPARE[1]:
+        return None
+    return need, free
+
+
 def auto_workers(spec, batch):
     """Workers worth starting: one per core (two at most), for models big enough that a step outlasts
     the messages, with a batch that splits evenly."""

@@ -140,7 +140,7 @@ class Trainer:
         else:
             self.ts = TrainState.restore(ckpt, cfg)
             self.saved_step = self.ts.progress.step
-        self.engine = engine_mod.start(self.spec, cfg)
+        self.engine = engine_mod.start(self.spec, cfg, self.report.say)
         self.engine.adopt(self.ts)
 
     def _size_automatically(self):

@@ -127,3 +127,27 @@ def test_workers_end_quietly_when_the_main_process_stops_listening_mid_step(capf
         assert proc.exitcode == 0
     err = capfd.readouterr().err
     assert "Traceback" not in err and "Error" not in err, err
+
+
+def test_too_little_shared_memory_trains_in_one_process_with_a_note(cli, corpus, tmp_path, monkeypatch):
+    """Docker's /dev/shm is 64 MB: a block larger than the free space is created all the same and the first
+    write past it is a SIGBUS (issue 33). The space is checked first; one process trains instead, said."""
+    from charlstm import parallel
+
+    spec = model.Spec("lstm", 30, 512, 2)
+    need = parallel.Layout(spec, 64, 256, 2, np.float32).nbytes
+    monkeypatch.setattr(parallel, "shm_free", lambda: need)  # the block alone would fit, with no room to spare
+    assert parallel.shm_shortfall(spec, 64, 256, 2) == (need, need)
+    monkeypatch.setattr(parallel, "shm_free", lambda: 1 << 20)
+    started = []
+    monkeypatch.setattr(parallel.ParallelEngine, "__init__", lambda *a, **k: started.append(a))
+    code, _, err = cli("train", corpus, "--config", CONFIGS / "tiny.yaml", "--set", "train.workers=2",
+                       "--steps", 3, "--out", tmp_path / "run")
+    assert code == 0, err
+    assert not started
+    assert "note: /dev/shm has 1 MB free, too little for the" in err
+    assert "training in one process" in err
+    monkeypatch.setattr(parallel, "shm_free", lambda: None)  # no /dev/shm to ask (macOS): workers as asked
+    code, _, err = cli("train", corpus, "--config", CONFIGS / "tiny.yaml", "--set", "train.workers=2",
+                       "--steps", 3, "--out", tmp_path / "run2")
+    assert started and "/dev/shm" not in err
