@@ -1,0 +1,43 @@
+"""Ordinary but less common setups, tried as a new user would (issue 33): stdout that cannot be written,
+options that would do nothing, messages that must not mislead."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from conftest import ROOT
+
+CLOZE = ROOT / "data" / "rooms-cloze.tsv"
+WRITERS = [("sample", "-n", "5", "--seed", "1", "Mady"), ("eval", "--cloze", "cloze.tsv"),
+           ("inspect", "Mady"), ("corpus", "rooms", "--stories", "3")]
+
+
+def _charlstm(args, stdout, preexec_fn=None):
+    env = dict(os.environ)
+    env.pop("CHARLSTM_DEBUG", None)
+    return subprocess.run([sys.executable, "-m", "charlstm", *args], stdout=stdout, stderr=subprocess.PIPE,
+                          text=True, timeout=120, env=env, preexec_fn=preexec_fn)
+
+
+@pytest.fixture
+def cloze_file(tmp_path):
+    lines = CLOZE.read_text(encoding="utf-8").splitlines(keepends=True)[:3]
+    (tmp_path / "cloze.tsv").write_text("".join(lines), encoding="utf-8")
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
+@pytest.mark.parametrize("args", WRITERS, ids=lambda a: a[0])
+def test_a_full_disk_on_stdout_is_the_users_one_line_and_exit_1(args, cloze_file):
+    with open("/dev/full", "w") as full:
+        proc = _charlstm(args, full)
+    assert proc.returncode == 1, proc.stderr
+    assert proc.stderr == "error: cannot write to stdout: No space left on device\n"
+
+
+@pytest.mark.parametrize("args", WRITERS[1::2], ids=lambda a: a[0])
+def test_a_closed_stdout_fails_instead_of_writing_nothing(args, cloze_file):
+    proc = _charlstm(args, None, preexec_fn=lambda: os.close(1))
+    assert proc.returncode == 1, proc.stderr
+    assert proc.stderr == "error: cannot write to stdout: it is closed\n"
