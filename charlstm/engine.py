@@ -77,9 +77,6 @@ def start(spec, cfg, say=None):
     short = shm_shortfall(spec, batch, cfg.data.window, workers)
     if short is not None:
         if say is not None:
-            need, free = short
-            say(f"note: /dev/shm has {free / 2**20:.0f} MB free, too little for the {need / 2**20:.0f} MB that "
-                f"{workers} worker processes share: training in one process (docker run --shm-size=1g gives "
-                f"it more)")
+            say(f"note: {short}")
         return LocalEngine(spec)
     return ParallelEngine(spec, batch, cfg.data.window, workers)
