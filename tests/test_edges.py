@@ -7,7 +7,8 @@ import sys
 
 import pytest
 
-from conftest import ROOT
+from charlstm import checkpoint
+from conftest import CONFIGS, ROOT
 
 CLOZE = ROOT / "data" / "rooms-cloze.tsv"
 WRITERS = [("sample", "-n", "5", "--seed", "1", "Mady"), ("eval", "--cloze", "cloze.tsv"),
@@ -41,3 +42,21 @@ def test_a_closed_stdout_fails_instead_of_writing_nothing(args, cloze_file):
     proc = _charlstm(args, None, preexec_fn=lambda: os.close(1))
     assert proc.returncode == 1, proc.stderr
     assert proc.stderr == "error: cannot write to stdout: it is closed\n"
+
+
+@pytest.mark.parametrize("args, said", [(("--steps", "0"), "--steps 0 (train.steps) trains nothing"),
+                                        (("--time-budget", "0"), "--time-budget 0 (train.time_budget) leaves no time"),
+                                        (("--time-budget", "0m"), "--time-budget 0m (train.time_budget) leaves no"),
+                                        (("--set", "train.steps=0"), "--steps 0 (train.steps) trains nothing")])
+def test_a_run_that_cannot_train_a_step_is_refused_before_anything_is_created(cli, corpus, tmp_path, args, said):
+    code, out, err = cli("train", corpus, "--config", CONFIGS / "tiny.yaml", "--out", tmp_path / "run", *args)
+    assert code == 1 and err.startswith(f"error: {said}") and err.count("\n") == 1, err
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_resume_with_no_time_to_train_is_refused(cli, corpus, tmp_path):
+    run = tmp_path / "run"
+    assert cli("train", corpus, "--config", CONFIGS / "tiny.yaml", "--out", run, "--steps", "2", "-q")[0] == 0
+    code, _, err = cli("train", "--resume", run, "--steps", "4", "--time-budget", "0s")
+    assert code == 1 and "leaves no time to train a step" in err, err
+    assert checkpoint.load(run).step == 2
