@@ -60,3 +60,43 @@ def test_a_resume_with_no_time_to_train_is_refused(cli, corpus, tmp_path):
     code, _, err = cli("train", "--resume", run, "--steps", "4", "--time-budget", "0s")
     assert code == 1 and "leaves no time to train a step" in err, err
     assert checkpoint.load(run).step == 2
+
+
+def test_greedy_refuses_several_samples_and_notes_the_knobs_it_ignores(cli):
+    code, _, err = cli("sample", "--greedy", "--num-samples", "3", "Mady")
+    assert code == 2 and "--greedy gives the same text every time: --num-samples 3" in err, err
+    code, out, err = cli("sample", "--greedy", "-t", "0.5", "--top-p", "0.9", "-n", "3", "Mady")
+    assert code == 0, err
+    assert err == "note: --greedy always takes the likeliest character; -t, --top-p have no effect\n"
+    code, _, err = cli("sample", "--greedy", "-n", "3", "Mady")
+    assert code == 0 and err == "", err
+
+
+def test_an_empty_until_is_refused(cli):
+    code, _, err = cli("sample", "--until", ".", "--until", "", "Mady")
+    assert code == 2 and "--until '' matches everywhere" in err, err
+
+
+def test_ctrl_c_in_jsonl_keeps_what_was_generated(cli, monkeypatch):
+    """jsonl holds a record until its sample is done; a Ctrl-C wrote nothing of what was made (issue 33).
+    Now each sample of the batch goes out as far as it got, marked interrupted."""
+    import json
+
+    from charlstm import streams
+
+    step, calls = streams.Writer.step, []
+
+    def interrupted_at_the_tenth(self, *args):
+        calls.append(1)
+        if len(calls) == 10:
+            raise KeyboardInterrupt
+        return step(self, *args)
+
+    monkeypatch.setattr(streams.Writer, "step", interrupted_at_the_tenth)
+    code, out, err = cli("sample", "--format", "jsonl", "--num-samples", "2", "--seed", "3", "-n", "100", "Mady")
+    assert code == 130, err
+    records = [json.loads(line) for line in out.splitlines()]
+    assert [r["seed"] for r in records] == [3, 4]
+    for r in records:
+        assert r["interrupted"] is True and r["prompt"] == "Mady"
+        assert 0 < len(r["completion"]) <= 9 and r["text"] == "Mady" + r["completion"]
