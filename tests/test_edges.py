@@ -100,3 +100,34 @@ def test_ctrl_c_in_jsonl_keeps_what_was_generated(cli, monkeypatch):
     for r in records:
         assert r["interrupted"] is True and r["prompt"] == "Mady"
         assert 0 < len(r["completion"]) <= 9 and r["text"] == "Mady" + r["completion"]
+
+
+@pytest.mark.parametrize("command", ["eval", "inspect"])
+def test_eval_and_inspect_have_the_errors_option_their_advice_names(cli, tmp_path, monkeypatch, command):
+    """An invalid byte's message says "use --encoding ... or --errors replace"; eval and inspect had
+    neither --errors nor (inspect) --encoding (issue 33)."""
+    bad = tmp_path / "bad.txt"
+    bad.write_bytes(b"Mady said hi to Monica.\xff\n")
+    args = [command, *(["--color", "never", "-"] if command == "inspect" else [str(bad)])]
+    stdin = None
+    if command == "inspect":  # the cli fixture feeds text; inspect reads the raw bytes of stdin
+        import io
+
+        stdin = io.TextIOWrapper(io.BytesIO(bad.read_bytes()), encoding="latin-1")
+    run = _with_stdin(cli, stdin, monkeypatch)
+    code, _, err = run(*args)
+    assert code == 1 and "--errors replace to substitute U+FFFD" in err, err
+    code, out, err = run(*args, "--errors", "replace", "--unknown", "skip")
+    assert code == 0, err
+    assert "dropped characters not in the vocabulary: '\ufffd'" in err
+    code, out, err = run(*args, "--encoding", "latin-1", "--unknown", "skip")
+    assert code == 0 and "'ÿ'" in err, err
+
+
+def _with_stdin(cli, stream, monkeypatch):
+    def run(*args):
+        if stream is not None:
+            stream.seek(0)
+            monkeypatch.setattr(sys, "stdin", stream)
+        return cli(*args)
+    return run

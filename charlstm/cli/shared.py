@@ -14,6 +14,8 @@ CHECKPOINT_HELP = ("Checkpoint file, or a run directory (the one of its best.npz
                    "validation loss; a note says which when they differ) [default: the shipped rooms model].")
 UNKNOWN = click.Choice(["error", "skip"])
 UNKNOWN_HELP = "Characters missing from the model's vocabulary: stop, or drop them with a warning."
+ERRORS = click.Choice(["strict", "replace"])
+ERRORS_HELP = "Bytes invalid in the encoding: stop, or replace each by U+FFFD."
 COLOUR = click.Choice(["auto", "always", "never"])
 
 
