@@ -79,7 +79,7 @@ def score_files(params, vocab, files, encoding="utf-8", unknown="error", warn=No
     to score once the files are read, and returns a progress bar (an object with update(n) and close(),
     such as a tqdm bar) or None."""
     streams = []
-    for f in expand_sources(files):
+    for f in expand_sources(files, warn):
         text, _ = read_text([f], encoding, errors)
         streams.append(encode_text(vocab, text, unknown, warn, where="stdin" if f == "-" else f))
     bar = progress(sum(max(len(s) - 1, 0) for s in streams)) if progress is not None else None

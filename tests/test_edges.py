@@ -131,3 +131,21 @@ def _with_stdin(cli, stream, monkeypatch):
             monkeypatch.setattr(sys, "stdin", stream)
         return cli(*args)
     return run
+
+
+def test_binary_files_skipped_in_a_corpus_directory_are_noted(cli, tmp_path):
+    from conftest import make_text
+
+    notes = tmp_path / "notes"
+    (notes / "img").mkdir(parents=True)
+    (notes / "a.txt").write_text(make_text(), encoding="utf-8")
+    (notes / "img" / "x.png").write_bytes(b"\x89PNG\0\0\0")
+    (notes / "y.bin").write_bytes(b"\0\1\2")
+    code, _, err = cli("train", notes, "--config", CONFIGS / "tiny.yaml", "--steps", "1", "--out", tmp_path / "r")
+    assert code == 0, err
+    assert f"note: skipped 2 binary files (with NUL bytes) in {notes}, e.g. {notes / 'img' / 'x.png'}" in err
+
+
+def test_the_numbering_of_default_run_directories_is_in_train_help(cli):
+    code, out, _ = cli("train", "--help")
+    assert code == 0 and "runs/<corpus name>-2, -3 ... when that holds a run" in " ".join(out.split())
