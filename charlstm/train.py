@@ -126,7 +126,13 @@ class Trainer:
 
     def _setup(self):
         cfg = self.cfg
-        engine_mod.check(cfg.train)  # before a long read of the corpus
+        try:
+            engine_mod.check(cfg.train)  # before a long read of the corpus
+        except ConfigError as e:
+            if not (self.resume and cfg.train.engine == "torch"):
+                raise
+            raise ConfigError(f"{e}; or continue the run with NumPy: charlstm train --resume {self.out} "
+                              f"--engine numpy") from None
         ckpt = checkpoint.load(self.out / "latest.npz") if self.resume else None
         sources, val_source = self.sources, self.val_source
         if ckpt is not None:

@@ -149,3 +149,26 @@ def test_binary_files_skipped_in_a_corpus_directory_are_noted(cli, tmp_path):
 def test_the_numbering_of_default_run_directories_is_in_train_help(cli):
     code, out, _ = cli("train", "--help")
     assert code == 0 and "runs/<corpus name>-2, -3 ... when that holds a run" in " ".join(out.split())
+
+
+def test_a_torch_run_resumed_without_pytorch_names_the_command_that_works(cli, corpus, tmp_path, monkeypatch):
+    run = tmp_path / "run"
+    assert cli("train", corpus, "--config", CONFIGS / "tiny.yaml", "--out", run, "--steps", "2", "-q")[0] == 0
+    monkeypatch.setitem(sys.modules, "torch", None)  # as where PyTorch is not installed
+    code, _, err = cli("train", "--resume", run, "--steps", "3", "--engine", "torch")
+    assert code == 1 and err.startswith("error: the torch engine needs PyTorch"), err
+    assert err.rstrip().endswith(f"or continue the run with NumPy: charlstm train --resume {run} --engine numpy")
+    code, _, err = cli("train", "--resume", run, "--steps", "3", "--engine", "numpy", "-q")
+    assert code == 0, err
+
+
+def test_a_run_trained_from_stdin_says_how_to_resume_it(cli, tmp_path):
+    from conftest import make_text
+
+    run, text = tmp_path / "run", make_text()
+    assert cli("train", "-", "--config", CONFIGS / "tiny.yaml", "--out", run, "--steps", "2", "-q",
+               stdin=text)[0] == 0
+    code, _, err = cli("train", "--resume", run, "--steps", "3")
+    assert code == 1 and f"cat CORPUS | charlstm train - --resume {run}" in err, err
+    code, _, err = cli("train", "-", "--resume", run, "--steps", "3", "-q", stdin=text)
+    assert code == 0, err
