@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from charlstm import checkpoint
@@ -172,3 +173,25 @@ def test_a_run_trained_from_stdin_says_how_to_resume_it(cli, tmp_path):
     assert code == 1 and f"cat CORPUS | charlstm train - --resume {run}" in err, err
     code, _, err = cli("train", "-", "--resume", run, "--steps", "3", "-q", stdin=text)
     assert code == 0, err
+
+
+def _display_width(line):
+    import unicodedata
+
+    return sum(0 if unicodedata.combining(c) else 2 if unicodedata.east_asian_width(c) in "WF" else 1
+               for c in line)
+
+
+@pytest.mark.parametrize("width", [7, 100])
+def test_inspect_lines_up_wide_and_combining_characters(width):
+    """Terminal inspect drew one block per character: under a CJK character (two columns) or after a
+    combining mark (none) the bars drifted from their characters (issue 33)."""
+    from charlstm import inspection
+
+    text = "日本語 cafe\u0301 ok\tＡ!"
+    values = np.arange(len(text), dtype=float)
+    lines = inspection.render_terminal(text, [("surprisal", values, "bits")], "none", width)
+    body = lines[1:-1]
+    assert len(body) >= 2 and len(body) % 2 == 0
+    for shown, bars in zip(body[::2], body[1::2]):
+        assert _display_width(shown) == _display_width(bars) == len(bars) <= width, (shown, bars)
