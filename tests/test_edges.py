@@ -195,3 +195,21 @@ def test_inspect_lines_up_wide_and_combining_characters(width):
     assert len(body) >= 2 and len(body) % 2 == 0
     for shown, bars in zip(body[::2], body[1::2]):
         assert _display_width(shown) == _display_width(bars) == len(bars) <= width, (shown, bars)
+
+
+def test_a_validation_loss_rising_three_times_in_a_row_is_a_warning_naming_the_best(cli, corpus, tmp_path,
+                                                                                    monkeypatch):
+    """On a tiny text the model chosen for a budget overfits; it ran on with the validation loss rising and
+    said nothing (issue 33)."""
+    from charlstm import numpyengine
+
+    losses = iter([2.0, 1.5, 1.6, 1.7, 1.4, 1.5, 1.6, 1.8, 1.9])
+    monkeypatch.setattr(numpyengine.NumpyEngine, "score", lambda self, ts, streams, window: (next(losses), 1))
+    code, _, err = cli("train", corpus, "--config", CONFIGS / "tiny.yaml", "--out", tmp_path / "run", "--steps", "9",
+                       "--set", "train.eval_every=1")
+    assert code == 0, err
+    warnings = [line for line in err.splitlines() if line.startswith("warning: the validation loss has risen")]
+    assert warnings == ["warning: the validation loss has risen 3 validations in a row, to 1.8000 at step 8: the "
+                        "model is learning the training text by heart (overfitting); best.npz holds step 5, "
+                        "validation loss 1.4000 (a smaller model, more dropout or more text would do better)"]
+    assert checkpoint.read(tmp_path / "run" / "best.npz")[1]["step"] == 5
