@@ -69,7 +69,7 @@ ASCII_CODES = np.array([9, 10, *range(32, 127)])  # tab, newline, the printable 
 def load_corpus(sources, data_config, val_source=None, say=None):
     """Read, build the vocabulary over everything read, split off validation text. say: where a note
     goes (a large corpus being encoded, encoded.py)."""
-    files = expand_sources(sources)
+    files = expand_sources(sources, say)
     text = read_part(files, data_config, say)
     if not len(text):
         raise DataError(f"the corpus is empty ({', '.join(files)})")

@@ -59,17 +59,24 @@ def check(train_config):
                           f"across processes: add --engine torch")
 
 
-def start(spec, cfg):
-    """The engine cfg.train names, for a batch of cfg.data.batch streams of cfg.data.window characters."""
+def start(spec, cfg, say=None):
+    """The engine cfg.train names, for a batch of cfg.data.batch streams of cfg.data.window characters.
+    Worker processes need shared memory; where /dev/shm is too small for it (a container's 64 MB), one
+    process trains instead, and say (if given) is told why."""
     if cfg.train.engine == "torch":
         from .torchengine import TorchEngine
 
         return TorchEngine(spec, cfg)
-    from .parallel import ParallelEngine, auto_workers
+    from .parallel import ParallelEngine, auto_workers, shm_shortfall
 
     batch, workers = cfg.data.batch, cfg.train.workers or auto_workers(spec, cfg.data.batch)
     if workers <= 1:
         return LocalEngine(spec)
     if workers > batch:
         raise ConfigError(f"train.workers {workers} is more than data.batch {batch}")
+    short = shm_shortfall(spec, batch, cfg.data.window, workers)
+    if short is not None:
+        if say is not None:
+            say(f"note: {short}")
+        return LocalEngine(spec)
     return ParallelEngine(spec, batch, cfg.data.window, workers)

@@ -73,14 +73,14 @@ def _score_group(forward, streams, window, on_scored, dtype):
 
 
 def score_files(params, vocab, files, encoding="utf-8", unknown="error", warn=None, window=256, progress=None,
-                spec=None):
+                spec=None, errors="strict"):
     """`charlstm eval FILES`: every file (or directory of files, or - for stdin) one stream from the zero
     state; returns the metrics dict. progress(total), if given, is called with the number of characters
     to score once the files are read, and returns a progress bar (an object with update(n) and close(),
     such as a tqdm bar) or None."""
     streams = []
-    for f in expand_sources(files):
-        text, _ = read_text([f], encoding)
+    for f in expand_sources(files, warn):
+        text, _ = read_text([f], encoding, errors)
         streams.append(encode_text(vocab, text, unknown, warn, where="stdin" if f == "-" else f))
     bar = progress(sum(max(len(s) - 1, 0) for s in streams)) if progress is not None else None
     try:
@@ -112,10 +112,10 @@ def metrics(total_nll, count):
             "perplexity": math.exp(nats) if count else float("nan")}
 
 
-def read_cloze(path):
+def read_cloze(path, encoding="utf-8", errors="strict"):
     """PROMPT<TAB>ANSWER lines -> (prompts, answers). Blank lines are skipped; anything else malformed
     is a DataError naming the line."""
-    text = decode(read_bytes(path), "stdin" if path == "-" else path)
+    text = decode(read_bytes(path), "stdin" if path == "-" else path, encoding, errors)
     prompts, answers = [], []
     for n, line in enumerate(text.splitlines(), 1):
         if not line.strip():

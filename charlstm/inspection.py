@@ -19,6 +19,7 @@ import json
 import math
 import pathlib
 import shutil
+import unicodedata
 
 import numpy as np
 
@@ -172,7 +173,30 @@ def _visible(ch):
         return "↵"
     if ch == "\t":
         return "→"
-    return "·" if ord(ch) < 32 or ord(ch) == 127 else ch
+    if ord(ch) < 32 or ord(ch) == 127:
+        return "·"
+    if unicodedata.combining(ch):
+        return "◌" + ch  # on a dotted circle: a column of its own, as under its bar
+    return ch
+
+
+def _columns(shown):
+    """Terminal columns a drawn character takes: 2 for wide (CJK, east_asian_width W or F), else 1 (a
+    combining mark is drawn on a dotted circle)."""
+    return 2 if unicodedata.east_asian_width(shown[0]) in "WF" else 1
+
+
+def _wrapped(shown, width):
+    """Ranges of character indices, each filling at most `width` terminal columns."""
+    start, used = 0, 0
+    for i, s in enumerate(shown):
+        w = _columns(s)
+        if used + w > width and i > start:
+            yield range(start, i)
+            start, used = i, 0
+        used += w
+    if start < len(shown):
+        yield range(start, len(shown))
 
 
 BLOCKS = " ▁▂▃▄▅▆▇█"
@@ -188,11 +212,10 @@ def render_terminal(text, rows, colour_mode="ansi256", width=None):
     for label, values, kind in rows:
         low, high = scale(values, kind)
         lines.append(f"{label}  {legend(low, high, kind, colour_mode)}")
-        for start in range(0, len(shown), width):
-            chunk = range(start, min(start + width, len(shown)))
+        for chunk in _wrapped(shown, width):  # by terminal columns: a wide character takes two
             if colour_mode == "none":
                 lines.append("".join(shown[i] for i in chunk))
-                lines.append("".join(_block(values[i], low, high) for i in chunk))
+                lines.append("".join(_block(values[i], low, high) * _columns(shown[i]) for i in chunk))
             else:
                 truecolor = colour_mode == "truecolor"
                 lines.append("".join(_ansi_bg(colour(values[i], low, high, kind), truecolor) + "\x1b[30m" + shown[i]

@@ -29,6 +29,7 @@ def prepare(corpus, config_path=None, out=None, resume=None, flags=None, overrid
     say = None if quiet else (lambda text: print(text, file=sys.stderr, flush=True))
     if resume:
         cfg = resume_config(resume, mapping, say)
+        check_trains(cfg)
         saved = config_mod.to_dict(cfg)
         saved["train"].pop("time_budget")  # one session's: not the run's
         origins = config_mod.origins([(f"the run ({resume})", saved), ("flag", flag_map), ("--set", set_map)])
@@ -51,6 +52,7 @@ def prepare(corpus, config_path=None, out=None, resume=None, flags=None, overrid
     for label, layer in layers:
         config_mod.update(cfg, layer, source=label, check=False)
     config_mod.validate(cfg)
+    check_trains(cfg)
     if cfg.train.cloze:
         cfg.train.cloze = os.path.abspath(cfg.train.cloze)  # a resumed run may start elsewhere
     if cfg.model.init_from:
@@ -59,6 +61,16 @@ def prepare(corpus, config_path=None, out=None, resume=None, flags=None, overrid
             raise ConfigError(f"model.init_from: no checkpoint or run directory at {cfg.model.init_from}")
     return Trainer(cfg, corpus, out or default_run_dir(corpus, name=run_name), val_source=val, quiet=quiet,
                    force=force, origins=config_mod.origins(layers))
+
+
+def check_trains(cfg):
+    """A run that cannot train a step is refused before anything is created: train.steps 0, or a time
+    budget of nothing, would write a run directory of an untrained model and exit 0."""
+    if cfg.train.steps == 0:
+        raise ConfigError("--steps 0 (train.steps) trains nothing; give at least 1 step")
+    if cfg.train.time_budget is not None and config_mod.parse_duration(cfg.train.time_budget) == 0:
+        raise ConfigError(f"--time-budget {cfg.train.time_budget} (train.time_budget) leaves no time to train a "
+                          f"step; give a duration such as 90s or 10m, or none to train train.steps steps")
 
 
 def resume_config(run_dir, overrides, say=None):

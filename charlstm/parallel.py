@@ -19,6 +19,11 @@ import signal
 import traceback
 from multiprocessing import shared_memory
 
+try:
+    import resource  # POSIX only
+except ImportError:
+    resource = None
+
 import numpy as np
 
 from . import model
@@ -31,6 +36,39 @@ from .workspace import Workspace
 BLAS_ENV = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 BLOCKING = hasattr(signal, "pthread_sigmask")
+
+
+SHM_DIR = "/dev/shm"  # where Linux keeps POSIX shared memory (a tmpfs; Docker's default is 64 MB)
+SHM_SPARE = 1.25, 16 << 20  # room kept free besides the block: a quarter more, and 16 MB for everyone else
+
+
+def shm_free():
+    """(bytes free for shared memory, what limits it), or None where there is nothing to ask (no
+    /dev/shm, as on macOS). A block larger than the free space is created all the same (tmpfs reserves
+    nothing) and the first write past the space kills the process with SIGBUS; one larger than the file
+    size limit (ulimit -f) fails to be created with EFBIG, and Python's resource tracker then prints a
+    traceback of its own. So the space is checked before, never found out."""
+    try:
+        st = os.statvfs(SHM_DIR)
+    except OSError:
+        return None
+    free = st.f_bavail * st.f_frsize
+    where = f"{SHM_DIR} has {free / 2**20:.0f} MB free (docker run --shm-size=1g gives it more)"
+    limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0] if resource is not None else -1
+    if 0 <= limit < free:  # RLIM_INFINITY is -1
+        free, where = limit, f"the file size limit (ulimit -f) is {limit / 2**20:.0f} MB"
+    return free, where
+
+
+def shm_shortfall(spec, batch, window, workers, dtype=np.float32):
+    """None when the shared block for these workers fits in /dev/shm with room to spare; otherwise a note
+    that says what is short."""
+    found = shm_free()
+    need = Layout(spec, batch, window, workers, dtype).nbytes
+    if found is None or found[0] >= need * SHM_SPARE[0] + SHM_SPARE[1]:
+        return None
+    return (f"too little shared memory for the {need / 2**20:.0f} MB that {workers} worker processes share: "
+            f"{found[1]}; training in one process")
 
 
 def auto_workers(spec, batch):

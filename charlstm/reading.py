@@ -56,9 +56,9 @@ def invalid_byte(name, encoding, byte, offset, line):
                      f"use --encoding to name the right encoding or --errors replace to substitute U+FFFD")
 
 
-def expand_sources(sources):
+def expand_sources(sources, say=None):
     """Files as given; a directory becomes its text files (recursively, sorted by path, hidden entries and
-    files with NUL bytes skipped); "-" stays "-"."""
+    files with NUL bytes skipped, which say, if given, is told: how many, and one of them); "-" stays "-"."""
     files = []
     for source in sources:
         if source != "-" and os.path.isdir(source):
@@ -69,6 +69,10 @@ def expand_sources(sources):
             text_files = [p for p in sorted(found) if _looks_like_text(p)]
             if not text_files:
                 raise DataError(f"directory {source} holds no text files")
+            skipped = sorted(set(found) - set(text_files))
+            if skipped and say is not None:
+                say(f"note: skipped {len(skipped)} binary file{'s' * (len(skipped) > 1)} (with NUL bytes) in "
+                    f"{source}, e.g. {skipped[0]}")
             files += text_files
         else:
             files.append(source)

@@ -99,6 +99,7 @@ class Writer:
     def step(self, chosen, keep, done, logprob):
         """After each generated character: stream the head's, and write whatever has finished in order."""
         newline = False
+        self.logprob = logprob  # (B,) so far: what an interrupted jsonl record reports
         if self.fmt == "text" and not self.opened:  # the first step: the prompts were good, start writing
             self._open()
         if self.held is not None:
@@ -122,9 +123,29 @@ class Writer:
             self._close(logprob[self.head])
         self.flush()
 
+    def interrupted(self):
+        """Ctrl-C: in jsonl, write the samples of the batch not yet written, as far as they got, each
+        marked "interrupted" (in text format the head went out as it came; the others are lost)."""
+        if self.fmt != "jsonl" or self.held is None or getattr(self, "logprob", None) is None:
+            return
+        for h in range(self.head, len(self.requests)):
+            self._record(h, self.logprob[h], interrupted=True)
+        self.flush()
+
     def flush(self):
         self.out.flush()
         self.unflushed, self.flushed_at = False, self.clock()
+
+    def _record(self, h, logprob, interrupted=False):
+        """jsonl: the record of sample h of the batch."""
+        r = self.requests[h]
+        res = result(r, self.held.text(h), float(logprob))
+        self.held.drop(h)
+        record = {"prompt": res.prompt, "completion": res.completion, "text": res.text, "logprob": res.logprob,
+                  "seed": sample_seed(self.seed, r)}
+        if interrupted:
+            record["interrupted"] = True
+        self.out.write(json.dumps(record, ensure_ascii=False) + "\n")
 
     def _open(self):
         """Text format: start writing the head: the separator, its prompt (the text before a blank) and
@@ -141,11 +162,7 @@ class Writer:
         """The head is done: end it, and open the next."""
         r = self.requests[self.head]
         if self.fmt == "jsonl":
-            res = result(r, self.held.text(self.head), float(logprob))
-            self.held.drop(self.head)
-            record = {"prompt": res.prompt, "completion": res.completion, "text": res.text, "logprob": res.logprob,
-                      "seed": sample_seed(self.seed, r)}
-            self.out.write(json.dumps(record, ensure_ascii=False) + "\n")
+            self._record(self.head, logprob)
         else:
             self.out.write((r.suffix or "") + "\n")
         self.written += 1

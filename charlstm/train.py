@@ -104,6 +104,7 @@ def rebatched(inputs, cfg):
     return dataclasses.replace(inputs, batches=batches, val_streams=heldout.validation_streams(corpus, cfg), info=info)
 
 
+RISES_TO_WARN = 3  # validations in a row each with a higher loss than the one before: said, once a streak
 LARGE_VALIDATION = 10_000_000  # held-out characters worth a note: a validation this long takes minutes
 LONG_VALIDATION = 10.0  # seconds: a validation expected to take longer is announced with its duration
 
@@ -131,10 +132,17 @@ class Trainer:
         self.engine = None  # what computes the steps (engine.py), while a session runs
         self.saved_step = None  # the step latest.npz holds, once known
         self.run_dir = None  # the RunDirectory (a Follower on torchrun's other ranks), while run() holds it
+        self.rises = 0  # validations in a row whose loss rose: overfitting, once there are RISES_TO_WARN
 
     def _setup(self):
         cfg = self.cfg
-        engine_mod.check(cfg.train)  # before a long read of the corpus
+        try:
+            engine_mod.check(cfg.train)  # before a long read of the corpus
+        except ConfigError as e:
+            if not (self.resume and cfg.train.engine == "torch"):
+                raise
+            raise ConfigError(f"{e}; or continue the run with NumPy: charlstm train --resume {self.out} "
+                              f"--engine numpy") from None
         ckpt = checkpoint.load(self.out / "latest.npz") if self.resume else None
         sources, val_source = self.sources, self.val_source
         if ckpt is not None:
@@ -148,7 +156,7 @@ class Trainer:
         else:
             self.ts = TrainState.restore(ckpt, cfg)
             self.saved_step = self.ts.progress.step
-        self.engine = engine_mod.start(self.spec, cfg)
+        self.engine = engine_mod.start(self.spec, cfg, self.report.say)
         self.engine.adopt(self.ts)
 
     def _size_automatically(self):
@@ -307,8 +315,15 @@ class Trainer:
         self.report.set_aside(seconds)
         if count == 0:
             return None
+        before = p.last_val  # NaN before the first validation
         improved = p.validated(total / count)
         self.metrics.append({**self.report.validated(p, self.cfg.train.steps, final), "val_seconds": round(seconds, 2)})
+        self.rises = self.rises + 1 if p.last_val > before else 0
+        if self.rises == RISES_TO_WARN:
+            self.report.say(f"warning: the validation loss has risen {RISES_TO_WARN} validations in a row, to "
+                            f"{p.last_val:.4f} at step {p.step:,}: the model is learning the training text by "
+                            f"heart (overfitting); best.npz holds step {p.best_step:,}, validation loss "
+                            f"{p.best_val:.4f} (a smaller model, more dropout or more text would do better)")
         if improved and save_best:
             self._save("best.npz")
         return improved

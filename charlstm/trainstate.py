@@ -91,7 +91,9 @@ def recorded_sources(ckpt, sources, val_source):
     if not sources:
         sources = recorded.get("files") or []
         if not sources or "-" in sources:
-            raise CharlstmError(f"{ckpt.path.parent} was trained on stdin; give the corpus again to resume")
+            run = ckpt.path.parent
+            raise CharlstmError(f"{run} was trained on stdin; give the corpus again to resume, on stdin: "
+                                f"cat CORPUS | charlstm train - --resume {run}")
     return sources, recorded.get("val_file") if val_source is None else val_source
 
 

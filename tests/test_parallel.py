@@ -127,3 +127,49 @@ def test_workers_end_quietly_when_the_main_process_stops_listening_mid_step(capf
         assert proc.exitcode == 0
     err = capfd.readouterr().err
     assert "Traceback" not in err and "Error" not in err, err
+
+
+def test_too_little_shared_memory_trains_in_one_process_with_a_note(cli, corpus, tmp_path, monkeypatch):
+    """Docker's /dev/shm is 64 MB: a block larger than the free space is created all the same and the first
+    write past it is a SIGBUS (issue 33). The space is checked first; one process trains instead, said."""
+    from charlstm import parallel
+
+    spec = model.Spec("lstm", 30, 512, 2)
+    need = parallel.Layout(spec, 64, 256, 2, np.float32).nbytes
+    monkeypatch.setattr(parallel, "shm_free", lambda: (need, "it"))  # the block alone fits, with no room to spare
+    assert parallel.shm_shortfall(spec, 64, 256, 2).startswith("too little shared memory")
+    monkeypatch.setattr(parallel, "shm_free", lambda: (1 << 20, "/dev/shm has 1 MB free"))
+    started = []
+    monkeypatch.setattr(parallel.ParallelEngine, "__init__", lambda *a, **k: started.append(a))
+    code, _, err = cli("train", corpus, "--config", CONFIGS / "tiny.yaml", "--set", "train.workers=2",
+                       "--steps", 3, "--out", tmp_path / "run")
+    assert code == 0, err
+    assert not started
+    assert "note: too little shared memory for the" in err
+    assert "/dev/shm has 1 MB free; training in one process" in err
+    monkeypatch.setattr(parallel, "shm_free", lambda: None)  # no /dev/shm to ask (macOS): workers as asked
+    code, _, err = cli("train", corpus, "--config", CONFIGS / "tiny.yaml", "--set", "train.workers=2",
+                       "--steps", 3, "--out", tmp_path / "run2")
+    assert started and "/dev/shm" not in err
+
+
+def test_a_file_size_limit_counts_as_too_little_shared_memory(cli, corpus, tmp_path):
+    """A block of shared memory is a file: over `ulimit -f` it cannot be created (EFBIG), and Python's
+    resource tracker printed a traceback on top of an internal error (issue 33). The limit is checked
+    first, in a real process under a real limit; the checkpoint write that then fails is one line."""
+    import resource
+
+    def limited():
+        resource.setrlimit(resource.RLIMIT_FSIZE, (4 << 20, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
+
+    env = dict(os.environ)
+    env.pop("CHARLSTM_DEBUG", None)
+    proc = subprocess.run([sys.executable, "-m", "charlstm", "train", str(corpus), "--steps", "2", "--out",
+                           str(tmp_path / "run"), "--set", "model.hidden=512", "--set", "train.workers=2",
+                           "--set", "data.batch=32"], capture_output=True, text=True, timeout=300, env=env,
+                          preexec_fn=limited)
+    assert "the file size limit (ulimit -f) is 4 MB; training in one process" in proc.stderr
+    assert proc.returncode == 1, proc.stderr
+    assert proc.stderr.splitlines()[-1].startswith("error: could not write ")
+    assert "File too large" in proc.stderr and "Traceback" not in proc.stderr and "internal" not in proc.stderr
+    assert not (tmp_path / "run").exists()

@@ -369,10 +369,11 @@ def test_force_leaves_nothing_of_the_old_run(cli, corpus, tmp_path):
     run = tmp_path / "run"
     cli("train", corpus, "--config", TINY, "--out", run, "-q")
     assert (run / "best.npz").exists()
-    code, _, err = cli("train", corpus, "--config", TINY, "--out", run, "-q", "--force", "--time-budget", "0")
+    code, _, err = cli("train", corpus, "--config", TINY, "--out", run, "-q", "--force", "--steps", "1")
     assert code == 0, err
-    assert not (run / "best.npz").exists()  # stopped before any step: no validation, so no best
-    assert checkpoint.load(run).step == 0  # -c RUN_DIR finds latest.npz, not the old run's best.npz
+    assert checkpoint.read(run / "best.npz")[1]["step"] == 1  # the new run's, validated at its one step
+    assert checkpoint.load(run).step == 1
+    assert [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines()] == [1, 1]
 
 
 def test_resume_keeps_what_shapes_state_and_randomness(cli, corpus, tmp_path):

@@ -9,7 +9,7 @@ import sys
 
 import click
 
-from .shared import CHECKPOINT_HELP, UNKNOWN, UNKNOWN_HELP, load_checkpoint, warn
+from .shared import CHECKPOINT_HELP, ERRORS, ERRORS_HELP, UNKNOWN, UNKNOWN_HELP, load_checkpoint, warn
 
 
 @click.command("eval")
@@ -20,11 +20,12 @@ from .shared import CHECKPOINT_HELP, UNKNOWN, UNKNOWN_HELP, load_checkpoint, war
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @click.option("--verbose", "-v", is_flag=True, help="With --cloze: list every line's answer and the model's.")
 @click.option("--unknown", type=UNKNOWN, default="error", show_default=True, help=UNKNOWN_HELP)
-@click.option("--encoding", default="utf-8", show_default=True)
+@click.option("--encoding", default="utf-8", show_default=True, help="Text encoding of FILES and the --cloze file.")
+@click.option("--errors", type=ERRORS, default="strict", show_default=True, help=ERRORS_HELP)
 @click.option("--window", default=256, show_default=True, type=click.IntRange(min=1),
               help="Characters per forward pass (speed and memory only; the score is the same).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar or warnings; errors only.")
-def eval_(files, ckpt_path, cloze_path, fmt, verbose, unknown, encoding, window, quiet):
+def eval_(files, ckpt_path, cloze_path, fmt, verbose, unknown, encoding, errors, window, quiet):
     """Score FILES (or stdin, -): cross-entropy, bits per character, perplexity.
 
     The state starts at zero and is carried through each whole file (files run as parallel
@@ -44,9 +45,9 @@ def eval_(files, ckpt_path, cloze_path, fmt, verbose, unknown, encoding, window,
     if files:
         progress = functools.partial(_scoring_bar, quiet=quiet)
         report.update(evaluate.score_files(ckpt.params, ckpt.vocab, files, encoding, unknown, warnings, window,
-                                           progress, ckpt.spec))
+                                           progress, ckpt.spec, errors))
     if cloze_path:
-        prompts, answers = evaluate.read_cloze(cloze_path)
+        prompts, answers = evaluate.read_cloze(cloze_path, encoding, errors)
         accuracy, n, fills = evaluate.cloze(ckpt.params, ckpt.vocab, prompts, answers, unknown, warnings, ckpt.spec)
         report.update({"accuracy": accuracy, "n": n})
         if verbose:

@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from .shared import CHECKPOINT_HELP, COLOUR, UNKNOWN, UNKNOWN_HELP, load_checkpoint, use_colour, warn
+from .shared import CHECKPOINT_HELP, COLOUR, ERRORS, ERRORS_HELP, UNKNOWN, UNKNOWN_HELP, load_checkpoint, use_colour, warn
 
 
 @click.command()
@@ -25,7 +25,9 @@ from .shared import CHECKPOINT_HELP, COLOUR, UNKNOWN, UNKNOWN_HELP, load_checkpo
               help="auto: colours on a terminal unless NO_COLOR is set.")
 @click.option("--width", type=click.IntRange(min=10), help="Wrap at this many characters [default: the terminal's].")
 @click.option("--unknown", type=UNKNOWN, default="error", show_default=True, help=UNKNOWN_HELP)
-def inspect(text, ckpt_path, show, top, html_path, color, width, unknown):
+@click.option("--encoding", default="utf-8", show_default=True, help="Text encoding of stdin.")
+@click.option("--errors", type=ERRORS, default="strict", show_default=True, help=ERRORS_HELP)
+def inspect(text, ckpt_path, show, top, html_path, color, width, unknown, encoding, errors):
     """Show, character by character, what the model expects and what its gates and memory do.
 
     \b
@@ -42,7 +44,7 @@ def inspect(text, ckpt_path, show, top, html_path, color, width, unknown):
     if text is None or text == "-":
         if text is None and sys.stdin.isatty():
             raise click.UsageError("give a TEXT to inspect, or - to read it from stdin")
-        text = decode(sys.stdin.buffer.read(), "stdin")
+        text = decode(sys.stdin.buffer.read(), "stdin", encoding, errors)
     check_text(text, "the text to inspect")
     text, traced = inspection.run(ckpt, text, unknown, warn)
     if html_path:

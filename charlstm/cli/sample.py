@@ -20,14 +20,18 @@ from .shared import CHECKPOINT_HELP, UNKNOWN, UNKNOWN_HELP, FiniteFloat, load_ch
 @click.option("--top-k", default=0, type=click.IntRange(min=0), help="Sample among the K likeliest characters (0: all).")
 @click.option("--top-p", default=1.0, type=FiniteFloat(0, 1, min_open=True),
               help="Sample among the likeliest characters holding probability P.")
-@click.option("--greedy", is_flag=True, help="Always take the likeliest character.")
+@click.option("--greedy", is_flag=True,
+              help="Always take the likeliest character (so -t, --top-k and --top-p do nothing, and "
+                   "--num-samples above 1 is refused).")
 @click.option("--seed", type=click.IntRange(min=0),
               help="Sample i (from 0, over all prompts and samples) uses seed SEED+i [default: random; jsonl "
                    "shows each sample's seed].")
-@click.option("--until", multiple=True, metavar="STR", help="Stop after the first occurrence of STR (repeatable).")
+@click.option("--until", multiple=True, metavar="STR",
+              help="Stop after the first occurrence of STR (repeatable; not empty).")
 @click.option("--num-samples", default=1, show_default=True, type=click.IntRange(min=1), help="Samples per prompt.")
 @click.option("--format", "fmt", type=click.Choice(["text", "jsonl"]), default="text", show_default=True,
-              help="jsonl: one object per sample with prompt, completion, text, logprob and seed.")
+              help="jsonl: one object per sample with prompt, completion, text, logprob and seed (and "
+                   "\"interrupted\": true for those Ctrl-C cut short).")
 @click.option("--separator", metavar="STR",
               help="Text format: written between two samples, after the first one's newline; \\n and \\t "
                    "are understood [default: \\n, a blank line; prompts from stdin: nothing].")
@@ -66,6 +70,7 @@ def sample(prompts, ckpt_path, length, temperature, top_k, top_p, greedy, seed, 
     from ..errors import DataError
     from ..streams import Writer, prompt_batches
 
+    _check_choices(greedy, temperature, top_k, top_p, num_samples, until)
     ckpt = load_checkpoint(ckpt_path)
     for n, p in enumerate(prompts, 1):
         check_text(p, f"prompt {n}")
@@ -84,11 +89,32 @@ def sample(prompts, ckpt_path, length, temperature, top_k, top_p, greedy, seed, 
     else:
         batches = [list(prompts) or [""]]
     writer = Writer(sys.stdout, ckpt.vocab, fmt, _unescape(separator), seed, tty=sys.stdout.isatty())
-    n = sample_mod.complete(ckpt.params, ckpt.vocab, batches, options, seed, num_samples, batch, writer, warn,
-                           ckpt.spec)
+    try:
+        n = sample_mod.complete(ckpt.params, ckpt.vocab, batches, options, seed, num_samples, batch, writer, warn,
+                               ckpt.spec)
+    except KeyboardInterrupt:
+        writer.interrupted()  # jsonl holds records until they are done: keep what was made
+        raise
     if n == 0:
         why = "" if prompts else " (it is not a terminal, so prompts are read from it, one per line)"
         raise DataError(f"no prompt: stdin was empty{why}; give a prompt as an argument, '' for none")
+
+
+def _check_choices(greedy, temperature, top_k, top_p, num_samples, until):
+    """Options that would do nothing: refused when the result would mislead (--num-samples with --greedy
+    gives the same text N times; --until '' would match at once), a note when they are only ignored."""
+    if "" in until:
+        raise click.UsageError("--until '' matches everywhere; give the text to stop after, e.g. --until '.'")
+    if not greedy:
+        return
+    if num_samples > 1:
+        raise click.UsageError(f"--greedy gives the same text every time: --num-samples {num_samples} would "
+                               f"repeat it; leave out one of them")
+    ignored = [name for name, given in (("-t", temperature != 1.0), ("--top-k", top_k != 0),
+                                        ("--top-p", top_p != 1.0)) if given]
+    if ignored:
+        warn(f"note: --greedy always takes the likeliest character; {', '.join(ignored)} "
+             f"{'has' if len(ignored) == 1 else 'have'} no effect")
 
 
 def _unescape(text):

@@ -1,5 +1,6 @@
 """What the commands share: option types and help, loading the checkpoint of -c, colour, and the way out
-(a CharlstmError or a usage error as one line and an exit status, a closed pipe as a quiet exit, a bug
+(a CharlstmError or a usage error as one line and an exit status, a closed pipe as a quiet exit, stdout
+that cannot be written as the user's trouble in one line, a bug
 as one line that says how to see the traceback).
 """
 
@@ -13,6 +14,8 @@ CHECKPOINT_HELP = ("Checkpoint file, or a run directory (the one of its best.npz
                    "validation loss; a note says which when they differ) [default: the shipped rooms model].")
 UNKNOWN = click.Choice(["error", "skip"])
 UNKNOWN_HELP = "Characters missing from the model's vocabulary: stop, or drop them with a warning."
+ERRORS = click.Choice(["strict", "replace"])
+ERRORS_HELP = "Bytes invalid in the encoding: stop, or replace each by U+FFFD."
 COLOUR = click.Choice(["auto", "always", "never"])
 
 
@@ -89,13 +92,60 @@ def _keep_output():
         pass
 
 
+class StdoutError(Exception):
+    """stdout cannot take what a command writes (a full disk, a file size limit, a closed descriptor): the
+    user's environment, said in one line, not a bug."""
+
+
+class _GuardedStdout:
+    """sys.stdout while a command runs: a failed write or flush becomes a StdoutError naming stdout, and a
+    stdout that was closed when charlstm started (`>&-`, where Python sets sys.stdout to None, so output
+    would vanish with exit status 0) fails at the first write. A closed pipe (BrokenPipeError) passes
+    through: it is the quiet end of `| head`."""
+
+    def __init__(self, stream):
+        self._stream = stream
+
+    def write(self, text):
+        return self._call("write", text)
+
+    def flush(self):
+        return None if self._stream is None else self._call("flush")  # nothing written, nothing to flush
+
+    def isatty(self):
+        return self._stream is not None and self._stream.isatty()
+
+    def _call(self, name, *args):
+        if self._stream is None:
+            raise StdoutError("it is closed")
+        try:
+            return getattr(self._stream, name)(*args)
+        except BrokenPipeError:
+            raise
+        except (OSError, ValueError) as e:  # ValueError: "I/O operation on closed file"
+            raise StdoutError(getattr(e, "strerror", None) or str(e)) from None
+
+    def __getattr__(self, name):  # encoding, fileno, buffer ...: the stream's own
+        if self._stream is None:
+            raise AttributeError(name)
+        return getattr(self._stream, name)
+
+
 def run(group):
     """Run the click group on sys.argv, every way out mapped to a line on stderr and an exit status: 1 for
     a CharlstmError, click's own for a usage error, 130 for Ctrl-C, 0 for a closed pipe, 70 for a bug."""
     from ..errors import CharlstmError
 
+    original = sys.stdout
+    sys.stdout = _GuardedStdout(original)
     try:
         group.main(standalone_mode=False)
+        sys.stdout.flush()  # here, not at exit, where Python would only print "Exception ignored"
+    except StdoutError as e:
+        if original is not None:
+            _detach_stdout()  # what stays buffered would fail again when Python flushes at exit
+        click.echo(f"error: cannot write to stdout: {e}", err=True)
+        sys.exit(1)
     except BrokenPipeError:
         quiet_broken_pipe()
     except click.exceptions.Abort:  # Ctrl-C outside training (click turns KeyboardInterrupt into Abort)
@@ -114,3 +164,5 @@ def run(group):
         click.echo(f"error: internal error ({type(e).__name__}: {e}); please report it, "
                    f"with the traceback that CHARLSTM_DEBUG=1 prints", err=True)
         sys.exit(70)
+    finally:
+        sys.stdout = original

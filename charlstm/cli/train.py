@@ -46,7 +46,9 @@ def _preset_help():
 @click.command(cls=_TrainCommand)
 @click.argument("corpus", nargs=-1)
 @click.option("--config", "config_path", metavar="NAME|FILE", help=_preset_help())
-@click.option("--out", metavar="DIR", help="Run directory for checkpoints and metrics [default: runs/<corpus name>].")
+@click.option("--out", metavar="DIR",
+              help="Run directory for checkpoints and metrics; one that holds a run is refused unless --force "
+                   "[default: runs/<corpus name>, or runs/<corpus name>-2, -3 ... when that holds a run].")
 @click.option("--resume", metavar="DIR", help="Continue the run in DIR from its latest.npz.")
 @click.option("--steps", type=click.IntRange(min=0), help="Total optimizer steps of the run (train.steps).")
 @click.option("--time-budget", metavar="DURATION",
