@@ -100,20 +100,12 @@ def table(results):
 
 
 def main():
-    ap = runner.parser(__doc__, RESULTS)
-    ap.add_argument("variants", nargs="*", metavar="VARIANT", help=f"what to train: {', '.join(VARIANTS)}")
-    ap.add_argument("--steps", type=int, default=3000, help="steps of every run [default: %(default)s]")
-    ap.add_argument("--every", type=int, default=250, help="steps between scorings [default: %(default)s]")
-    ap.add_argument("--seeds", default="1234", help="comma-separated seeds, a run each [default: %(default)s]")
-    ap.add_argument("--parallel", type=int, default=2, help="runs at a time (each one process, one thread when "
-                                                             "more than one) [default: %(default)s]")
+    ap = runner.variant_study(__doc__, RESULTS, VARIANTS, steps=3000, every=250, seeds="1234")
     args = ap.parse_args()
     if args.table:
         print(table(runner.load(args.results)))
         return
-    unknown = [v for v in args.variants if v not in VARIANTS]
-    if unknown:
-        ap.error(f"unknown variant {', '.join(unknown)}; choose from {', '.join(VARIANTS)}")
+    runner.check_variants(ap, args.variants, VARIANTS)
     work = pathlib.Path(tempfile.mkdtemp(prefix="charlstm-copying-"))
     corpora = {"fresh": runner.ROOT / "data" / "rooms-names-train.txt", "seen": work / "seen.txt"}
     stories = corpus.open_rooms(40000, names="seen", closed_share=0.3)  # as rooms-names-train.txt, from the pool

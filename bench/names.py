@@ -111,22 +111,14 @@ def table(results):
 
 
 def main():
-    ap = runner.parser(__doc__, RESULTS)
-    ap.add_argument("variants", nargs="*", metavar="VARIANT", help=f"what to train: {', '.join(VARIANTS)}")
-    ap.add_argument("--steps", type=int, default=6000, help="steps of every run [default: %(default)s]")
-    ap.add_argument("--every", type=int, default=500, help="steps between scorings [default: %(default)s]")
-    ap.add_argument("--seeds", default="1", help="comma-separated seeds, a run each [default: %(default)s]")
-    ap.add_argument("--parallel", type=int, default=2, help="runs at a time (each one process, one thread when "
-                                                             "more than one) [default: %(default)s]")
+    ap = runner.variant_study(__doc__, RESULTS, VARIANTS, steps=6000, every=500, seeds="1")
     ap.add_argument("--warm", help="the checkpoint the warm variant starts from: the closed world's LSTM, "
                                     "git show b963e75:data/rooms.npz > closed.npz")
     args = ap.parse_args()
     if args.table:
         print(table(runner.load(args.results)))
         return
-    unknown = [v for v in args.variants if v not in VARIANTS]
-    if unknown:
-        ap.error(f"unknown variant {', '.join(unknown)}; choose from {', '.join(VARIANTS)}")
+    runner.check_variants(ap, args.variants, VARIANTS)
     if "warm" in args.variants and not args.warm:
         ap.error("the warm variant needs --warm CHECKPOINT")
     work = pathlib.Path(tempfile.mkdtemp(prefix="charlstm-names-"))

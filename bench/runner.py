@@ -40,6 +40,26 @@ def parser(doc, results=None):
     return ap
 
 
+def variant_study(doc, results, variants, steps, every, seeds="1"):
+    """parser() with the options of a study of variants trained in chunks: VARIANT..., --steps, --every,
+    --seeds and --parallel, their defaults given."""
+    ap = parser(doc, results)
+    ap.add_argument("variants", nargs="*", metavar="VARIANT", help=f"what to train: {', '.join(variants)}")
+    ap.add_argument("--steps", type=int, default=steps, help="steps of every run [default: %(default)s]")
+    ap.add_argument("--every", type=int, default=every, help="steps between scorings [default: %(default)s]")
+    ap.add_argument("--seeds", default=seeds, help="comma-separated seeds, a run each [default: %(default)s]")
+    ap.add_argument("--parallel", type=int, default=2, help="runs at a time (each one process, one thread when "
+                                                             "more than one) [default: %(default)s]")
+    return ap
+
+
+def check_variants(ap, asked, variants):
+    """A usage error naming any variant asked for that variants lacks."""
+    unknown = [v for v in asked if v not in variants]
+    if unknown:
+        ap.error(f"unknown variant {', '.join(unknown)}; choose from {', '.join(variants)}")
+
+
 def seeds(text):
     """--seeds 1,2,3 -> [1, 2, 3]."""
     return [int(s) for s in str(text).split(",") if s.strip()]
