@@ -64,6 +64,9 @@ DROPOUT_AT = (12.7, 0.25)  # (pressure, dropout): 384x2 on Tiny Shakespeare in t
 VALIDATIONS = (4, 20)  # at least, at most, in a run
 MARGIN = 0.95  # of the training time left, planned for: the rest absorbs a slower minute
 TIMING = (0.4, 0.002, 1.5)  # seconds of steps per shape tried: at least, share of the budget, at most
+MANY_EPOCHS = 50  # a plan that reads its text more often than this says so: no shape of the ladder is
+#                   small enough for such a text (2,850 characters, 128x1, 3 minutes: the validation loss
+#                   was lowest after 190 reads of 415, then rose; docs/reliability.md)
 
 
 def wanted(cfg, origins):
@@ -94,6 +97,8 @@ class Choice:
     timing_seconds: float  # how long the sizing took
     keys: dict  # {"section.key": value} written into the config
     why: str  # why this shape: "given", "largest" (that reaches STEPS), "smallest" or "top" (of the ladder)
+    epochs: float = 0.0  # how many times the planned steps read the training text
+    text_chars: int = 0  # characters of the training text
 
     def lines(self):
         """What the run says at its start."""
@@ -103,9 +108,17 @@ class Choice:
                "smallest": f"the smallest shape: none makes {STEPS:,} steps in this budget here",
                "top": f"the largest shape there is: all make {STEPS:,} steps in this budget here"}[self.why]
         keys = " ".join(f"{k}={v}" for k, v in self.keys.items())
-        return [f"model.size auto: {self.shape}, {why} (steps that fit, {tried}); {self.timing_seconds:.1f} s of "
+        said = [f"model.size auto: {self.shape}, {why} (steps that fit, {tried}); {self.timing_seconds:.1f} s of "
                 f"timing, a step {self.step_seconds * 1000:.0f} ms, a validation {self.val_seconds:.1f} s",
                 f"  chosen: {keys}"]
+        if self.epochs > MANY_EPOCHS:
+            dropout = self.keys.get("model.decoder_dropout")
+            said.append(f"  the text is small ({self.text_chars:,} characters): the plan reads it {self.epochs:,.0f} "
+                        f"times, and a model that reads a text this often may learn it by heart"
+                        + (f" (dropout {dropout} slows it)" if dropout else "") + "; best.npz keeps the step "
+                        "with the lowest validation loss, a warning says when that loss rises, and a shorter "
+                        "--time-budget or --steps loses nothing")
+        return said
 
 
 def choose(cfg, origins, inputs, budget):
@@ -154,7 +167,9 @@ def choose(cfg, origins, inputs, budget):
     cfg.model.size = "fixed"
     config_mod.validate(cfg)
     tried = [(s, steps(s)) for s in ladder if measured.get(s) is not None]
-    return Choice(shape, step_s, val_s, tried, time.monotonic() - began, keys, why)
+    text_chars = len(inputs.corpus.train)
+    epochs = cfg.train.steps * chars_per_step / max(text_chars, 1)
+    return Choice(shape, step_s, val_s, tried, time.monotonic() - began, keys, why, epochs, text_chars)
 
 
 def _free(cfg, origins):

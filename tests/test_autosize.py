@@ -209,3 +209,24 @@ def test_the_message_says_why_the_shape_was_taken(monkeypatch, inputs, budget, w
     assert {"smallest": "none makes 3,000 steps", "top": "all make 3,000 steps",
             "largest": "the largest shape that makes 3,000 steps"}[why] in said
     assert f"{choice.shape.hidden}x{choice.shape.layers}: {cfg.train.steps:,}" in said  # the steps it will make
+
+
+@pytest.mark.parametrize("text_chars, noted", [(3_000, True), (1_000_000, False)])
+def test_a_plan_that_reads_a_small_text_many_times_says_so(monkeypatch, text_chars, noted):
+    """Issue 33, item 8: on a tiny text auto still fills the budget (no shape is small enough), so its
+    message says how often the plan reads the text, and what keeps the run from losing by it."""
+    class Corpus:
+        train, vocab = range(text_chars), range(65)
+
+    class Inputs:
+        corpus = Corpus()
+
+    monkeypatch.setattr(autosize, "_time_shape", Timed())
+    cfg = config.load(overrides=["train.time_budget=600"])
+    choice = autosize.choose(cfg, origins_of(), Inputs(), 600)
+    epochs = cfg.train.steps * cfg.data.batch * 64 / text_chars
+    said = "\n".join(choice.lines())
+    assert ("the text is small" in said) == noted
+    if noted:
+        assert f"({text_chars:,} characters): the plan reads it {epochs:,.0f} times" in said
+        assert "best.npz keeps the step with the lowest validation loss" in said
