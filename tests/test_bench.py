@@ -127,6 +127,9 @@ def regions(text):
 
 
 def test_the_doc_keeps_one_block_per_host_each_headed_by_host_date_and_command(tmp_path, bench):
+    """speed.py --doc on a page holding another host's block: a run on a Xeon adds its block, a second one
+    rewrites it in place, a run on an EPYC adds a third; each table stands under its own host's heading
+    (CPU, flags, cores, date) and command, and the other host's block is left as it was."""
     runner, speed_doc = bench("runner"), bench("speed_doc")
     other = ("<!-- speed-host: Other CPU (family 1, model 2): avx2, no avx512f, no amx_tile -->\n"
              "### Other CPU (family 1, model 2): avx2, no avx512f, no amx_tile; 4 cores; measured 2026-01-01\n\n"
@@ -134,22 +137,21 @@ def test_the_doc_keeps_one_block_per_host_each_headed_by_host_date_and_command(t
     page = tmp_path / "performance.md"
     page.write_text(f"# Performance\n\n<!-- speed-table -->\n{other}\n<!-- /speed-table -->\n\nColumns: ...\n")
     run = run_record(bench)
-    for cpuinfo, date in [(XEON, "2026-12-06"), (XEON, "2026-12-07"), (EPYC, "2026-12-07")]:
+    for cpuinfo, date in [(XEON, "2026-12-06"), (XEON, "2026-12-07"), (EPYC, "2026-12-08")]:
         (tmp_path / "cpuinfo").write_text(cpuinfo)
         run.update(cpu=runner.cpu(tmp_path / "cpuinfo"), date=date)
         assert speed_doc.update_doc(page, run, [ROW]) is None
     text = page.read_text()
     assert other in text and text.endswith("<!-- /speed-table -->\n\nColumns: ...\n")
-    found = regions(text)
-    kinds = [kind for kind, _, _ in found]
-    assert kinds[0].startswith("Other CPU") and len(kinds) == 5  # the other host's table, then two for each
-    assert kinds[1] == kinds[2] != kinds[3] == kinds[4]  # the Xeon's block rewritten in place, the EPYC's added
-    for kind, heading, between in found[1:]:
-        assert heading.startswith(f"### {kind}; ") and "measured 2026-12-0" in heading
-        assert heading.endswith(f"{os.cpu_count()} cores; measured 2026-12-07") or "AMD" not in kind
-        assert f"`{run['command']}`" in between
-    assert "Intel(R) Xeon(R) Platinum 8488C (family 6, model 143): avx2, avx512f, amx_tile" == kinds[1]
-    assert text.count("<!-- speed-host: Intel") == 1 and "2026-12-06" not in text
+    xeon = "Intel(R) Xeon(R) Platinum 8488C (family 6, model 143): avx2, avx512f, amx_tile"
+    epyc = "AMD EPYC (family 23, model 1): avx2, no avx512f, no amx_tile"
+    cores = os.cpu_count()
+    assert [(kind, heading) for kind, heading, _ in regions(text)] == [
+        ("Other CPU (family 1, model 2): avx2, no avx512f, no amx_tile", other.splitlines()[1]),
+        *[(xeon, f"### {xeon}; {cores} cores; measured 2026-12-07")] * 2,  # training, then sampling and eval
+        *[(epyc, f"### {epyc}; {cores} cores; measured 2026-12-08")] * 2]
+    assert all(f"`{run['command']}`" in between for _, _, between in regions(text)[1:])
+    assert "2026-12-06" not in text  # the Xeon's first block was replaced, not kept beside the second
 
 
 def test_performance_md_heads_every_table_with_its_host(bench):
