@@ -7,10 +7,11 @@
 Measure with the processor's own BLAS kernel. OpenBLAS picks it at run time, unless OPENBLAS_CORETYPE (or
 OPENBLAS_L2_SIZE) overrides it: some shells set them as a workaround for old OpenBLAS builds, users'
 machines don't, and on the AVX-512 host of docs/performance.md the override (Haswell in place of SkylakeX)
-made NumPy's products on the training shapes several times slower. Unset them for the benchmark command alone, as above. The bench
-prints the kernel and thread count NumPy got (threadpoolctl; bench/timing.py, run alone, shows it too),
-warns when either variable is set, and will not write --doc from such a run (or from one whose kernel
-differs from the one OpenBLAS picks without them) unless given --allow-overridden-kernel.
+made NumPy's products on the training shapes several times slower. Unset them for the benchmark command
+alone, as above. The bench prints the CPU (runner.cpu) and the kernel and thread count NumPy got
+(threadpoolctl; bench/timing.py, run alone, shows them too), warns when either variable is set, and will
+not write --doc from such a run (or from one whose kernel differs from the one OpenBLAS picks without
+them) unless given --allow-overridden-kernel.
 
 Every measurement is a series of rounds, and a round is one fresh process per side, in turn (charlstm,
 PyTorch, charlstm, ...): one of the measurement scripts, each runnable alone, with the timing helpers
@@ -206,9 +207,9 @@ def kernel_lines(run):
     """The kernel line (the CPU, NumPy's BLAS kernel and threads, PyTorch), and the loud warnings."""
     torch = (f"PyTorch {run['torch']}: {run['torch_threads']} threads, ATen {run['torch_cpu_capability']}"
              if run["torch"] else f"PyTorch: none ({run.get('torch_missing', '--no-torch')}; peer fields null)")
-    lines = [f"CPU {cpu_line(run['cpu'])}; NumPy {run['numpy']} on {run['blas']}: kernel {run['blas_kernel']}, {run['blas_threads']} threads "
-             f"(without {' and '.join(KERNEL_OVERRIDES)}: {run['blas_kernel_native']}); {torch}; "
-             f"charlstm from {run['charlstm']}"]
+    lines = [f"CPU {cpu_line(run['cpu'])}; NumPy {run['numpy']} on {run['blas']}: kernel {run['blas_kernel']}, "
+             f"{run['blas_threads']} threads (without {' and '.join(KERNEL_OVERRIDES)}: {run['blas_kernel_native']}); "
+             f"{torch}; charlstm from {run['charlstm']}"]
     warnings = []
     if run["kernel_overridden"]:
         set_ = " ".join(f"{k}={v}" for k, v in run["kernel_overrides"].items()) or "nothing visible"

@@ -75,8 +75,8 @@ class FakeRunner:
         self.a, self.env, self.errors = a, {}, []
 
     def run(self, what, part, args, env=None):
-        return {"charlstm": str(ROOT / "charlstm"), "numpy": "2.4.6", "blas": "openblas 0.3.31", "blas_kernel": "Haswell",
-                "blas_threads": 2, "torch": None}
+        return {"charlstm": str(ROOT / "charlstm"), "numpy": "2.4.6", "blas": "openblas 0.3.31",
+                "blas_kernel": "Haswell", "blas_threads": 2, "torch": None}
 
 
 def run_record(bench):
