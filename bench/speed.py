@@ -191,8 +191,8 @@ def probe_environment(runner):
     overrides = {k: os.environ[k] for k in KERNEL_OVERRIDES if k in os.environ}
     run = {"date": datetime.date.today().isoformat(), "command": command_line(a, overrides), "argv": sys.argv,
            "cpu": cpu(), "python": sys.executable, "charlstm": got["charlstm"], "threads": a.threads,
-           "numpy": got["numpy"],
-           "blas": got["blas"], "blas_kernel": got["blas_kernel"], "blas_threads": got["blas_threads"],
+           "numpy": got["numpy"], "blas": got["blas"], "blas_kernel": got["blas_kernel"],
+           "blas_threads": got["blas_threads"],
            "blas_kernel_native": native["blas_kernel"], "kernel_overrides": overrides,
            "kernel_overridden": bool(overrides) or got["blas_kernel"] != native["blas_kernel"],
            "torch": got.get("torch"), "torch_threads": got.get("torch_threads"),
