@@ -73,6 +73,7 @@ def main():
     path = runner.RESULTS / f"budget-{args.name}.json"
     results = runner.load(path, {"corpus": args.corpus, "val": args.val, "runs": []})
     results.setdefault("blas", []).append(runner.blas())
+    results.setdefault("cpu", []).append(runner.cpu())  # one each call, as blas: runs may come from other hosts
     if args.record:  # a run made elsewhere (bench/quality.py's charlstm side), recorded as it is
         results["runs"].append(result(args, args.minutes[0], "auto", pathlib.Path(args.record)))
         results["train_chars"] = results["runs"][-1]["train_chars"]

@@ -151,7 +151,7 @@ def main():
     args = parse()
     name = args.name or (pathlib.Path(args.config).stem if args.config else f"auto-{args.minutes:g}m")
     results = {"corpus": args.corpus, "val": args.val, "config": args.config, "overrides": args.overrides,
-               "minutes": args.minutes, "blas": runner.blas()}
+               "minutes": args.minutes, "blas": runner.blas(), "cpu": runner.cpu()}
     skip = set(args.skip.split(","))
     if args.reuse:
         earlier = json.loads(pathlib.Path(args.reuse).read_text())

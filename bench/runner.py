@@ -1,5 +1,6 @@
 """What the benchmark scripts share: train variants with `charlstm train`, read what they logged, keep the
-results, write the table. A module the scripts import, not a script.
+results, write the table, describe the host (the CPU and NumPy's BLAS). A module the scripts import, not a
+script.
 
 Every run is `python -m charlstm train ...` in a subprocess, as a user runs it, with this checkout's
 charlstm first on the path (whatever is installed). Runs that share the machine (--parallel 2) get one
@@ -14,6 +15,7 @@ import argparse
 import json
 import os
 import pathlib
+import platform
 import statistics
 import subprocess
 import sys
@@ -24,6 +26,7 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
 CONFIGS, DATA = ROOT / "configs", ROOT / "data"
 SHARED = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}  # a share of the machine
+VECTOR_FLAGS = ("avx2", "avx512f", "amx_tile")  # the instructions that decide which kernels OpenBLAS and PyTorch run
 
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))  # the scripts import charlstm from this checkout too
@@ -160,6 +163,41 @@ def blas():
     np.dot(np.ones((2, 2)), np.ones((2, 2)))  # loads the BLAS
     return "; ".join(f"{p['internal_api']} {p['version']} {p.get('architecture')}, {p['num_threads']} threads"
                      for p in threadpool_info() if p["user_api"] == "blas")
+
+
+def cpu(cpuinfo="/proc/cpuinfo"):
+    """This machine's processor, the host every figure is recorded with: {model_name, vendor, family,
+    model, cores, and True or False for each of VECTOR_FLAGS}. Read from /proc/cpuinfo (its first
+    processor's block); where there is none, the model name is platform's and family, model and flags
+    are None (unknown, not absent). cores: the logical CPUs the system shows (lscpu's "CPU(s)")."""
+    try:
+        text = pathlib.Path(cpuinfo).read_text(errors="replace")
+    except OSError:
+        text = ""
+    first = {}
+    for line in text.split("\n\n")[0].splitlines():
+        key, sep, value = line.partition(":")
+        if sep:
+            first.setdefault(key.strip().lower(), value.strip())
+    flags = first.get("flags", first.get("features"))  # x86 names them flags, ARM features
+    flags = set(flags.split()) if flags is not None else None
+    family, model = (int(v) if v and v.isdigit() else v for v in (first.get("cpu family"), first.get("model")))
+    return {"model_name": first.get("model name") or platform.processor() or platform.machine() or "unknown",
+            "vendor": first.get("vendor_id"), "family": family, "model": model, "cores": os.cpu_count(),
+            **{f: (f in flags if flags is not None else None) for f in VECTOR_FLAGS}}
+
+
+def cpu_kind(c):
+    """The processor as a kind of host, the same for every machine of its model whatever its cores:
+    'AMD EPYC (family 23, model 1): avx2, no avx512f, no amx_tile'. The speed tables of
+    docs/performance.md are kept one per kind."""
+    flags = ", ".join(f if c.get(f) else (f"no {f}" if c.get(f) is False else f"{f} unknown") for f in VECTOR_FLAGS)
+    return f"{c['model_name']} (family {c.get('family')}, model {c.get('model')}): {flags}"
+
+
+def cpu_line(c):
+    """The processor in one line, for a results file's reader or a log: its kind and its cores."""
+    return f"{cpu_kind(c)}; {c.get('cores')} cores"
 
 
 if __name__ == "__main__":  # a module, not a script: --help says what it is for

@@ -6,11 +6,12 @@
 
 Measure with the processor's own BLAS kernel. OpenBLAS picks it at run time, unless OPENBLAS_CORETYPE (or
 OPENBLAS_L2_SIZE) overrides it: some shells set them as a workaround for old OpenBLAS builds, users'
-machines don't, and on this machine the override (Haswell in place of SkylakeX) made NumPy's products on
-the training shapes several times slower. Unset them for the benchmark command alone, as above. The bench
-prints the kernel and thread count NumPy got (threadpoolctl; bench/timing.py, run alone, shows it too),
-warns when either variable is set, and will not write --doc from such a run (or from one whose kernel
-differs from the one OpenBLAS picks without them) unless given --allow-overridden-kernel.
+machines don't, and on the AVX-512 host of docs/performance.md the override (Haswell in place of SkylakeX)
+made NumPy's products on the training shapes several times slower. Unset them for the benchmark command
+alone, as above. The bench prints the CPU (runner.cpu) and the kernel and thread count NumPy got
+(threadpoolctl; bench/timing.py, run alone, shows them too), warns when either variable is set, and will
+not write --doc from such a run (or from one whose kernel differs from the one OpenBLAS picks without
+them) unless given --allow-overridden-kernel.
 
 Every measurement is a series of rounds, and a round is one fresh process per side, in turn (charlstm,
 PyTorch, charlstm, ...): one of the measurement scripts, each runnable alone, with the timing helpers
@@ -25,11 +26,13 @@ Each child gets OPENBLAS_NUM_THREADS, OMP_NUM_THREADS and MKL_NUM_THREADS set to
 libraries when they are imported; PyTorch also gets torch.set_num_threads) and otherwise this
 environment unchanged. A child warms up, then times single calls (bench/timing.py) and reports their
 median; the figure is the median over rounds, as characters per second, and the ratio is charlstm's
-over PyTorch's. One JSON object per configuration goes to stdout (with the run's kernel, threads and
-command under "run", and every round's figure under "rounds"); progress, the kernel and warnings to
-stderr. A child that fails is reported in one line and its side left out; Ctrl-C stops the running
-child (and its workers) first. Without torch the peer fields are null. --doc docs/performance.md
-rewrites that page's tables.
+over PyTorch's. One JSON object per configuration goes to stdout (with the host under "run": its CPU,
+as runner.cpu describes it (model name, family and model, cores, avx2/avx512f/amx_tile), NumPy's BLAS
+kernel and threads, the versions and the command; and every round's figure under "rounds"); progress,
+the kernel line (CPU included) and warnings to stderr. A child that fails is reported in one line and its
+side left out; Ctrl-C stops the running child (and its workers) first. Without torch the peer fields are
+null. --doc docs/performance.md rewrites that page's tables for this host's kind of CPU, headed by the
+host, the date and the command, and keeps other hosts' tables (bench/speed_doc.py).
 
 Benchmark-only dependencies, never charlstm's: threadpoolctl (required here), and PyTorch for the peer
 (pip install torch==2.13.0 threadpoolctl, in a side environment).
@@ -45,6 +48,8 @@ import statistics
 import subprocess
 import sys
 
+import speed_doc  # bench/speed_doc.py, beside this script: the page's tables, one block per host kind
+from runner import cpu, cpu_kind, cpu_line  # bench/runner.py: the host's CPU, described once for every bench
 from timing import CONFIGS, ROOT, V, add_common, log  # bench/timing.py, beside this script
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -64,8 +69,8 @@ def parse_args(argv=None):
     ap.add_argument("--configs", default="S,M,L", help="comma-separated names from S, M, L [default: %(default)s]")
     ap.add_argument("--rounds", type=int, default=5, help="alternating rounds per measurement [default: %(default)s]")
     ap.add_argument("--skip", default="", help="comma-separated parts to skip: train, sample, eval, memory")
-    ap.add_argument("--doc", metavar="FILE", help="also rewrite the tables between the speed-table markers of "
-                    "FILE (docs/performance.md)")
+    ap.add_argument("--doc", metavar="FILE", help="also rewrite this host's tables between the speed-table markers "
+                    "of FILE (docs/performance.md), one block per kind of CPU")
     ap.add_argument("--allow-overridden-kernel", action="store_true",
                     help=f"let --doc write from a run with {' or '.join(KERNEL_OVERRIDES)} set")
     ap.add_argument("--child-timeout", type=float, default=900.0, help="seconds before a child is stopped")
@@ -185,8 +190,9 @@ def probe_environment(runner):
     native = runner.run("probe without the kernel variables", "probe", ["--no-torch"], env=native_env)
     overrides = {k: os.environ[k] for k in KERNEL_OVERRIDES if k in os.environ}
     run = {"date": datetime.date.today().isoformat(), "command": command_line(a, overrides), "argv": sys.argv,
-           "python": sys.executable, "charlstm": got["charlstm"], "threads": a.threads, "numpy": got["numpy"],
-           "blas": got["blas"], "blas_kernel": got["blas_kernel"], "blas_threads": got["blas_threads"],
+           "cpu": cpu(), "python": sys.executable, "charlstm": got["charlstm"], "threads": a.threads,
+           "numpy": got["numpy"], "blas": got["blas"], "blas_kernel": got["blas_kernel"],
+           "blas_threads": got["blas_threads"],
            "blas_kernel_native": native["blas_kernel"], "kernel_overrides": overrides,
            "kernel_overridden": bool(overrides) or got["blas_kernel"] != native["blas_kernel"],
            "torch": got.get("torch"), "torch_threads": got.get("torch_threads"),
@@ -198,12 +204,12 @@ def probe_environment(runner):
 
 
 def kernel_lines(run):
-    """The kernel line, and the loud warnings."""
+    """The kernel line (the CPU, NumPy's BLAS kernel and threads, PyTorch), and the loud warnings."""
     torch = (f"PyTorch {run['torch']}: {run['torch_threads']} threads, ATen {run['torch_cpu_capability']}"
              if run["torch"] else f"PyTorch: none ({run.get('torch_missing', '--no-torch')}; peer fields null)")
-    lines = [f"NumPy {run['numpy']} on {run['blas']}: kernel {run['blas_kernel']}, {run['blas_threads']} threads "
-             f"(without {' and '.join(KERNEL_OVERRIDES)}: {run['blas_kernel_native']}); {torch}; "
-             f"charlstm from {run['charlstm']}"]
+    lines = [f"CPU {cpu_line(run['cpu'])}; NumPy {run['numpy']} on {run['blas']}: kernel {run['blas_kernel']}, "
+             f"{run['blas_threads']} threads (without {' and '.join(KERNEL_OVERRIDES)}: {run['blas_kernel_native']}); "
+             f"{torch}; charlstm from {run['charlstm']}"]
     warnings = []
     if run["kernel_overridden"]:
         set_ = " ".join(f"{k}={v}" for k, v in run["kernel_overrides"].items()) or "nothing visible"
@@ -325,8 +331,8 @@ def main():
         signal.signal(sig, stop)
     runner = Runner(a)
     try:
-        if a.doc and _read_doc(a.doc).startswith("error:"):  # before an hour of measuring, not after
-            log(f"speed.py: {_read_doc(a.doc)[len('error: '):]}")
+        if a.doc and speed_doc.read_doc(a.doc).startswith("error:"):  # before an hour of measuring, not after
+            log(f"speed.py: {speed_doc.read_doc(a.doc)[len('error: '):]}")
             return 2
         try:
             run = probe_environment(runner)
@@ -344,7 +350,7 @@ def main():
             row = measure_config(runner, name, run)
             print(json.dumps(row), flush=True)
             rows.append(row)
-        log(f"\n{markdown(run, rows)}\n")
+        log(f"\n{speed_doc.markdown(run, rows)}\n")
         for line in warnings:  # again, where it will be seen
             log(line)
         if runner.errors:
@@ -355,89 +361,16 @@ def main():
             if reason:
                 log(f"speed.py: {reason}")
                 return 2
-            update_doc(a, run, rows)
+            error = speed_doc.update_doc(a.doc, run, rows)
+            log(f"speed.py: {error[len('error: '):]}" if error else
+                f"{a.doc}: the tables of {cpu_kind(run['cpu'])} rewritten")
+            if error:
+                return 2
         return 1 if runner.errors else 0
     except (KeyboardInterrupt, Stop) as e:
         code = 143 if isinstance(e, Stop) else 130
         log("speed.py: interrupted; its running child was stopped" + (f"; {a.doc} not written" if a.doc else ""))
         return code
-
-
-# ============================================================================================ the page
-
-
-def markdown(run, rows):
-    """The tables of docs/performance.md: chars/s, ours against PyTorch, per configuration."""
-    def num(x):
-        return "-" if x is None else f"{x:,}"
-
-    def ratio(x):
-        return "-" if x is None else f"{x:.2f}x"
-
-    def frac(x):
-        return "-" if x is None else f"{x:.2f}"
-
-    kernel = f"OpenBLAS kernel {run['blas_kernel']}"
-    if run["kernel_overridden"]:
-        kernel += (f", forced ({' '.join(f'{k}={v}' for k, v in run['kernel_overrides'].items())}; "
-                   f"this processor's own is {run['blas_kernel_native']})")
-    else:
-        kernel += " (the processor's own)"
-    torch = f"torch {run['torch']} with {run['torch_threads']} threads" if run["torch"] else "no torch"
-    out = [f"Measured {run['date']}, {kernel}, {run['threads']} threads, each side in its own process: "
-           f"`{run['command']}` ({torch}, numpy {run['numpy']}, blas {run['blas']}).", "",
-           "| config | H | L | B | T | charlstm train | PyTorch train | ratio | GEMM bound | charlstm / bound | "
-           "PyTorch / bound | workers |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
-    for r in rows:
-        if "train_chars_per_s" in r:
-            out.append(f"| {r['config']} | {r['H']} | {r['L']} | {r['B']} | {r['T']} | {num(r['train_chars_per_s'])} | "
-                       f"{num(r['torch_train_chars_per_s'])} | {ratio(r['train_ratio'])} | "
-                       f"{num(r['gemm_bound_chars_per_s'])} | {frac(r['gemm_fraction'])} | "
-                       f"{frac(r['torch_gemm_fraction'])} | {r['train_workers'] or '-'} |")
-    out += ["", "| config | sample b1 | PyTorch b1 oneDNN on / off | ratio to faster | sample b64 | "
-            "PyTorch b64 on / off | ratio | eval | PyTorch eval | ratio |", "|---|---|---|---|---|---|---|---|---|---|"]
-    for r in rows:
-        if "sample_b1_chars_per_s" in r or "eval_chars_per_s" in r:
-            g = r.get
-            out.append(f"| {r['config']} | {num(g('sample_b1_chars_per_s'))} | {num(g('torch_sample_b1_onednn_on'))} / "
-                       f"{num(g('torch_sample_b1_onednn_off'))} | {ratio(g('sample_b1_ratio_to_faster'))} | "
-                       f"{num(g('sample_b64_chars_per_s'))} | {num(g('torch_sample_b64_onednn_on'))} / "
-                       f"{num(g('torch_sample_b64_onednn_off'))} | {ratio(g('sample_b64_ratio_to_faster'))} | "
-                       f"{num(g('eval_chars_per_s'))} | {num(g('torch_eval_chars_per_s'))} | {ratio(g('eval_ratio'))} |")
-    for r in rows:
-        if "memory" in r:
-            m = r["memory"]
-            out += ["", f"Peak memory of `charlstm train` on {r['config']} ({m['processes']} processes): "
-                    f"{m['peak_mb']:.0f} MB proportional set size, of which {m['processes']} x {m['baseline_mb']:.0f} MB "
-                    f"interpreter baseline; parameters, gradients, Adam moments and window buffers need "
-                    f"{m['needed_mb']:.0f} MB: ratio {m['ratio']:.2f}."]
-    return "\n".join(out)
-
-
-BEGIN, END = "<!-- speed-table -->", "<!-- /speed-table -->"
-
-
-def _read_doc(path):
-    """The page's text, or "error: ..." when it cannot be rewritten (checked before measuring)."""
-    try:
-        text = open(path, encoding="utf-8").read()
-    except OSError as e:
-        return f"error: cannot read {path}: {e.strerror}"
-    if BEGIN not in text or END not in text:
-        return f"error: {path} has no {BEGIN} ... {END} markers to write the tables between"
-    return text
-
-
-def update_doc(a, run, rows):
-    text = _read_doc(a.doc)
-    if text.startswith("error:"):
-        log(f"speed.py: {text[len('error: '):]}")
-        return
-    head, rest = text.split(BEGIN, 1)
-    tail = rest.split(END, 1)[1]
-    with open(a.doc, "w", encoding="utf-8") as fh:
-        fh.write(f"{head}{BEGIN}\n{markdown(run, rows)}\n{END}{tail}")
-    log(f"{a.doc}: tables rewritten")
 
 
 def _round(x):

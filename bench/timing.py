@@ -1,13 +1,14 @@
 """Shared timing helpers of the speed benchmarks (bench/speed.py and its measurements, bench/speed_*.py),
-and the probe: run alone, it prints, as one JSON line, what a process started like this gets: NumPy's
-BLAS library, kernel and threads, and PyTorch's threads and kernels (null without PyTorch).
+and the probe: run alone, it prints, as one JSON line, what a process started like this gets: the CPU
+(runner.cpu), NumPy's BLAS library, kernel and threads, and PyTorch's threads and kernels (null without
+PyTorch).
 
     python bench/timing.py [--threads 2] [--no-torch]      # needs threadpoolctl
 
 A measurement script is one side of one round (bench/speed.py starts a fresh process for each, in turn):
 it warms up (at least 2 calls and --warmup seconds), then times single calls for at least --seconds (and
-3 calls), and prints one JSON line: the median call's time and characters per second, with the BLAS and
-PyTorch it ran on. Nothing heavy is imported at module level: a training worker spawned by
+3 calls), and prints one JSON line: the median call's time and characters per second, with the CPU, BLAS
+and PyTorch it ran on. Nothing heavy is imported at module level: a training worker spawned by
 charlstm.parallel re-runs the measuring script as __mp_main__.
 """
 
@@ -106,8 +107,8 @@ def import_torch(threads):
 
 
 def probe(a):
-    """What a child gets: NumPy's BLAS, its kernel and threads, and PyTorch (None when it cannot load)."""
-    info = numpy_info()  # before torch is imported: its libraries are not NumPy's
+    """What a child gets: the CPU, NumPy's BLAS, its kernel and threads, and PyTorch (None when it cannot load)."""
+    info = {"cpu": runner.cpu(), **numpy_info()}  # NumPy's before torch is imported: its libraries are not NumPy's
     if not a.no_torch:
         try:
             info.update(torch_info(import_torch(a.threads)))
@@ -150,7 +151,8 @@ def run_child(a, part, measure):
     try:
         H, L, B, T = CONFIGS[a.config]
         torch = import_torch(a.threads) if a.side == "torch" else None  # first, as a PyTorch script does
-        report = {"worker": a.side, "part": part, "config": a.config, **(torch_info(torch) if torch else numpy_info())}
+        report = {"worker": a.side, "part": part, "config": a.config, "cpu": runner.cpu(),
+                  **(torch_info(torch) if torch else numpy_info())}
         report.update(measure(a, torch, H, L, B, T))
     except SystemExit:
         raise

@@ -8,8 +8,9 @@ cost at the validation's speed.
     python bench/validation.py big.txt [--steps 10] [--results bench/results/validation-1gb.json]
 
 Results are one JSON record: the figures, the notes the run printed, the command, the date, the CPU
-model, the load average before and after, and NumPy's OpenBLAS (kernel and threads, read from the
-library itself). The corpus is not kept or copied; make it, for example, by repeating Tiny Shakespeare.
+(model name, family and model, cores, vector flags: runner.cpu), the load average before and after,
+and NumPy's OpenBLAS (kernel and threads, read from the library itself). The corpus is not kept or
+copied; make it, for example, by repeating Tiny Shakespeare.
 """
 
 import ctypes
@@ -47,12 +48,6 @@ def openblas():
     return json.loads(out.stdout) if out.returncode == 0 else {"error": out.stderr[-300:]}
 
 
-def cpu():
-    text = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
-    keys = ("Model name", "CPU family", "CPU(s)")
-    return {k: m.group(1).strip() for k in keys if (m := re.search(rf"^{k}:\s*(.*)$", text, re.M))}
-
-
 def main():
     ap = runner.parser(__doc__, runner.RESULTS / "validation-1gb.json")
     ap.add_argument("corpus", type=pathlib.Path)
@@ -77,7 +72,7 @@ def main():
     scored, held = (int(g.replace(",", "")) for g in sample.groups()) if sample else (None, None)
     training = EVERY * CHARS_PER_STEP / speed
     result = {
-        "date": datetime.date.today().isoformat(), "cpu": cpu(), "shared_machine": True,
+        "date": datetime.date.today().isoformat(), "cpu": runner.cpu(), "shared_machine": True,
         "load_average_before": load_before, "load_average_after": load_after, "openblas": openblas(),
         "command": f"python bench/validation.py {a.corpus} --steps {a.steps}  (runs: python -m charlstm train "
                    f"CORPUS --steps {a.steps} --set {' --set '.join(sets)})",
