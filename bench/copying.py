@@ -3,10 +3,9 @@
     python bench/copying.py --steps 3000 --every 250 recipe no-pointer no-weight no-chrono seen-names gru
     python bench/copying.py --table           # the table again from bench/results/copying.json
 
-Every run trains configs/rooms-names.yaml on data/rooms-names-train.txt (an LSTM with a pointer, the
-names' letters weighted x5, chrono initialisation, stories with fresh names: docs/memory.md) with the
-variant's change, in chunks of --every
-steps (`--resume --steps N`, which continues bit for bit). After each
+Every run trains configs/rooms-names.yaml on its corpus (an LSTM with a pointer, the names' letters
+weighted x5, chrono initialisation, 200,000 stories with fresh names, written as the preset says:
+docs/memory.md) with the variant's change, in chunks of --every steps (`--resume --steps N`, which continues bit for bit). After each
 chunk it scores 300 stories of data/rooms-cloze-realnames.tsv and 300 of data/rooms-cloze-newnames.tsv
 (names and fillers no training story holds): greedy exact match, the first letter of the fill (which
 name was chosen), and the answer's loss, nats per character of the name and its full stop read
@@ -107,9 +106,10 @@ def main():
         return
     runner.check_variants(ap, args.variants, VARIANTS)
     work = pathlib.Path(tempfile.mkdtemp(prefix="charlstm-copying-"))
-    corpora = {"fresh": runner.ROOT / "data" / "rooms-names-train.txt", "seen": work / "seen.txt"}
-    stories = corpus.open_rooms(40000, names="seen", closed_share=0.3)  # as rooms-names-train.txt, from the pool
-    corpora["seen"].write_text("".join(s.text + "\n" for s in stories))
+    corpora = {"fresh": work / "fresh.txt", "seen": work / "seen.txt"}
+    for names, path in corpora.items():  # the preset's corpus, and the same with names from the seen pool
+        stories = corpus.open_rooms(200000, seed=5, names=names, closed_share=0.1)
+        path.write_text("".join(s.text + "\n" for s in stories))
     jobs = [(v, VARIANTS[v], seed) for v in args.variants for seed in runner.seeds(args.seeds)]
     results = runner.run_all(jobs, lambda job: run(*job, args.steps, args.every, corpora, alone=args.parallel == 1),
                              args.parallel, args.results, key=lambda r: (r["variant"], r["seed"]))
