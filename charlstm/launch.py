@@ -55,7 +55,7 @@ def prepare(corpus, config_path=None, out=None, resume=None, flags=None, overrid
     check_trains(cfg)
     if cfg.train.cloze:
         cfg.train.cloze = os.path.abspath(cfg.train.cloze)  # a resumed run may start elsewhere
-    if cfg.model.init_from:
+    if cfg.model.init_from:  # a resumed run may start elsewhere; finetune.py reads it when the run starts
         cfg.model.init_from = os.path.abspath(cfg.model.init_from)
         if not os.path.exists(cfg.model.init_from):
             raise ConfigError(f"model.init_from: no checkpoint or run directory at {cfg.model.init_from}")
