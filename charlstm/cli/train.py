@@ -1,5 +1,5 @@
-"""`charlstm train`: the options, turned into a Trainer by launch.prepare, which runs it; a stop on a
-signal exits with the code the Trainer gives (130, 143) after its one line.
+"""`charlstm train`: the options, turned into a Trainer by api.trainer (launch.prepare), which runs it; a
+stop on a signal exits with the code the Trainer gives (130, 143) after its one line.
 """
 
 import sys
@@ -88,8 +88,8 @@ def train(corpus, config_path, out, resume, init_from, steps, time_budget, seed,
     """
     import signal
 
+    from .. import api
     from ..errors import Interrupted
-    from ..launch import prepare
 
     if resume and config_path:
         raise click.UsageError("--config cannot be combined with --resume: the run keeps its config")
@@ -98,9 +98,10 @@ def train(corpus, config_path, out, resume, init_from, steps, time_budget, seed,
                                "give one of them")
     if resume and out and out != resume:
         raise click.UsageError("--out cannot differ from --resume: a resumed run stays in its directory")
-    flags = {"model.init_from": init_from, "train.steps": steps, "train.time_budget": time_budget, "train.seed": seed,
-             "data.encoding": encoding, "data.errors": errors, "train.engine": engine, "train.device": device}
-    trainer = prepare(corpus, config_path, out, resume, flags, overrides, val_path, force, quiet)
+    trainer = api.trainer(corpus, config_path, out=out, resume=resume, init_from=init_from, steps=steps,
+                          time_budget=time_budget, seed=seed, settings=overrides, val=val_path, force=force,
+                          quiet=quiet, flags={"data.encoding": encoding, "data.errors": errors,
+                                              "train.engine": engine, "train.device": device})
     if dry_run:
         for line in trainer.dry_run():
             click.echo(line)
