@@ -105,7 +105,7 @@ def readme_fine_tune_commands():
 
 
 SMALL = {r"--steps \d+": "--steps 6", r"model\.hidden=\d+": "model.hidden=16", r"head -c \d+": "head -c 20000",
-         r"tail -c \+\d+": "tail -c +30000", r"head -n \d+": "head -n 150", r"eval_every=\d+": "eval_every=3"}
+         r"tail -c \+\d+": "tail -c +30000", r"NR <= \d+": "NR <= 150", r"eval_every=\d+": "eval_every=3"}
 
 
 @pytest.mark.skipif(not SHAKESPEARE.exists(), reason=f"Tiny Shakespeare is not at {SHAKESPEARE}")
