@@ -32,9 +32,10 @@ def base(cli, corpus, tmp_path):
 
 @pytest.fixture
 def numbered(tmp_path):
-    """New text with characters the base lacks: the lines numbered in braces, {1} to {N}."""
+    """New text with characters the base lacks, the lines numbered in braces ({1} to {N}), and without
+    one it has, the full stop."""
     path = tmp_path / "numbered.txt"
-    lines = make_text(seed=5).splitlines()
+    lines = make_text(seed=5).replace(".", "").splitlines()
     path.write_text("".join(f"{{{n}}} {line}\n" for n, line in enumerate(lines, 1)))
     return path
 
@@ -51,13 +52,15 @@ def test_init_from_takes_the_model_from_the_checkpoint_and_adds_the_new_characte
     new = checkpoint.load(tmp_path / "ft" / "latest.npz").vocab.chars
     added = sorted(set(numbered.read_text()) - set(old))
     assert new == sorted(set(old) | set(added)) and len(added) == 12  # the ten digits and the braces
+    assert "." in new and "." not in numbered.read_text()  # the union: kept from the checkpoint
     assert f"the new text adds 12 characters to its {len(old)} ('0' '1' '2' '3' '4' and 7 more)" in err
 
 
 def test_a_set_that_conflicts_with_the_checkpoint_is_one_line_and_creates_nothing(cli, base, numbered, tmp_path):
     for setting, key in (("model.hidden=32", "model.hidden=32"), ("model.cell=gru", "model.cell=gru"),
                          ("model.layers=2", "model.layers=2")):
-        code, out, err = cli("train", numbered, "--init-from", base, "--set", setting, "--out", tmp_path / "bad")
+        code, out, err = cli("train", numbered, "--init-from", base, "--set", setting, "--out", tmp_path / "bad",
+                             "--config", "tiny", "--steps", 1)
         assert code == 1 and out == "" and err.count("\n") == 1, err
         assert err.startswith(f"error: {key} (--set) conflicts with model.init_from: ") and "Traceback" not in err
     assert not (tmp_path / "bad").exists()

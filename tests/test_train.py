@@ -175,8 +175,13 @@ def test_a_warm_start_keeps_the_characters_both_vocabularies_know(cli, corpus, t
         np.testing.assert_allclose(ckpt.params["decoder.weight"][new.index[c]],
                                    source.params["decoder.weight"][old.index[c]], atol=1e-6)
     np.testing.assert_allclose(ckpt.params["lstm.weight_hh_l0"], source.params["lstm.weight_hh_l0"], atol=1e-6)
-    bias = ckpt.params["decoder.bias"]
-    np.testing.assert_allclose(bias[[new.index[c] for c in fresh]], source.params["decoder.bias"].min(), atol=1e-6)
+    m = ckpt.config.model  # a character the checkpoint lacks starts as in a model trained from scratch
+    scratch = model.init_params(ckpt.spec, np.random.default_rng([ckpt.config.train.seed, 0]), np.float32,
+                                m.forget_bias, m.chrono, m.orthogonal, m.open_gates)
+    ids = [new.index[c] for c in fresh]
+    for name in ("decoder.bias", "decoder.weight"):
+        np.testing.assert_allclose(ckpt.params[name][ids], scratch[name][ids], atol=1e-6)
+    np.testing.assert_allclose(ckpt.params["lstm.weight_ih_l0"][:, ids], scratch["lstm.weight_ih_l0"][:, ids], atol=1e-6)
     code, _, err = cli("train", other, "--config", TINY, "--out", tmp_path / "bad", "-q", "--steps", 1,
                        "--set", f"model.init_from={run / 'latest.npz'}", "--set", "model.hidden=24")
     assert code == 1 and "model.hidden=24 (--set) conflicts with model.init_from" in err
