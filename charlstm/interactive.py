@@ -5,7 +5,8 @@ of the session on the arrow keys), with the prompt on the terminal; completions 
 made, as `charlstm sample PROMPT` writes them, so `charlstm sample -i > talk.txt` keeps them and the
 terminal still shows the prompts. A line that starts with ':' is a command:
 
-    :set temperature 0.5     change an option for the lines that follow (:set alone lists them)
+    :set temperature 0.5     change an option for the lines that follow (:set alone lists them;
+                             :set until \n stops each completion at the end of its line)
     :help                    the commands and options
     :quit                    leave (as Ctrl-D does)
 
@@ -14,7 +15,7 @@ Ctrl-C cancels the completion being written, or the line being typed, and the lo
 
 import math
 import os
-import shlex
+import re
 from dataclasses import dataclass
 
 from .errors import CharlstmError
@@ -66,7 +67,7 @@ OPTIONS = {
     "top-k": ("top_k", _number(int, 0), "sample among the K likeliest characters; 0: all"),
     "top-p": ("top_p", _number(float, 0, low_open=True, high=1), "sample among the likeliest holding probability P"),
     "greedy": ("greedy", _flag, "on: always the likeliest character"),
-    "until": ("until", None, "stop after this text (:set until with nothing after it: no stop)"),
+    "until": ("until", None, "stop after this text, \\n a newline (:set until with nothing after it: no stop)"),
     "num-samples": ("num_samples", _number(int, 1), "samples per prompt"),
     "seed": ("seed", _number(int, 0), "the next sample's seed; each sample after it takes the next one"),
     "unknown": ("unknown", _choice("error", "skip"), "characters the model lacks: error, or skip them"),
@@ -166,17 +167,15 @@ class Session:
 
     def command(self, text):
         """Run a command (the text after ':'); returns "quit" to leave."""
-        try:
-            words = shlex.split(text)
-        except ValueError as e:
-            self.say(f"error: {e}")
-            return None
+        words = text.split(None, 2)  # the name, the option and its value as typed (spaces and backslashes kept)
         name, args = (words[0].lower(), words[1:]) if words else ("help", [])
+        if len(args) == 2 and len(args[1]) >= 2 and args[1][0] == args[1][-1] and args[1][0] in "'\"":
+            args[1] = args[1][1:-1]  # :set until ' ' -- quotes keep spaces at the ends
         if name in ("q", "quit", "exit"):
             return "quit"
         if name == "set" and args:
             try:
-                self.set(args[0], " ".join(args[1:]) if len(args) > 1 else None)
+                self.set(args[0], args[1] if len(args) > 1 else None)
             except SettingError as e:
                 self.say(f"error: {e}")
         elif name in ("set", "show"):
@@ -197,7 +196,7 @@ class Session:
             raise SettingError(f"no option {name!r}; the options are {', '.join(OPTIONS)}")
         attribute, parse, _ = OPTIONS[key]
         if key == "until":
-            value = () if text is None else (text,)
+            value = () if text is None else (_unescape(text),)
         elif text is None:
             raise SettingError(f"give a value: :set {key} VALUE")
         else:
@@ -217,6 +216,11 @@ class Session:
         if key == "until":
             return repr(value[0]) if value else "(none)"
         return str(value)
+
+
+def _unescape(text):
+    """:set until's text: \\n and \\t as a newline and a tab, two backslashes as one (as --separator)."""
+    return re.sub(r"\\([nt\\])", lambda m: {"n": "\n", "t": "\t", "\\": "\\"}[m.group(1)], text)
 
 
 def terminal_reader(stdin, stdout, stderr):

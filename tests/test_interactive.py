@@ -185,4 +185,6 @@ def test_set_checks_what_the_command_line_checks():
     assert said[:3] == ["temperature = 0.5", "top-k = 3", "greedy = on"] and said[4] == "until = 'the end'"
     assert said[3].startswith("error: greedy gives the same text every time")
     assert (s.settings.temperature, s.settings.top_k, s.settings.num_samples) == (0.5, 3, 1)
+    s.command("set until \\n")  # typed as a backslash and an n: a newline
+    assert s.settings.until == ("\n",) and said[-1] == "until = '\\n'"
     assert s.command("quit") == "quit"
