@@ -46,7 +46,7 @@ def main():
     lines, curves = table(args.runs, args.loss)
     print("\n".join(lines))
     if args.results:
-        pathlib.Path(args.results).write_text(json.dumps({run: curve for run, curve in curves.items()}, indent=1) + "\n")
+        pathlib.Path(args.results).write_text(json.dumps(curves, indent=1) + "\n")
 
 
 if __name__ == "__main__":

@@ -2,10 +2,11 @@
 
 The checkpoint fixes the model: its cell, layers and width (with a vanilla RNN's nonlinearity and a
 pointer's width) become the run's; a different value given for one of them with --set is an error
-naming it, and one a preset or file gives gives way, with a note. The vocabulary is the union of the checkpoint's characters and
-the new text's (data.load_corpus), so the fine-tuned model still reads everything the first one did. A
-character both know keeps its weights; one the checkpoint lacks starts as in a fresh model. Only the
-weights carry over: the optimizer's state starts from zero and the schedule is the new run's.
+naming it, and one that a preset or file gives yields, with a note. The vocabulary is the union of the
+checkpoint's characters and the new text's (data.load_corpus), so the fine-tuned model still reads
+everything the first one did. A character both know keeps its weights; one the checkpoint lacks starts
+as in a fresh model. Only the weights carry over: the optimizer's state starts from zero and the
+schedule is the new run's.
 """
 
 import os

@@ -6,7 +6,7 @@ made, as `charlstm sample PROMPT` writes them, so `charlstm sample -i > talk.txt
 terminal still shows the prompts. A line that starts with ':' is a command:
 
     :set temperature 0.5     change an option for the lines that follow (:set alone lists them;
-                             :set until \n stops each completion at the end of its line)
+                             :set one-line on ends each completion at the end of its line)
     :help                    the commands and options
     :quit                    leave (as Ctrl-D does)
 
@@ -38,8 +38,10 @@ def _number(kind, low, low_open=False, high=None):
             value = kind(text)
         except ValueError:
             raise SettingError(f"{text!r} is not {'an integer' if kind is int else 'a number'}") from None
-        if not math.isfinite(value) or value < low or (low_open and value == low) or (high is not None and value > high):
-            bound = f"{'above' if low_open else 'at least'} {low:g}" + (f" and at most {high:g}" if high is not None else "")
+        too_high = high is not None and value > high
+        if not math.isfinite(value) or value < low or (low_open and value == low) or too_high:
+            bound = f"{'above' if low_open else 'at least'} {low:g}"
+            bound += "" if high is None else f" and at most {high:g}"
             raise SettingError(f"{text!r} is out of range: give a number {bound}")
         return value
     return parse
@@ -68,6 +70,7 @@ OPTIONS = {
     "top-p": ("top_p", _number(float, 0, low_open=True, high=1), "sample among the likeliest holding probability P"),
     "greedy": ("greedy", _flag, "on: always the likeliest character"),
     "until": ("until", None, "stop after this text, \\n a newline (:set until with nothing after it: no stop)"),
+    "one-line": ("one_line", _flag, "on: each completion ends at the end of its line, as with prompts from a pipe"),
     "num-samples": ("num_samples", _number(int, 1), "samples per prompt"),
     "seed": ("seed", _number(int, 0), "the next sample's seed; each sample after it takes the next one"),
     "unknown": ("unknown", _choice("error", "skip"), "characters the model lacks: error, or skip them"),
@@ -85,13 +88,14 @@ class Settings:
     top_p: float = 1.0
     greedy: bool = False
     until: tuple = ()
+    one_line: bool = False  # stop at a newline (not written), as prompts read from a pipe do
     num_samples: int = 1
     seed: int = 0  # the next sample's; it moves on by one per sample drawn
     unknown: str = "error"
 
     def options(self):
         return Options(length=self.length, temperature=self.temperature, top_k=self.top_k, top_p=self.top_p,
-                       greedy=self.greedy, until=self.until, unknown=self.unknown)
+                       greedy=self.greedy, until=self.until, stop_at_newline=self.one_line, unknown=self.unknown)
 
 
 def talk(model, settings, read_line, say, out, fmt="text", batch=64):
@@ -211,7 +215,7 @@ class Session:
 
     def _shown(self, key):
         value = getattr(self.settings, OPTIONS[key][0])
-        if key == "greedy":
+        if key in ("greedy", "one-line"):
             return "on" if value else "off"
         if key == "until":
             return repr(value[0]) if value else "(none)"

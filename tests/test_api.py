@@ -10,16 +10,26 @@ from charlstm.config import Config
 from conftest import ROOT, run_cli
 
 
-def test_every_example_of_docs_api_md_runs_as_written():
-    """doctest runs the file's examples in order, in the test's empty directory (conftest); a code fence
-    ends an example's expected output, as a blank line does."""
-    text = (ROOT / "docs" / "api.md").read_text(encoding="utf-8")
+def run_examples(text, name):
+    """doctest over Markdown: the examples in order, in the test's empty directory (conftest); a code
+    fence ends an example's expected output, as a blank line does. Returns (failed, attempted)."""
     text = "\n".join("" if line.startswith("```") else line for line in text.splitlines())
-    test = doctest.DocTestParser().get_doctest(text, {}, "docs/api.md", str(ROOT / "docs" / "api.md"), 0)
+    test = doctest.DocTestParser().get_doctest(text, {}, name, name, 0)
     runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
     runner.run(test)
-    failed, attempted = runner.summarize(verbose=False)
+    return runner.summarize(verbose=False)
+
+
+def test_every_example_of_docs_api_md_runs_as_written():
+    failed, attempted = run_examples((ROOT / "docs" / "api.md").read_text(encoding="utf-8"), "docs/api.md")
     assert attempted > 20 and failed == 0
+
+
+def test_readme_from_python_runs_as_written():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## From Python", 1)[1].split("\n## ", 1)[0]
+    failed, attempted = run_examples(section, "README.md, From Python")
+    assert attempted >= 4 and failed == 0
 
 
 def test_the_command_line_prints_what_the_api_returns(four_run, tmp_path):

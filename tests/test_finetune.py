@@ -134,5 +134,5 @@ def test_readme_fine_tune_example_runs_at_a_small_size(tmp_path):
                      proc.stderr), proc.stderr
     runs = sorted(p.name for p in (repo / "runs").iterdir())
     assert len(runs) == 3, runs
-    tuned = [checkpoint.load(repo / "runs" / r) for r in runs if checkpoint.load(repo / "runs" / r).config.model.init_from]
+    tuned = [c for c in (checkpoint.load(repo / "runs" / r) for r in runs) if c.config.model.init_from]
     assert len(tuned) == 1 and {"{", "}", "7"} <= set(tuned[0].vocab.chars)
