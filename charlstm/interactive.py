@@ -153,7 +153,8 @@ class Session:
         while True:
             try:
                 line = self.read_line(PROMPT)
-            except EOFError:
+            except EOFError:  # Ctrl-D: the shell's prompt goes on a line of its own
+                self.say("")
                 return
             except KeyboardInterrupt:  # Ctrl-C while typing: drop the line, as a shell does
                 self.say("")
