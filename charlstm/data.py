@@ -66,9 +66,10 @@ def read_part(files, data_config, say=None):
 ASCII_CODES = np.array([9, 10, *range(32, 127)])  # tab, newline, the printable characters
 
 
-def load_corpus(sources, data_config, val_source=None, say=None):
+def load_corpus(sources, data_config, val_source=None, say=None, known=()):
     """Read, build the vocabulary over everything read, split off validation text. say: where a note
-    goes (a large corpus being encoded, encoded.py)."""
+    goes (a large corpus being encoded, encoded.py). known: characters the vocabulary holds whether or
+    not the text has them (a fine-tuned model's, finetune.py)."""
     files = expand_sources(sources, say)
     text = read_part(files, data_config, say)
     if not len(text):
@@ -81,6 +82,8 @@ def load_corpus(sources, data_config, val_source=None, say=None):
     codes = text.codes() if val_text is None else np.union1d(text.codes(), val_text.codes())
     if data_config.vocab == "ascii":
         codes = np.union1d(codes, ASCII_CODES)
+    if len(known):
+        codes = np.union1d(codes, np.array([ord(c) for c in known], np.uint32))
     vocab = Vocab(chr(c) for c in codes)
     ids = text.ids(vocab)
     if val_text is not None:

@@ -17,7 +17,7 @@ from .train import Trainer
 
 def prepare(corpus, config_path=None, out=None, resume=None, flags=None, overrides=(), val=None, force=False,
             quiet=False):
-    """A Trainer from command-line arguments. config_path: a preset name or a YAML file. flags:
+    """A Trainer from command-line arguments. config_path: a preset name, a YAML file or a config.Config. flags:
     {"section.key": value or None}, applied before the --set overrides. With no corpus and no resume: the
     rooms demo (data/rooms-train.txt, the rooms preset). The Trainer's `origins` say where each key's
     value came from (default, preset, file, flag, --set), for --dry-run."""
@@ -44,7 +44,9 @@ def prepare(corpus, config_path=None, out=None, resume=None, flags=None, overrid
             say(f"no corpus given: training on the rooms stories ({assets.CORPUS.name}) with "
                 f"{pathlib.Path(config_path).stem}")
     layers = []
-    if config_path is not None:
+    if isinstance(config_path, config_mod.Config):  # a config built in code (api.trainer): what it changes
+        layers.append(("the config", _changes(config_path)))
+    elif config_path is not None:
         path, label = presets.locate(config_path)
         layers.append((label, read_file(path)))
     layers += [("rooms demo", demo), ("flag", flag_map), ("--set", set_map)]
@@ -55,12 +57,20 @@ def prepare(corpus, config_path=None, out=None, resume=None, flags=None, overrid
     check_trains(cfg)
     if cfg.train.cloze:
         cfg.train.cloze = os.path.abspath(cfg.train.cloze)  # a resumed run may start elsewhere
-    if cfg.model.init_from:
+    if cfg.model.init_from:  # a resumed run may start elsewhere; finetune.py reads it when the run starts
         cfg.model.init_from = os.path.abspath(cfg.model.init_from)
         if not os.path.exists(cfg.model.init_from):
             raise ConfigError(f"model.init_from: no checkpoint or run directory at {cfg.model.init_from}")
     return Trainer(cfg, corpus, out or default_run_dir(corpus, name=run_name), val_source=val, quiet=quiet,
                    force=force, origins=config_mod.origins(layers))
+
+
+def _changes(cfg):
+    """{section: {key: value}} of the keys of a config.Config whose values differ from the defaults: a
+    config built in code, as a layer whose origins name what it changed."""
+    ours, default = config_mod.to_dict(cfg), config_mod.to_dict(config_mod.Config())
+    found = {section: {k: v for k, v in values.items() if v != default[section][k]} for section, values in ours.items()}
+    return {section: values for section, values in found.items() if values}
 
 
 def check_trains(cfg):

@@ -22,7 +22,7 @@ import time
 from dataclasses import dataclass
 from typing import Optional
 
-from . import autosize, checkpoint, evaluate, heldout, model
+from . import autosize, checkpoint, evaluate, finetune, heldout, model
 from . import config as config_mod
 from . import engine as engine_mod
 from .data import Corpus, load_corpus, make_batches
@@ -48,10 +48,11 @@ class Inputs:
     info: RunInfo
 
 
-def read_inputs(cfg, sources, val_source, say, resumed=None):
+def read_inputs(cfg, sources, val_source, say, resumed=None, known=()):
     """Read the corpus and the validation and cloze texts for cfg; notes go to say. resumed: the
-    checkpoint.Checkpoint a resumed run continues from, whose text the corpus must be."""
-    corpus = load_corpus(sources, cfg.data, val_source, say)
+    checkpoint.Checkpoint a resumed run continues from, whose text the corpus must be. known: characters
+    the vocabulary holds besides the text's (a fine-tuned run's, finetune.py)."""
+    corpus = load_corpus(sources, cfg.data, val_source, say, known)
     record = corpus_record(corpus, val_source)
     if resumed is not None:
         check_same_corpus(resumed, corpus.vocab, record)
@@ -144,15 +145,24 @@ class Trainer:
             raise ConfigError(f"{e}; or continue the run with NumPy: charlstm train --resume {self.out} "
                               f"--engine numpy") from None
         ckpt = checkpoint.load(self.out / "latest.npz") if self.resume else None
+        source = None  # the checkpoint a new fine-tuned run starts from
+        if ckpt is None and cfg.model.init_from:
+            source = finetune.load_source(cfg.model.init_from)
+            for line in finetune.adopt_shape(cfg, source, self.origins):
+                self.report.say(line)
         sources, val_source = self.sources, self.val_source
         if ckpt is not None:
             sources, val_source = recorded_sources(ckpt, sources, val_source)
-        self.inputs = read_inputs(cfg, sources, val_source, self.report.say, ckpt)
+        # a fine-tuned run's vocabulary holds its checkpoint's characters, resumed or not
+        known = source.vocab.chars if source else ckpt.vocab.chars if ckpt and cfg.model.init_from else ()
+        self.inputs = read_inputs(cfg, sources, val_source, self.report.say, ckpt, known)
         if ckpt is None and autosize.wanted(cfg, self.origins):
             self._size_automatically()
         self.spec = model.Spec.of(cfg.model, len(self.inputs.corpus.vocab), cfg.data.window)
+        if source is not None:
+            self.report.say(finetune.note(source, self.inputs.corpus.vocab))
         if ckpt is None:
-            self.ts = TrainState.new(cfg, self.spec, self.inputs.corpus.vocab)
+            self.ts = TrainState.new(cfg, self.spec, self.inputs.corpus.vocab, source)
         else:
             self.ts = TrainState.restore(ckpt, cfg)
             self.saved_step = self.ts.progress.step

@@ -14,11 +14,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import checkpoint, model
+from . import checkpoint, finetune, model
 from . import config as config_mod
 from .cells import CELLS
 from .data import hash_ids
-from .errors import CharlstmError, CheckpointError, ConfigError
+from .errors import CharlstmError, CheckpointError
 from .optim import Optimizer
 
 
@@ -105,33 +105,6 @@ def check_same_corpus(ckpt, vocab, record):
                             f"({', '.join(recorded.get('files') or ['?'])}); resume needs the same text")
 
 
-def warm_start(params, spec, vocab, source):
-    """Overwrite params (in place) with a checkpoint's weights: a model of the same cell and shape, whose
-    vocabulary may differ. A character both know keeps its input column, decoder row and bias; one the
-    checkpoint lacks keeps its fresh initialisation, with the decoder bias of the checkpoint's least
-    likely character, so that it starts as rare as anything the checkpoint knew."""
-    s = source.spec
-    if (s.cell, s.hidden, s.layers, s.nonlinearity) != (spec.cell, spec.hidden, spec.layers, spec.nonlinearity):
-        raise ConfigError(f"model.init_from: {source.path} holds {s.layers} x {s.hidden} {s.cell} units "
-                          f"({s.nonlinearity}); this run has {spec.layers} x {spec.hidden} {spec.cell} units "
-                          f"({spec.nonlinearity})")
-    old_index = source.vocab.index
-    new_ids = np.array([i for i, c in enumerate(vocab.chars) if c in old_index], dtype=np.intp)
-    if not len(new_ids):
-        raise ConfigError(f"model.init_from: {source.path} knows none of this corpus's characters")
-    old_ids = np.array([old_index[vocab.chars[i]] for i in new_ids], dtype=np.intp)  # the same characters there
-    for name, value in source.params.items():
-        if name == f"{spec.cell}.weight_ih_l0":  # (G, V): a column per input character
-            params[name][:, new_ids] = value[:, old_ids]
-        elif name == "decoder.weight":  # (V, H): a row per output character
-            params[name][new_ids] = value[old_ids]
-        elif name == "decoder.bias":
-            params[name][:] = value.min()
-            params[name][new_ids] = value[old_ids]
-        else:
-            params[name][...] = value
-
-
 @dataclass
 class TrainState:
     """Everything that changes as a run trains."""
@@ -142,18 +115,15 @@ class TrainState:
     progress: Progress
 
     @classmethod
-    def new(cls, cfg, spec, vocab=None):
+    def new(cls, cfg, spec, vocab=None, source=None):
         """The state at step 0: PyTorch's initialisation, drawn from a generator seeded by train.seed, or
-        with model.init_from the weights of that checkpoint (warm_start; vocab: this run's)."""
+        with model.init_from the weights of that checkpoint (finetune.warm_start; vocab: this run's;
+        source: the checkpoint, if already loaded). The optimizer starts from zero either way."""
         m = cfg.model
         params = model.init_params(spec, np.random.default_rng([cfg.train.seed, 0]), np.float32, m.forget_bias,
                                    m.chrono, m.orthogonal, m.open_gates)
         if m.init_from:
-            try:
-                source = checkpoint.load(m.init_from)
-            except CheckpointError as e:
-                raise ConfigError(f"model.init_from: {e}") from None
-            warm_start(params, spec, vocab, source)
+            finetune.warm_start(params, spec, vocab, source or finetune.load_source(m.init_from))
         return cls(params, Optimizer(cfg.optim, params), model.zero_state(spec, cfg.data.batch), Progress())
 
     def model_params(self):

@@ -138,3 +138,15 @@ def test_the_readme_opens_with_a_quick_start_that_fits_a_screen():
     assert "<!-- test-command -->" in first and "pip install -e '.[test]' && python -m pytest -q" in first
     assert any(line.startswith("pip install . && charlstm sample --greedy") for line in first)
     assert any(line.startswith("charlstm sample -c runs/") for line in first)
+
+
+def test_the_torch_extra_is_installed_from_the_checkout_everywhere_it_is_named():
+    """charlstm is not on a package index, so `pip install 'charlstm[torch]'` fails on a fresh machine:
+    the code's messages and the docs say `pip install '.[torch]'` (from the checkout). bench/results holds
+    the config comments of past runs as they were written, and is left out."""
+    root = PACKAGE.parent
+    files = [root / "README.md", root / "pyproject.toml", *root.glob("docs/*.md"), *root.glob("bench/*.py"),
+             *root.glob("bench/*.md"), *root.glob("configs/*.yaml"), *PACKAGE.rglob("*.py")]
+    naming = [str(f.relative_to(root)) for f in files if "charlstm[torch]" in f.read_text(encoding="utf-8")]
+    assert not naming, naming
+    assert "pip install '.[torch]'" in (root / "README.md").read_text(encoding="utf-8")

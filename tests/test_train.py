@@ -150,8 +150,9 @@ def test_resume_refuses_model_changes_and_other_text(cli, corpus, tmp_path):
 
 
 def test_a_warm_start_keeps_the_characters_both_vocabularies_know(cli, corpus, tmp_path):
-    """The new text adds characters (H, {, }) and drops one ('.', early in the sorted vocabulary, so that
-    every shared character after it sits one place lower): weights follow the character, not the place."""
+    """The new text adds characters (H, {, }) and lacks one ('.', early in the sorted vocabulary): the
+    vocabulary is the union, so '.' stays and every shared character after 'H' sits one place further:
+    weights follow the character, not the place."""
     run = tmp_path / "run"
     assert cli("train", corpus, "--config", TINY, "--out", run, "-q", "--steps", 5)[0] == 0
     source = checkpoint.load(run / "latest.npz")
@@ -165,7 +166,8 @@ def test_a_warm_start_keeps_the_characters_both_vocabularies_know(cli, corpus, t
     new, old = ckpt.vocab, source.vocab
     shared = [c for c in new.chars if c in old.index]
     fresh = [c for c in new.chars if c not in old.index]
-    assert len(shared) > 10 and {"H", "{", "}"} <= set(fresh) and "." in old.index and "." not in new.index
+    assert new.chars == sorted(set(old.chars) | set(other.read_text()))
+    assert len(shared) > 10 and {"H", "{", "}"} <= set(fresh) and "." in new.index and "." not in other.read_text()
     assert any(new.index[c] != old.index[c] for c in shared)  # places moved: matching by place would be wrong
     for c in shared:
         np.testing.assert_allclose(ckpt.params["lstm.weight_ih_l0"][:, new.index[c]],
@@ -173,11 +175,17 @@ def test_a_warm_start_keeps_the_characters_both_vocabularies_know(cli, corpus, t
         np.testing.assert_allclose(ckpt.params["decoder.weight"][new.index[c]],
                                    source.params["decoder.weight"][old.index[c]], atol=1e-6)
     np.testing.assert_allclose(ckpt.params["lstm.weight_hh_l0"], source.params["lstm.weight_hh_l0"], atol=1e-6)
-    bias = ckpt.params["decoder.bias"]
-    np.testing.assert_allclose(bias[[new.index[c] for c in fresh]], source.params["decoder.bias"].min(), atol=1e-6)
+    m = ckpt.config.model  # a character the checkpoint lacks starts as in a model trained from scratch
+    scratch = model.init_params(ckpt.spec, np.random.default_rng([ckpt.config.train.seed, 0]), np.float32,
+                                m.forget_bias, m.chrono, m.orthogonal, m.open_gates)
+    ids = [new.index[c] for c in fresh]
+    for name in ("decoder.bias", "decoder.weight"):
+        np.testing.assert_allclose(ckpt.params[name][ids], scratch[name][ids], atol=1e-6)
+    np.testing.assert_allclose(ckpt.params["lstm.weight_ih_l0"][:, ids], scratch["lstm.weight_ih_l0"][:, ids], atol=1e-6)
     code, _, err = cli("train", other, "--config", TINY, "--out", tmp_path / "bad", "-q", "--steps", 1,
                        "--set", f"model.init_from={run / 'latest.npz'}", "--set", "model.hidden=24")
-    assert code == 1 and "model.init_from" in err and "this run has" in err and not (tmp_path / "bad").exists()
+    assert code == 1 and "model.hidden=24 (--set) conflicts with model.init_from" in err
+    assert not (tmp_path / "bad").exists()
     for target, message in ((tmp_path / "nope.npz", "no checkpoint or run directory at"),
                             (other, "model.init_from: "), (tmp_path, "model.init_from: ")):
         code, _, err = cli("train", other, "--config", TINY, "--out", tmp_path / "bad", "-q", "--steps", 1,

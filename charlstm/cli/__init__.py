@@ -1,14 +1,15 @@
 """The `charlstm` command line: one module per command, each of which parses its options and calls the
-library, which returns values or raises CharlstmError with a message written for users; `main` prints
-such errors on one line and exits 1. Data goes to stdout; progress, warnings and errors to stderr.
+library (the Python API, api.py, for models and training), which returns values or raises CharlstmError
+with a message written for users; `main` prints such errors on one line and exits 1. Data goes to
+stdout; progress, warnings and errors to stderr.
 
-    train.py    charlstm train: options to a launch.prepare'd Trainer
-    sample.py   charlstm sample: prompts (arguments or stdin) to completions, streamed
+    train.py    charlstm train: options to an api.trainer, which it runs
+    sample.py   charlstm sample: prompts (arguments, stdin or a prompt loop) to completions, streamed
     eval.py     charlstm eval: cross-entropy of files, cloze accuracy; the scoring progress bar
     inspect.py  charlstm inspect: gates and memory, character by character, in the terminal or HTML
     plot.py     charlstm plot: a run's loss curves
     corpus.py   charlstm corpus rooms | pysource: corpora charlstm writes itself
-    shared.py   option types, -c's checkpoint, colour, and every error mapped to one line
+    shared.py   option types, -c's model, colour, and every error mapped to one line
 """
 
 import click

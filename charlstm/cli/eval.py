@@ -9,7 +9,7 @@ import sys
 
 import click
 
-from .shared import CHECKPOINT_HELP, ERRORS, ERRORS_HELP, UNKNOWN, UNKNOWN_HELP, load_checkpoint, warn
+from .shared import CHECKPOINT_HELP, ERRORS, ERRORS_HELP, UNKNOWN, UNKNOWN_HELP, load_model, warn
 
 
 @click.command("eval")
@@ -35,7 +35,7 @@ def eval_(files, ckpt_path, cloze_path, fmt, verbose, unknown, encoding, errors,
     """
     from .. import evaluate
 
-    ckpt = load_checkpoint(ckpt_path)
+    model = load_model(ckpt_path)
     if not files and not cloze_path:
         if sys.stdin.isatty():
             raise click.UsageError("give files to score, - for stdin, or --cloze FILE")
@@ -44,12 +44,12 @@ def eval_(files, ckpt_path, cloze_path, fmt, verbose, unknown, encoding, errors,
     report = {}
     if files:
         progress = functools.partial(_scoring_bar, quiet=quiet)
-        report.update(evaluate.score_files(ckpt.params, ckpt.vocab, files, encoding, unknown, warnings, window,
-                                           progress, ckpt.spec, errors))
+        report.update(model.score_files(files, encoding, errors, unknown, warnings, window, progress))
     if cloze_path:
         prompts, answers = evaluate.read_cloze(cloze_path, encoding, errors)
-        accuracy, n, fills = evaluate.cloze(ckpt.params, ckpt.vocab, prompts, answers, unknown, warnings, ckpt.spec)
-        report.update({"accuracy": accuracy, "n": n})
+        scored = model.cloze(prompts, answers, unknown, warnings)
+        fills = scored.pop("fills")  # listed by --verbose, not reported
+        report.update(scored)
         if verbose:
             for p, a, f in zip(prompts, answers, fills):
                 click.echo(f"{'ok ' if a == f else 'MISS'}\t{a}\t{f}\t{p}")

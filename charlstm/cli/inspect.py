@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from .shared import CHECKPOINT_HELP, COLOUR, ERRORS, ERRORS_HELP, UNKNOWN, UNKNOWN_HELP, load_checkpoint, use_colour, warn
+from .shared import CHECKPOINT_HELP, COLOUR, ERRORS, ERRORS_HELP, UNKNOWN, UNKNOWN_HELP, load_model, use_colour, warn
 
 
 @click.command()
@@ -40,7 +40,7 @@ def inspect(text, ckpt_path, show, top, html_path, color, width, unknown, encodi
     from .. import inspection
     from ..reading import check_text, decode
 
-    ckpt = load_checkpoint(ckpt_path)
+    ckpt = load_model(ckpt_path).checkpoint
     if text is None or text == "-":
         if text is None and sys.stdin.isatty():
             raise click.UsageError("give a TEXT to inspect, or - to read it from stdin")

@@ -1,5 +1,5 @@
-"""`charlstm sample`: prompts, from the arguments or stdin (one per line), completed by sample.complete and
-written as they are made (streams.Writer).
+"""`charlstm sample`: prompts, from the arguments, stdin (one per line) or a prompt loop at the terminal
+(interactive.py), completed by the model (api.Model.complete) and written as they are made (streams.Writer).
 """
 
 import re
@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from .shared import CHECKPOINT_HELP, UNKNOWN, UNKNOWN_HELP, FiniteFloat, load_checkpoint, warn
+from .shared import CHECKPOINT_HELP, UNKNOWN, UNKNOWN_HELP, FiniteFloat, load_model, warn
 
 
 @click.command()
@@ -38,11 +38,17 @@ from .shared import CHECKPOINT_HELP, UNKNOWN, UNKNOWN_HELP, FiniteFloat, load_ch
 @click.option("--unknown", type=UNKNOWN, default="error", show_default=True, help=UNKNOWN_HELP)
 @click.option("--batch", default=64, show_default=True, type=click.IntRange(min=1),
               help="Sequences advanced together (faster); 1: every sample streams as it is made.")
+@click.option("-i", "--interactive", is_flag=True,
+              help="A prompt loop at the terminal, with line editing and history: each line is completed with "
+                   "the options, which :set changes (:set temperature 0.5); Ctrl-C cancels a completion, Ctrl-D "
+                   "or :quit leaves [default: on when no prompt is given and stdin is a terminal].")
 def sample(prompts, ckpt_path, length, temperature, top_k, top_p, greedy, seed, until, num_samples, fmt, separator,
-           unknown, batch):
+           unknown, batch, interactive):
     """Complete PROMPTS with text from a trained model.
 
     \b
+    With no prompt at a terminal (or -i), a prompt loop: type a prompt, get its
+    completion; :set temperature 0.5 changes an option, :help lists them.
     With - as the prompt, or no prompt while stdin is a pipe, prompts are read
     from stdin, one per line, and each completion ends at the end of its line:
         cut -f1 questions.tsv | charlstm sample -c runs/rooms --greedy
@@ -71,7 +77,9 @@ def sample(prompts, ckpt_path, length, temperature, top_k, top_p, greedy, seed, 
     from ..streams import Writer, prompt_batches
 
     _check_choices(greedy, temperature, top_k, top_p, num_samples, until)
-    ckpt = load_checkpoint(ckpt_path)
+    if interactive and prompts:
+        raise click.UsageError("-i reads prompts at the terminal: give PROMPTS or -i, not both")
+    model = load_model(ckpt_path)
     for n, p in enumerate(prompts, 1):
         check_text(p, f"prompt {n}")
     from_stdin = prompts == ("-",) or (not prompts and not sys.stdin.isatty())
@@ -79,25 +87,38 @@ def sample(prompts, ckpt_path, length, temperature, top_k, top_p, greedy, seed, 
         raise click.UsageError("- (stdin) cannot be mixed with prompts given as arguments")
     if separator is not None and fmt != "text":
         raise click.UsageError("--separator applies to --format text only")
+    seed = int(np.random.SeedSequence().entropy % 2**63) if seed is None else seed
+    if not prompts and not from_stdin:  # -i, or no prompt at a terminal
+        _talk(model, fmt, batch, length=length, temperature=temperature, top_k=top_k, top_p=top_p, greedy=greedy,
+              until=until, num_samples=num_samples, seed=seed, unknown=unknown)
+        return
+    if interactive:
+        warn("note: stdin is not a terminal, so -i reads the prompts from it, one per line")
     options = sample_mod.Options(length=length, temperature=temperature, top_k=top_k, top_p=top_p, greedy=greedy,
                                  until=until, stop_at_newline=from_stdin and fmt == "text", unknown=unknown)
-    seed = int(np.random.SeedSequence().entropy % 2**63) if seed is None else seed
     if separator is None:
         separator = "" if from_stdin else "\n"
     if from_stdin:
         batches = prompt_batches(sys.stdin.buffer, max(1, batch // num_samples))
     else:
-        batches = [list(prompts) or [""]]
-    writer = Writer(sys.stdout, ckpt.vocab, fmt, _unescape(separator), seed, tty=sys.stdout.isatty())
+        batches = [list(prompts)]
+    writer = Writer(sys.stdout, model.vocab, fmt, _unescape(separator), seed, tty=sys.stdout.isatty())
     try:
-        n = sample_mod.complete(ckpt.params, ckpt.vocab, batches, options, seed, num_samples, batch, writer, warn,
-                               ckpt.spec)
+        n = model.complete(batches, options, seed, writer, num_samples, batch, warn)
     except KeyboardInterrupt:
         writer.interrupted()  # jsonl holds records until they are done: keep what was made
         raise
     if n == 0:
         why = "" if prompts else " (it is not a terminal, so prompts are read from it, one per line)"
         raise DataError(f"no prompt: stdin was empty{why}; give a prompt as an argument, '' for none")
+
+
+def _talk(model, fmt, batch, **settings):
+    """The prompt loop of -i (interactive.py): prompts at the terminal, completions on stdout."""
+    from .. import interactive
+
+    read_line = interactive.terminal_reader(sys.stdin, sys.stdout, sys.stderr)
+    interactive.talk(model, interactive.Settings(**settings), read_line, warn, sys.stdout, fmt, batch)
 
 
 def _check_choices(greedy, temperature, top_k, top_p, num_samples, until):

@@ -40,19 +40,12 @@ class Group(click.Group):
             quiet_broken_pipe()
 
 
-def load_checkpoint(path):
-    """The checkpoint of -c: a file, or the better of a run directory's two (said when they differ); the
-    shipped rooms model without -c."""
-    from .. import assets, checkpoint
+def load_model(path):
+    """The model of -c (api.load): a file, or the better of a run directory's two (a note says which when
+    they differ); the shipped rooms model without -c."""
+    from .. import api
 
-    if path is None:
-        if not assets.MODEL.exists():
-            raise click.UsageError("give a checkpoint with -c (a .npz file or a run directory)")
-        path = assets.MODEL  # the shipped rooms model, data/rooms.npz
-    chosen, why = checkpoint.choose(path)
-    if why:
-        warn(f"note: {why}")
-    return checkpoint.load(chosen)
+    return api.load(path, warn)
 
 
 def warn(message):

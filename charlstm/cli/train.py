@@ -1,5 +1,5 @@
-"""`charlstm train`: the options, turned into a Trainer by launch.prepare, which runs it; a stop on a
-signal exits with the code the Trainer gives (130, 143) after its one line.
+"""`charlstm train`: the options, turned into a Trainer by api.trainer (launch.prepare), which runs it; a
+stop on a signal exits with the code the Trainer gives (130, 143) after its one line.
 """
 
 import sys
@@ -26,6 +26,7 @@ class _TrainCommand(click.Command):
                 "  charlstm train book.txt --dry-run            # the config, sizes, speed\n"
                 "  charlstm train --resume runs/my-novel        # continue where it stopped\n"
                 "  charlstm train --resume runs/my-novel --steps 20000  # or extend it\n"
+                "  charlstm train letters.txt --init-from runs/my-novel # fine-tune that model\n"
                 "  charlstm train big.txt --engine torch --device cuda  # PyTorch on a GPU (docs/scale.md)")
             formatter.write_paragraph()
             formatter.write_text(
@@ -50,6 +51,9 @@ def _preset_help():
               help="Run directory for checkpoints and metrics; one that holds a run is refused unless --force "
                    "[default: runs/<corpus name>, or runs/<corpus name>-2, -3 ... when that holds a run].")
 @click.option("--resume", metavar="DIR", help="Continue the run in DIR from its latest.npz.")
+@click.option("--init-from", metavar="RUN_DIR|CKPT",
+              help="Fine-tune: start from this model's weights, cell, layers and width (model.init_from); its "
+                   "characters and the corpus's make the vocabulary; the optimizer and schedule start afresh.")
 @click.option("--steps", type=click.IntRange(min=0), help="Total optimizer steps of the run (train.steps).")
 @click.option("--time-budget", metavar="DURATION",
               help="Stop cleanly, saving, after this long, e.g. 90s, 10m, 1h. Unless a model size is given (by a "
@@ -71,7 +75,7 @@ def _preset_help():
               help="Print the configuration (each value with its origin), the corpus and model sizes and the "
                    "time per 1,000 steps (a few steps timed), and exit; nothing is written.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar or messages; errors only.")
-def train(corpus, config_path, out, resume, steps, time_budget, seed, val_path, encoding, errors, overrides,
+def train(corpus, config_path, out, resume, init_from, steps, time_budget, seed, val_path, encoding, errors, overrides,
           force, engine, device, dry_run, quiet):
     """Train a model on CORPUS: text files, directories of text files, or - for stdin.
     With no CORPUS, train the rooms memory demo (data/rooms-train.txt, the rooms preset).
@@ -84,16 +88,20 @@ def train(corpus, config_path, out, resume, steps, time_budget, seed, val_path, 
     """
     import signal
 
+    from .. import api
     from ..errors import Interrupted
-    from ..launch import prepare
 
     if resume and config_path:
         raise click.UsageError("--config cannot be combined with --resume: the run keeps its config")
+    if resume and init_from:
+        raise click.UsageError("--init-from starts a new run from a model's weights; --resume continues a run: "
+                               "give one of them")
     if resume and out and out != resume:
         raise click.UsageError("--out cannot differ from --resume: a resumed run stays in its directory")
-    flags = {"train.steps": steps, "train.time_budget": time_budget, "train.seed": seed,
-             "data.encoding": encoding, "data.errors": errors, "train.engine": engine, "train.device": device}
-    trainer = prepare(corpus, config_path, out, resume, flags, overrides, val_path, force, quiet)
+    trainer = api.trainer(corpus, config_path, out=out, resume=resume, init_from=init_from, steps=steps,
+                          time_budget=time_budget, seed=seed, settings=overrides, val=val_path, force=force,
+                          quiet=quiet, flags={"data.encoding": encoding, "data.errors": errors,
+                                              "train.engine": engine, "train.device": device})
     if dry_run:
         for line in trainer.dry_run():
             click.echo(line)
