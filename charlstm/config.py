@@ -86,6 +86,7 @@ def _optim_fields():
             ("clip", float, _doc(5.0, "clip the global gradient norm to this; 0 turns clipping off")),
             ("schedule", str, _choice("constant", ("constant", "step", "cosine"), "learning-rate schedule")),
             ("decay_every", int, _doc(10, "step schedule: epochs between decays")),
+            ("decay_steps", int, _doc(0, "step schedule: optimizer steps between decays; 0 counts decay_every epochs")),
             ("decay_rate", float, _doc(0.5, "step schedule: factor per decay")),
             ("warmup", int, _doc(0, "cosine schedule: steps of linear warmup")),
             ("min_lr", float, _doc(0.0, "cosine schedule: the rate the cosine reaches at train.steps")),
@@ -263,8 +264,9 @@ def validate(config):
     for key, value in positive.items():
         if value < 1:
             raise ConfigError(f"{key} must be at least 1, not {value}")
-    if min(t.steps, t.val_max_chars or 0, o.warmup, t.seed, d.curriculum_steps, t.cloze_every, t.workers) < 0:
-        raise ConfigError("train.steps, seed, val_max_chars, cloze_every, optim.warmup and "
+    if min(t.steps, t.val_max_chars or 0, o.warmup, o.decay_steps, t.seed, d.curriculum_steps, t.cloze_every,
+           t.workers) < 0:
+        raise ConfigError("train.steps, seed, val_max_chars, cloze_every, optim.warmup, optim.decay_steps and "
                           "data.curriculum_steps cannot be negative")
     if d.mode == "lines" and d.window < 2:
         raise ConfigError("data.mode lines needs data.window of at least 2 (a character and its successor)")

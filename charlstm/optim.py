@@ -256,10 +256,13 @@ def clip_by_global_norm(grads, max_norm):
 def learning_rate(config, step, epoch, total_steps):
     """The rate for optimizer step `step` (0-based) in `epoch` (0-based).
 
-    constant: lr.  step: lr · decay_rate^⌊epoch / decay_every⌋ (char-rnn's decay by epochs).
+    constant: lr.  step: lr · decay_rate^⌊epoch / decay_every⌋ (char-rnn's decay by epochs), or
+    lr · decay_rate^⌊step / decay_steps⌋ when decay_steps is set.
     cosine: linear warmup over `warmup` steps, then half a cosine from lr down to min_lr at total_steps.
     """
     c = config
+    if c.schedule == "step" and c.decay_steps:
+        return c.lr * c.decay_rate ** (step // c.decay_steps)
     if c.schedule == "step":
         return c.lr * c.decay_rate ** (epoch // c.decay_every)
     if c.schedule == "cosine":

@@ -309,6 +309,7 @@ def test_config_file_not_utf8_is_a_config_error(tmp_path):
     (["optim.decay_every=0"], "optim.decay_every"),
     (["train.steps=-1"], "train.steps"),
     (["optim.warmup=-1"], "optim.warmup"),
+    (["optim.decay_steps=-1"], "optim.decay_steps"),
     (["model.dropout=1.0"], "model.dropout"),
     (["model.dropout=-0.1"], "model.dropout"),
     (["model.decoder_dropout=1"], "model.decoder_dropout"),

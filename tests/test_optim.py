@@ -431,6 +431,14 @@ def test_step_schedule_decays_every_n_epochs():
     assert learning_rate(every_epoch, 0, 3, 10) == pytest.approx(0.97 ** 3, rel=1e-15)
 
 
+def test_step_schedule_by_steps_decays_at_multiples_of_decay_steps_whatever_the_epoch():
+    c = OptimConfig(lr=6e-3, schedule="step", decay_steps=3600, decay_every=1, decay_rate=0.25)
+    assert learning_rate(c, 0, 5, 5000) == 6e-3
+    assert learning_rate(c, 3599, 1, 5000) == 6e-3
+    assert learning_rate(c, 3600, 1, 5000) == pytest.approx(1.5e-3, rel=1e-15)
+    assert learning_rate(c, 7200, 0, 5000) == pytest.approx(6e-3 / 16, rel=1e-15)
+
+
 def test_cosine_schedule_with_warmup():
     lr, min_lr, warmup, total = 1e-2, 1e-4, 4, 20
     c = OptimConfig(lr=lr, min_lr=min_lr, schedule="cosine", warmup=warmup)
