@@ -10,7 +10,7 @@ import math
 
 import numpy as np
 
-from . import evaluate, model
+from . import blaswarmup, evaluate, model
 from .optim import clip_by_global_norm
 from .workspace import Workspace
 
@@ -66,6 +66,7 @@ class LocalEngine(NumpyEngine):
         super().__init__()
         self.spec = spec
         self.work = Workspace()  # reused from window to window
+        blaswarmup.warm_up()
 
     def forward_backward(self, params, window, state, dropout=None):
         """(loss, state to carry, grads); grads is None when the loss is not finite: nothing to step on."""

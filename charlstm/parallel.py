@@ -26,7 +26,7 @@ except ImportError:
 
 import numpy as np
 
-from . import model
+from . import blaswarmup, model
 from .cells import CELLS
 from .data import Window
 from .errors import TrainingError
@@ -245,6 +245,7 @@ def _worker(conn, shm_name, spec, batch, window, workers, dtype, w, b0, b1):
         params = {k[len("param/"):]: v for k, v in a.items() if k.startswith("param/")}
         grads = {k: a[f"grad{w}/{k}"] for k in params}
         work = Workspace()
+        blaswarmup.warm_up()
         reply = ("ready", None)
         while _send(conn, reply):
             try:

@@ -173,3 +173,15 @@ def test_a_file_size_limit_counts_as_too_little_shared_memory(cli, corpus, tmp_p
     assert proc.stderr.splitlines()[-1].startswith("error: could not write ")
     assert "File too large" in proc.stderr and "Traceback" not in proc.stderr and "internal" not in proc.stderr
     assert not (tmp_path / "run").exists()
+
+
+def test_an_engine_warms_openblas_up_once_before_its_first_step(monkeypatch):
+    """charlstm/blaswarmup.py: without one large product first, OpenBLAS ran S's weight-gradient product
+    2.5 times slower (bench/blas_warmup.py); the engine of one process runs it when it is built."""
+    from charlstm import blaswarmup
+    from charlstm.numpyengine import LocalEngine
+
+    calls = []
+    monkeypatch.setattr(blaswarmup, "warm_up", lambda: calls.append(1))
+    LocalEngine(model.Spec("lstm", 5, 4, 1))
+    assert calls == [1]
