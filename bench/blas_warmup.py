@@ -3,7 +3,7 @@
 
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python bench/blas_warmup.py
 
-times S's weight-gradient product, (512, 1024) @ (1024, 128) in float32 as model._weight_grad runs it,
+times S's weight-gradient product, (512, 1024) @ (1024, 128) in float32 as model.backward runs it,
 then runs blaswarmup.warm_up() and times it again; prints one JSON line with both medians and the host.
 """
 
@@ -38,7 +38,7 @@ def main():
     out = np.empty((512, 128), np.float32)
 
     def product():
-        np.matmul(x.T, d, out=out.T)
+        np.matmul(d.T, x, out=out)
 
     with threadpool_limits(1):
         before = median_ms(product)

@@ -338,7 +338,7 @@ def backward(params, cache, work=None):
         pointer_grads, dtop, decoder_share = pointer.backward(params, cache.pointed, cache.weight)
         grads.update(pointer_grads)
         dlogits *= decoder_share
-    grads["decoder.weight"] = _weight_grad(dlogits, cache.top)
+    grads["decoder.weight"] = dlogits.T @ cache.top
     grads["decoder.bias"] = dlogits.sum(axis=0)
     dhs = work.get("dhs", (T, B, H), dtype)
     np.matmul(dlogits, params["decoder.weight"], out=dhs.reshape(N, H))
@@ -352,25 +352,17 @@ def backward(params, cache, work=None):
         hs, layer_cache = cache.layers[k]
         dx, drec = cell.backward(layer_cache, dhs, params[name.format("weight_hh")], work, k)
         dx, drec = dx.reshape(N, G), drec.reshape(N, G)
-        grads[name.format("weight_hh")] = _weight_grad(drec, hs[:-1].reshape(N, H))
+        grads[name.format("weight_hh")] = drec.T @ hs[:-1].reshape(N, H)
         grads[name.format("bias_hh")] = drec.sum(axis=0)
         grads[name.format("bias_ih")] = dx.sum(axis=0) if dx is not drec else grads[name.format("bias_hh")].copy()
         if k > 0:
-            grads[name.format("weight_ih")] = _weight_grad(dx, cache.inputs[k])
+            grads[name.format("weight_ih")] = dx.T @ cache.inputs[k]
             np.matmul(dx, params[name.format("weight_ih")], out=dhs.reshape(N, H))
             if cache.masks[k] is not None:
                 dhs *= cache.masks[k].reshape(T, B, H)
         else:
             grads[name.format("weight_ih")] = _onehot_weight_grad(dx, x.reshape(-1), V).T
     return grads
-
-
-def _weight_grad(d, inputs):
-    """d.T @ inputs, (G, N) @ (N, n) -> (G, n) C-contiguous: the product is run as inputs.T @ d into the
-    result's transpose, which OpenBLAS does 2.4 times as fast on S's shapes (docs/performance.md)."""
-    out = np.empty((d.shape[1], inputs.shape[1]), d.dtype)
-    np.matmul(inputs.T, d, out=out.T)
-    return out
 
 
 def _onehot_weight_grad(dx, x, V):

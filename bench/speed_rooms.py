@@ -1,0 +1,174 @@
+"""The run a new user waits for first, `charlstm train` with no arguments (the rooms preset: one story a
+line, batches sorted by length, padding skipped), against PyTorch on the same batches as packed sequences.
+
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python bench/speed_rooms.py --rounds 3   # both, in turn
+    python bench/speed_rooms.py --side ours        # one side's round, one JSON line (as --rounds runs it)
+
+Both sides take the same 20 windows of the preset's batches, at steps 0, 300, ..., 5,700 of its 6,000
+(the curriculum draws short stories first, all of them later), and time one pass over them after two
+untimed steps; the figure is the stories' characters trained per second (padding not counted; a
+character the loss weighs more counts once).
+  ours   the Trainer `charlstm train` builds (launch.prepare, its engine and worker processes), each
+         window through train.train_step: forward, backward, clipping, Adam, the moving average;
+  torch  nn.LSTM on pack_padded_sequence of the one-hot inputs, nn.Linear on the packed outputs,
+         cross-entropy over the stories' characters, clip_grad_norm_, Adam, and the same moving average
+         (torch._foreach_lerp_), each story from the zero state; the preset's width and forget bias;
+  padded the same in PyTorch without packing: the whole padded batch through nn.LSTM and the decoder,
+         padding weighted 0 in the loss (what a PyTorch script often does, and faster here than packing).
+--rounds N alternates fresh processes (charlstm, packed, padded) and prints the medians and the ratio
+to the faster PyTorch side.
+"""
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+from timing import child_parser, import_torch, log, run_child  # bench/timing.py, beside this script
+
+STEPS = range(0, 6000, 300)  # the windows timed: spread over the preset's run
+
+
+def windows_of(trainer):
+    """The preset's windows at STEPS, as the Trainer's loop would draw them."""
+    from charlstm import train
+
+    cfg = trainer.cfg
+    inputs = trainer.inputs or train.read_inputs(cfg, trainer.sources, None, lambda text: None)
+    batches = inputs.batches
+    return [batches.window(*divmod(step, batches.windows_per_epoch), step) for step in STEPS], inputs
+
+
+def one_pass(step, windows):
+    """Seconds for one call of step(window) per window, after two untimed calls; and the characters."""
+    for w in windows[:2]:
+        step(w)
+    t0 = time.perf_counter()
+    for w in windows:
+        step(w)
+    return time.perf_counter() - t0, sum(w.targets() for w in windows)
+
+
+def ours(a):
+    import numpy as np
+
+    from charlstm import launch, model
+    from charlstm.optim import learning_rate
+    from charlstm.train import train_step
+
+    never = 10**9
+    with tempfile.TemporaryDirectory(prefix="charlstm-rooms-") as d:
+        overrides = [f"train.eval_every={never}", f"train.save_every={never}", f"train.workers={a.workers}"]
+        trainer = launch.prepare([], out=os.path.join(d, "run"), overrides=overrides, quiet=True)
+        trainer._setup()  # the corpus, the state and the engine, as run() builds them
+        try:
+            windows, _ = windows_of(trainer)
+            cfg, ts = trainer.cfg, trainer.ts
+            zero = model.zero_state(trainer.spec, cfg.data.batch)
+
+            def step(w):
+                ts.state = zero  # lines mode: every story from the zero state
+                train_step(trainer.engine, ts, w, learning_rate(cfg.optim, 3000, 0, cfg.train.steps),
+                           cfg.optim.clip)
+
+            seconds, chars = one_pass(step, windows)
+            workers = getattr(trainer.engine, "workers", 1)
+        finally:
+            trainer._close_engine()
+    assert np.isfinite(seconds)
+    return {"seconds_per_pass": seconds, "chars_per_pass": chars, "chars_per_s": chars / seconds,
+            "workers": workers}
+
+
+def peer(a, torch, packed=True):
+    from charlstm import launch
+
+    with tempfile.TemporaryDirectory(prefix="charlstm-rooms-") as d:
+        trainer = launch.prepare([], out=os.path.join(d, "run"), quiet=True)
+        windows, inputs = windows_of(trainer)
+    cfg, V = trainer.cfg, len(inputs.corpus.vocab)
+    H, nn, F = cfg.model.hidden, torch.nn, torch.nn.functional
+    torch.manual_seed(0)
+    lstm, decoder = nn.LSTM(V, H, cfg.model.layers), nn.Linear(H, V)
+    with torch.no_grad():
+        for k in range(cfg.model.layers):  # the preset's forget-gate bias, in one of the two biases
+            getattr(lstm, f"bias_ih_l{k}")[H : 2 * H] = cfg.model.forget_bias or 0.0
+            getattr(lstm, f"bias_hh_l{k}")[H : 2 * H] = 0.0
+    ps = list(lstm.parameters()) + list(decoder.parameters())
+    average = [p.detach().clone() for p in ps]
+    o = cfg.optim
+    opt = torch.optim.Adam(ps, lr=o.lr, betas=o.betas, eps=o.eps)
+    batches = []
+    for w in windows:  # the same stories: lengths from the mask, padding dropped by packing
+        lengths = torch.from_numpy((w.mask > 0).sum(axis=0))
+        batches.append((F.one_hot(torch.from_numpy(w.x), V).float(), torch.from_numpy(w.y),
+                        torch.from_numpy(w.mask).float(), lengths))
+    pack = nn.utils.rnn.pack_padded_sequence
+
+    def step(i):
+        x, y, mask, lengths = batches[i]
+        if packed:
+            out = lstm(pack(x, lengths, enforce_sorted=False))[0].data
+            targets = pack(y, lengths, enforce_sorted=False).data
+            weights = pack(mask, lengths, enforce_sorted=False).data
+        else:
+            out, targets, weights = lstm(x)[0].reshape(-1, H), y.reshape(-1), mask.reshape(-1)
+        loss = (F.cross_entropy(decoder(out), targets, reduction="none") * weights).sum() / weights.sum()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        nn.utils.clip_grad_norm_(ps, o.clip)
+        opt.step()
+        with torch.no_grad():
+            torch._foreach_lerp_(average, [p.detach() for p in ps], 1 - o.ema)
+
+    class Indexed:  # one_pass counts characters from the windows and steps by index
+        def __init__(self, i, w):
+            self.i, self.w = i, w
+
+        def targets(self):
+            return self.w.targets()
+
+    seconds, chars = one_pass(lambda item: step(item.i), [Indexed(i, w) for i, w in enumerate(windows)])
+    return {"seconds_per_pass": seconds, "chars_per_pass": chars, "chars_per_s": chars / seconds,
+            "torch": torch.__version__, "packed": packed}
+
+
+def measure(a, torch, H, L, B, T):
+    if a.side == "ours":
+        return ours(a)
+    return peer(a, torch or import_torch(a.threads), packed=a.side == "torch")
+
+
+def alternate(a):
+    """--rounds: each side in its own fresh process, in turn; medians and their ratio."""
+    figures = {"ours": [], "torch": [], "padded": []}
+    for r in range(a.rounds):
+        for side in figures:
+            cmd = [sys.executable, __file__, "--side", side, "--threads", str(a.threads),
+                   "--workers", str(a.workers)]
+            env = {**os.environ, **{k: str(a.threads) for k in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS",
+                                                                 "MKL_NUM_THREADS")}}
+            proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+            if proc.returncode:
+                sys.exit(f"the {side} side failed: {proc.stderr.strip().splitlines()[-1]}")
+            report = json.loads(proc.stdout.splitlines()[-1])
+            figures[side].append(report["chars_per_s"])
+            log(f"rooms train round {r + 1}/{a.rounds}: {side} {report['chars_per_s']:,.0f} chars/s")
+    med = {side: statistics.median(v) for side, v in figures.items()}
+    print(json.dumps({"part": "rooms-train", "cpu": report["cpu"], "rounds": figures, "median": med,
+                      "ratio_to_packed": med["ours"] / med["torch"],
+                      "ratio_to_faster": med["ours"] / max(med["torch"], med["padded"]),
+                      "command": " ".join(sys.argv)}))
+
+
+if __name__ == "__main__":
+    ap = child_parser(__doc__, ["ours", "torch", "padded"])
+    ap.add_argument("--rounds", type=int, help="alternate this many rounds of fresh processes, both sides")
+    args = ap.parse_args()
+    if args.rounds:
+        alternate(args)
+    else:
+        sys.exit(run_child(args, "rooms-train", measure))
