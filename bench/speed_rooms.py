@@ -1,5 +1,5 @@
 """The run a new user waits for first, `charlstm train` with no arguments (the rooms preset: one story a
-line, batches sorted by length, padding skipped), against PyTorch on the same batches as packed sequences.
+line, a batch's stories ordered longest first, padding skipped), against PyTorch on the same batches.
 
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python bench/speed_rooms.py --rounds 3   # both, in turn
     python bench/speed_rooms.py --side ours        # one side's round, one JSON line (as --rounds runs it)
@@ -16,7 +16,7 @@ character the loss weighs more counts once).
   padded the same in PyTorch without packing: the whole padded batch through nn.LSTM and the decoder,
          padding weighted 0 in the loss (what a PyTorch script often does, and faster here than packing).
 --rounds N alternates fresh processes (charlstm, packed, padded) and prints the medians and the ratio
-to the faster PyTorch side.
+to the faster PyTorch side. PyTorch reads one-hot inputs (a dense product), charlstm gathers columns.
 """
 
 import json
@@ -53,6 +53,7 @@ def one_pass(step, windows):
 
 
 def ours(a):
+    """charlstm's side: its Trainer's engine stepping through the windows."""
     import numpy as np
 
     from charlstm import launch, model
@@ -71,19 +72,21 @@ def ours(a):
 
             def step(w):
                 ts.state = zero  # lines mode: every story from the zero state
-                train_step(trainer.engine, ts, w, learning_rate(cfg.optim, 3000, 0, cfg.train.steps),
-                           cfg.optim.clip)
+                loss, norm = train_step(trainer.engine, ts, w,
+                                        learning_rate(cfg.optim, 3000, 0, cfg.train.steps), cfg.optim.clip)
+                if not (np.isfinite(loss) and np.isfinite(norm)):  # a skipped update is not a step
+                    raise RuntimeError(f"the training step gave loss {loss}, gradient norm {norm}")
 
             seconds, chars = one_pass(step, windows)
             workers = getattr(trainer.engine, "workers", 1)
         finally:
             trainer._close_engine()
-    assert np.isfinite(seconds)
     return {"seconds_per_pass": seconds, "chars_per_pass": chars, "chars_per_s": chars / seconds,
             "workers": workers}
 
 
 def peer(a, torch, packed=True):
+    """PyTorch's side on the same windows: packed sequences, or the padded batch with padding weighted 0."""
     from charlstm import launch
 
     with tempfile.TemporaryDirectory(prefix="charlstm-rooms-") as d:
@@ -117,6 +120,8 @@ def peer(a, torch, packed=True):
         else:
             out, targets, weights = lstm(x)[0].reshape(-1, H), y.reshape(-1), mask.reshape(-1)
         loss = (F.cross_entropy(decoder(out), targets, reduction="none") * weights).sum() / weights.sum()
+        if not torch.isfinite(loss):
+            raise RuntimeError(f"PyTorch's loss became {loss.item()}")
         opt.zero_grad(set_to_none=True)
         loss.backward()
         nn.utils.clip_grad_norm_(ps, o.clip)
@@ -137,6 +142,7 @@ def peer(a, torch, packed=True):
 
 
 def measure(a, torch, H, L, B, T):
+    """run_child's measurement (the shape options do not apply: the preset fixes it)."""
     if a.side == "ours":
         return ours(a)
     return peer(a, torch or import_torch(a.threads), packed=a.side == "torch")
@@ -153,7 +159,8 @@ def alternate(a):
                                                                  "MKL_NUM_THREADS")}}
             proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
             if proc.returncode:
-                sys.exit(f"the {side} side failed: {proc.stderr.strip().splitlines()[-1]}")
+                last = proc.stderr.strip().splitlines()[-1:] or [f"exit status {proc.returncode}"]
+                sys.exit(f"the {side} side failed: {last[0]}")
             report = json.loads(proc.stdout.splitlines()[-1])
             figures[side].append(report["chars_per_s"])
             log(f"rooms train round {r + 1}/{a.rounds}: {side} {report['chars_per_s']:,.0f} chars/s")

@@ -150,7 +150,7 @@ def run_child(a, part, measure):
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(143))
     try:
         H, L, B, T = CONFIGS[a.config]
-        torch = import_torch(a.threads) if a.side == "torch" else None  # first, as a PyTorch script does
+        torch = import_torch(a.threads) if a.side in ("torch", "padded") else None  # first, as PyTorch scripts do
         report = {"worker": a.side, "part": part, "config": a.config, "cpu": runner.cpu(),
                   **(torch_info(torch) if torch else numpy_info())}
         report.update(measure(a, torch, H, L, B, T))

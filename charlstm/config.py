@@ -85,7 +85,7 @@ def _optim_fields():
     tail = [("weight_decay", float, _doc(0.0, f"L2 penalty ({decoupled}: decoupled decay)")),
             ("clip", float, _doc(5.0, "clip the global gradient norm to this; 0 turns clipping off")),
             ("schedule", str, _choice("constant", ("constant", "step", "cosine"), "learning-rate schedule")),
-            ("decay_every", int, _doc(10, "step schedule: epochs between decays")),
+            ("decay_every", int, _doc(10, "step schedule: epochs between decays (unless decay_steps)")),
             ("decay_steps", int, _doc(0, "step schedule: steps between decays; 0 counts decay_every epochs")),
             ("decay_rate", float, _doc(0.5, "step schedule: factor per decay")),
             ("warmup", int, _doc(0, "cosine schedule: steps of linear warmup")),
