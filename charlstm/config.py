@@ -264,10 +264,12 @@ def validate(config):
     for key, value in positive.items():
         if value < 1:
             raise ConfigError(f"{key} must be at least 1, not {value}")
-    if min(t.steps, t.val_max_chars or 0, o.warmup, o.decay_steps, t.seed, d.curriculum_steps, t.cloze_every,
-           t.workers) < 0:
-        raise ConfigError("train.steps, seed, val_max_chars, cloze_every, optim.warmup, optim.decay_steps and "
-                          "data.curriculum_steps cannot be negative")
+    counts = {"train.steps": t.steps, "train.val_max_chars": t.val_max_chars or 0, "optim.warmup": o.warmup,
+              "optim.decay_steps": o.decay_steps, "train.seed": t.seed, "data.curriculum_steps": d.curriculum_steps,
+              "train.cloze_every": t.cloze_every, "train.workers": t.workers}
+    for key, value in counts.items():
+        if value < 0:
+            raise ConfigError(f"{key} cannot be negative, not {value}")
     if d.mode == "lines" and d.window < 2:
         raise ConfigError("data.mode lines needs data.window of at least 2 (a character and its successor)")
     if not 0.0 < d.curriculum_start <= 1.0:
