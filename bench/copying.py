@@ -32,6 +32,11 @@ VARIANTS = {
     "no-chrono": ["model.chrono=0"],
     "seen-names": [],  # the corpus of the seen pool, 9,121 names that come back (see main)
     "gru": ["model.cell=gru", "model.hidden=298"],  # about the LSTM's parameter count
+    # LSTM levers beside the recipe, looking for what lets the GRU choose early (docs/memory.md)
+    "lr-1e-2": ["optim.lr=0.01"],
+    "forget-1": ["model.chrono=0", "model.forget_bias=1"],
+    "orthogonal": ["model.orthogonal=true"],
+    "hidden-384": ["model.hidden=384"],
 }
 SETS = ("rooms-cloze-realnames.tsv", "rooms-cloze-newnames.tsv")
 

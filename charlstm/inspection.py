@@ -18,6 +18,7 @@ import html
 import json
 import math
 import pathlib
+import re
 import shutil
 import unicodedata
 
@@ -89,8 +90,10 @@ def _bits(logits, x):
     return (math.log(np.exp(z).sum()) - z[x]) / math.log(2)
 
 
-def quantities(traced, spec, show, top):
-    """The rows to draw: a list of (label, values (N,), kind), kind "bits", "gate" or "signed"."""
+def quantities(traced, spec, show, top, at=None):
+    """The rows to draw: a list of (label, values (N,), kind), kind "bits", "gate" or "signed". top: also
+    the units whose memory varies most over the text, or with at=(text, word) the units whose memory
+    moves most while the word's first occurrence is read: the units that take a name in."""
     rows = []
     for item in show:
         if item == "surprisal":
@@ -113,11 +116,24 @@ def quantities(traced, spec, show, top):
     if top:
         what = "cell" if "cell" in traced else "hidden"
         values = traced[what].reshape(len(traced["surprisal"]), -1)  # (N, L·H)
-        for j in np.argsort(-values.std(axis=0), kind="stable")[:top]:
+        if at is None:
+            score, why = values.std(axis=0), "varies most: {:.2f} std"
+        else:
+            start, end = _span(*at)
+            before = values[start - 1] if start else np.zeros_like(values[0])  # the zero state before the text
+            score, why = np.abs(values[end - 1] - before), f"moves most reading {at[1]!r}: {{:.2f}}"
+        for j in np.argsort(-score, kind="stable")[:top]:
             layer, unit = divmod(int(j), spec.hidden)
-            rows.append((f"{what} state, layer {layer} unit {unit} (varies most: {values[:, j].std():.2f} std)",
-                         values[:, j], "signed"))
+            rows.append((f"{what} state, layer {layer} unit {unit} ({why.format(score[j])})", values[:, j], "signed"))
     return rows
+
+
+def _span(text, word):
+    """[start, end) of the word's first occurrence in the text, as a whole word where there is one."""
+    found = re.search(rf"(?<!\w){re.escape(word)}(?!\w)", text) or re.search(re.escape(word), text)
+    if not word or found is None:
+        raise DataError(f"--at {word!r}: not in the text")
+    return found.start(), found.end()
 
 
 def _parse_unit(item, spec):

@@ -60,6 +60,24 @@ def test_quantities_and_errors(four_run):
             inspection.quantities(traced, ckpt.spec, [bad], 0)
 
 
+def test_top_at_a_word_ranks_units_by_how_far_they_move_while_it_is_read(four_run, cli):
+    ckpt = checkpoint.load(four_run)
+    traced = inspection.trace(ckpt.params, ckpt.vocab.encode(TEXT))
+    cell = traced["cell"][:, 0, :]  # (N, H)
+    start = TEXT.index("dog")  # "the" is in a word before, "dog" only at the end
+    moved = np.abs(cell[start + 2] - cell[start - 1])
+    rows = inspection.quantities(traced, ckpt.spec, [], top=3, at=(TEXT, "dog"))
+    units = [int(re.search(r"unit (\d+)", label).group(1)) for label, _, _ in rows]
+    assert units == list(np.argsort(-moved, kind="stable")[:3]) and "moves most reading 'dog'" in rows[0][0]
+    assert units != list(np.argsort(-cell.std(axis=0), kind="stable")[:3])  # not the text-wide ranking
+    assert inspection._span("a cat scat", "cat") == (2, 5) and inspection._span("scat", "cat") == (1, 4)
+    code, out, err = cli("inspect", "-c", four_run, TEXT, "--top", 1, "--at", "dog", "--color", "never")
+    assert code == 0 and f"unit {units[0]} (moves most reading 'dog'" in out, err
+    for args, message in [(["--at", "dog"], "give --top N too"), (["--top", 1, "--at", "cow"], "not in the text")]:
+        code, out, err = cli("inspect", "-c", four_run, TEXT, *args)
+        assert code != 0 and message in err and "Traceback" not in err and out == ""
+
+
 def test_terminal_colours_wrap_and_reset(cli, four_run):
     code, out, err = cli("inspect", "-c", four_run, TEXT, "--show", "forget", "--top", 2, "--color", "always",
                          "--width", 10)

@@ -14,11 +14,14 @@ from .shared import CHECKPOINT_HELP, COLOUR, ERRORS, ERRORS_HELP, UNKNOWN, UNKNO
 @click.argument("text", required=False)
 @click.option("-c", "--checkpoint", "ckpt_path", metavar="CKPT", help=CHECKPOINT_HELP)
 @click.option("--show", multiple=True, metavar="QUANTITY",
-              help="surprisal, forget, input, output (GRU: reset, update), cell:LAYER:UNIT or hidden:LAYER:UNIT; "
-                   "repeatable; replaces the default, surprisal.")
+              help="surprisal, forget, input, output (GRU: reset, update), copy (a model with a pointer), "
+                   "cell:LAYER:UNIT or hidden:LAYER:UNIT; repeatable; replaces the default, surprisal.")
 @click.option("--top", default=0, metavar="N", type=click.IntRange(min=0),
               help="Also show the N units whose memory varies most over the text (below the surprisal or "
                    "--show rows).")
+@click.option("--at", "word", metavar="WORD",
+              help="With --top: rank the units by how far their memory moves while WORD (its first "
+                   "occurrence) is read: which units take a name in.")
 @click.option("--html", "html_path", metavar="FILE",
               help="Write a self-contained web page instead [default rows: surprisal, every gate, --top 8].")
 @click.option("--color", "color", type=COLOUR, default="auto", show_default=True,
@@ -27,7 +30,7 @@ from .shared import CHECKPOINT_HELP, COLOUR, ERRORS, ERRORS_HELP, UNKNOWN, UNKNO
 @click.option("--unknown", type=UNKNOWN, default="error", show_default=True, help=UNKNOWN_HELP)
 @click.option("--encoding", default="utf-8", show_default=True, help="Text encoding of stdin.")
 @click.option("--errors", type=ERRORS, default="strict", show_default=True, help=ERRORS_HELP)
-def inspect(text, ckpt_path, show, top, html_path, color, width, unknown, encoding, errors):
+def inspect(text, ckpt_path, show, top, word, html_path, color, width, unknown, encoding, errors):
     """Show, character by character, what the model expects and what its gates and memory do.
 
     \b
@@ -36,6 +39,7 @@ def inspect(text, ckpt_path, show, top, html_path, color, width, unknown, encodi
         charlstm inspect -c runs/rooms 'Mady walks in to the room, ...' --top 4
         charlstm inspect -c runs/shk --show forget --show cell:0:17 'To be, or not to be'
         charlstm inspect -c runs/rooms --html gates.html 'Mady and Monica walk in ...'
+        charlstm inspect -c runs/names --top 3 --at Bob 'Alice walks in ..., Bob also ...'
     """
     from .. import inspection
     from ..reading import check_text, decode
@@ -47,12 +51,15 @@ def inspect(text, ckpt_path, show, top, html_path, color, width, unknown, encodi
         text = decode(sys.stdin.buffer.read(), "stdin", encoding, errors)
     check_text(text, "the text to inspect")
     text, traced = inspection.run(ckpt, text, unknown, warn)
+    if word is not None and not top:
+        raise click.UsageError("--at ranks the units --top shows: give --top N too")
+    at = None if word is None else (text, word)
     if html_path:
-        rows = inspection.quantities(traced, ckpt.spec, list(show) or ["surprisal", *traced["gates"]], top or 8)
+        rows = inspection.quantities(traced, ckpt.spec, list(show) or ["surprisal", *traced["gates"]], top or 8, at)
         inspection.write_html(html_path, text, rows, title=f"charlstm inspect: {ckpt.path}")
         click.echo(f"wrote {html_path} ({len(rows)} quantities; open it in a browser)", err=True)
         return
-    rows = inspection.quantities(traced, ckpt.spec, list(show) or ["surprisal"], top)
+    rows = inspection.quantities(traced, ckpt.spec, list(show) or ["surprisal"], top, at)
     use = use_colour(color)
     truecolor = os.environ.get("COLORTERM", "").lower() in ("truecolor", "24bit")
     mode = "none" if not use else "truecolor" if truecolor else "ansi256"
