@@ -1,5 +1,6 @@
-"""The run a new user waits for first, `charlstm train` with no arguments (the rooms preset: one story a
-line, a batch's stories ordered longest first, padding skipped), against PyTorch on the same batches.
+"""The closed rooms recipe (configs/rooms.yaml on data/rooms-train.txt, what `charlstm train` ran with no
+arguments until 2026-12-05: one story a line, a batch's stories ordered longest first, padding skipped),
+against PyTorch on the same batches. (The default run now has a pointer, which nn.LSTM has not.)
 
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python bench/speed_rooms.py --rounds 3   # both, in turn
     python bench/speed_rooms.py --side ours        # one side's round, one JSON line (as --rounds runs it)
@@ -21,6 +22,7 @@ to the faster PyTorch side. PyTorch reads one-hot inputs (a dense product), char
 
 import json
 import os
+import pathlib
 import statistics
 import subprocess
 import sys
@@ -30,6 +32,7 @@ import time
 from timing import child_parser, import_torch, log, run_child  # bench/timing.py, beside this script
 
 STEPS = range(0, 6000, 300)  # the windows timed: spread over the preset's run
+CLOSED = [str(pathlib.Path(__file__).resolve().parents[1] / "data" / "rooms-train.txt")]
 
 
 def windows_of(trainer):
@@ -63,7 +66,7 @@ def ours(a):
     never = 10**9
     with tempfile.TemporaryDirectory(prefix="charlstm-rooms-") as d:
         overrides = [f"train.eval_every={never}", f"train.save_every={never}", f"train.workers={a.workers}"]
-        trainer = launch.prepare([], out=os.path.join(d, "run"), overrides=overrides, quiet=True)
+        trainer = launch.prepare(CLOSED, "rooms", out=os.path.join(d, "run"), overrides=overrides, quiet=True)
         trainer._setup()  # the corpus, the state and the engine, as run() builds them
         try:
             windows, _ = windows_of(trainer)
@@ -90,7 +93,7 @@ def peer(a, torch, packed=True):
     from charlstm import launch
 
     with tempfile.TemporaryDirectory(prefix="charlstm-rooms-") as d:
-        trainer = launch.prepare([], out=os.path.join(d, "run"), quiet=True)
+        trainer = launch.prepare(CLOSED, "rooms", out=os.path.join(d, "run"), quiet=True)
         windows, inputs = windows_of(trainer)
     cfg, V = trainer.cfg, len(inputs.corpus.vocab)
     H, nn, F = cfg.model.hidden, torch.nn, torch.nn.functional

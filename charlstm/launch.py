@@ -19,8 +19,8 @@ def prepare(corpus, config_path=None, out=None, resume=None, flags=None, overrid
             quiet=False):
     """A Trainer from command-line arguments. config_path: a preset name, a YAML file or a config.Config. flags:
     {"section.key": value or None}, applied before the --set overrides. With no corpus and no resume: the
-    rooms demo (data/rooms-train.txt, the rooms preset). The Trainer's `origins` say where each key's
-    value came from (default, preset, file, flag, --set), for --dry-run."""
+    rooms demo (charlstm/assets: data/rooms-names-train.txt, the rooms-names-quick preset). The Trainer's
+    `origins` say where each key's value came from (default, preset, file, flag, --set), for --dry-run."""
     flag_map = config_mod.nested({key: value for key, value in (flags or {}).items() if value is not None})
     set_map = config_mod.parse_overrides(overrides)
     mapping = {section: {**flag_map.get(section, {}), **set_map.get(section, {})}  # --set last
@@ -38,11 +38,11 @@ def prepare(corpus, config_path=None, out=None, resume=None, flags=None, overrid
     if not corpus:
         from . import assets
 
-        corpus, config_path, run_name = (str(assets.CORPUS),), config_path or "rooms", "rooms"
+        corpus, config_path, run_name = (str(assets.CORPUS),), config_path or assets.CONFIG.stem, "rooms"
         demo = {"train": {"cloze": str(assets.CLOZE)}}
         if say:
-            say(f"no corpus given: training on the rooms stories ({assets.CORPUS.name}) with "
-                f"{pathlib.Path(config_path).stem}")
+            say(f"no corpus given: training on the rooms stories with new names ({assets.CORPUS.name}) with "
+                f"{pathlib.Path(config_path).stem}, scored on names it never saw ({assets.CLOZE.name})")
     layers = []
     if isinstance(config_path, config_mod.Config):  # a config built in code (api.trainer): what it changes
         layers.append(("the config", _changes(config_path)))

@@ -59,7 +59,8 @@ def test_a_plain_install_copies_every_preset_and_asset(tmp_path):
     assert copied == SHIPPED, setuptools.__version__
     for p in [*(assets / "presets").iterdir(), *(assets.glob("rooms*"))]:
         assert p.is_file() and not p.is_symlink(), p
-    assert {p.name for p in assets.glob("rooms*")} == {"rooms-train.txt", "rooms-cloze-fillers.tsv", "rooms.npz"}
+    assert {p.name for p in assets.glob("rooms*")} == {"rooms-names-train.txt", "rooms-cloze-realnames.tsv",
+                                                             "rooms.npz"}
 
 
 def test_train_help_lists_presets_examples_and_the_defaults(cli):

@@ -65,6 +65,7 @@ def test_no_fillers_with_max_gap_0_and_a_custom_cast(cli, tmp_path):
 
 @pytest.mark.parametrize("name, args", [
     ("rooms-train.txt", ["--open", "--names", "twelve", "--closed-share", 0.3, "--stories", 40000]),
+    ("rooms-names-train.txt", ["--open", "--names", "fresh", "--closed-share", 0.1, "--stories", 40000]),
     ("rooms-cloze-fillers.tsv", ["--open", "--names", "twelve", "--fillers", "unseen", "--split", "test",
                                  "--stories", 1000, "--cloze"]),
     ("rooms-cloze-names.tsv", ["--open", "--names", "unseen", "--split", "test", "--stories", 1000, "--cloze"]),
@@ -78,6 +79,7 @@ def test_shipped_data_regenerates_byte_for_byte(cli, name, args):
 
 def test_the_shipped_data_sizes():
     assert (ROOT / "data" / "rooms-train.txt").stat().st_size < 6_000_000
+    assert (ROOT / "data" / "rooms-names-train.txt").stat().st_size < 6_000_000
     assert len((ROOT / "data" / "rooms-cloze.tsv").read_text().splitlines()) == 1000
     nofill = (ROOT / "data" / "rooms-cloze-nofill.tsv").read_text().splitlines()
     assert len(nofill) == 1000 and all(corpus.story_gap(line.split("\t")[0]) == 0 for line in nofill)
@@ -215,11 +217,13 @@ def test_every_cell_trains_samples_and_scores(cli, tmp_path, cell):
 def test_train_with_no_arguments_is_the_rooms_demo(cli, tmp_path):
     code, _, err = cli("train", "--steps", 2, "--set", "train.eval_every=1000", "--set", "train.cloze_every=1000")
     assert code == 0, err
-    assert "no corpus given: training on the rooms stories" in err
+    assert "no corpus given: training on the rooms stories with new names" in err
     ckpt = checkpoint.load(tmp_path / "runs" / "rooms" / "latest.npz")
-    assert ckpt.config.data.mode == "lines"
-    assert ckpt.meta["corpus"]["files"][0].endswith("rooms-train.txt")
-    assert pathlib.Path(ckpt.config.train.cloze).name == "rooms-cloze-fillers.tsv"
+    recipe = config.load(ROOT / "configs" / "rooms-names-quick.yaml", [])
+    assert (ckpt.config.model, ckpt.config.data, ckpt.config.optim) == (recipe.model, recipe.data, recipe.optim)
+    assert ckpt.spec.cell == "lstm" and ckpt.spec.pointer and ckpt.config.data.mode == "lines"
+    assert ckpt.meta["corpus"]["files"][0].endswith("rooms-names-train.txt")
+    assert pathlib.Path(ckpt.config.train.cloze).name == "rooms-cloze-realnames.tsv"
 
 
 def test_pysource_is_deterministic_sorted_and_bounded(cli):
@@ -295,10 +299,10 @@ def test_the_shipped_model_is_the_lstm_that_charlstm_train_makes():
     assert ckpt.config.train.seed == config.Config().train.seed  # the default seed: no arguments
 
 
-@pytest.mark.parametrize("steps, reach", [(3000, "the shortest 56% at this run's last step"), (7000, "all of them")])
+@pytest.mark.parametrize("steps, reach", [(600, "the shortest 56% at this run's last step"), (2000, "all of them")])
 def test_the_curriculum_note_says_how_far_the_run_widens(cli, steps, reach):
-    """A run shorter than the rooms recipe's curriculum (6,000 steps) never reaches the longest stories: the
-    note at the start says how far it widens."""
+    """A run shorter than the default recipe's curriculum (1,200 steps) never reaches the longest stories:
+    the note at the start says how far it widens."""
     code, _, err = cli("train", "--dry-run", "--steps", steps)
     assert code == 0, err
     assert f"the shortest 12% of the lines first, widening to {reach}, so" in err

@@ -5,7 +5,7 @@ to data/ and configs/ (presets/ links the whole directory); an installed wheel h
 import pathlib
 
 HERE = pathlib.Path(__file__).resolve().parent
-CORPUS = HERE / "rooms-train.txt"  # data/rooms-train.txt
-CONFIG = HERE / "presets" / "rooms.yaml"  # configs/rooms.yaml
-CLOZE = HERE / "rooms-cloze-fillers.tsv"  # data/rooms-cloze-fillers.tsv: the twelve, fillers never trained on
+CORPUS = HERE / "rooms-names-train.txt"  # data/rooms-names-train.txt: stories with names drawn anew for each
+CONFIG = HERE / "presets" / "rooms-names-quick.yaml"  # configs/rooms-names-quick.yaml
+CLOZE = HERE / "rooms-cloze-realnames.tsv"  # data/rooms-cloze-realnames.tsv: real given names, never trained on
 MODEL = HERE / "rooms.npz"  # data/rooms.npz

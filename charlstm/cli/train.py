@@ -78,7 +78,7 @@ def _preset_help():
 def train(corpus, config_path, out, resume, init_from, steps, time_budget, seed, val_path, encoding, errors, overrides,
           force, engine, device, dry_run, quiet):
     """Train a model on CORPUS: text files, directories of text files, or - for stdin.
-    With no CORPUS, train the rooms memory demo (data/rooms-train.txt, the rooms preset).
+    With no CORPUS, train the rooms memory demo: stories with new names, the rooms-names-quick preset.
 
     The hidden state is carried from window to window (truncated backpropagation through time).
     Checkpoints go to the run directory: latest.npz every train.save_every steps and at the end,
