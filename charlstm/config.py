@@ -270,6 +270,8 @@ def validate(config):
     for key, value in counts.items():
         if value < 0:
             raise ConfigError(f"{key} cannot be negative, not {value}")
+    if o.decay_steps and o.schedule != "step":  # else it would be ignored without a word
+        raise ConfigError(f"optim.decay_steps counts the step schedule's steps: set optim.schedule step, not {o.schedule}")
     if d.mode == "lines" and d.window < 2:
         raise ConfigError("data.mode lines needs data.window of at least 2 (a character and its successor)")
     if not 0.0 < d.curriculum_start <= 1.0:

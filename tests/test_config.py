@@ -310,6 +310,8 @@ def test_config_file_not_utf8_is_a_config_error(tmp_path):
     (["train.steps=-1"], "train.steps"),
     (["optim.warmup=-1"], "optim.warmup"),
     (["optim.decay_steps=-1"], "optim.decay_steps"),
+    (["optim.decay_steps=100"], "set optim.schedule step, not constant"),
+    (["optim.decay_steps=100", "optim.schedule=cosine"], "set optim.schedule step, not cosine"),
     (["model.dropout=1.0"], "model.dropout"),
     (["model.dropout=-0.1"], "model.dropout"),
     (["model.decoder_dropout=1"], "model.decoder_dropout"),
