@@ -52,6 +52,8 @@ def main():
     ap = runner.parser(__doc__, runner.RESULTS / "validation-1gb.json")
     ap.add_argument("corpus", type=pathlib.Path)
     ap.add_argument("--steps", type=int, default=10, help="training steps, then one validation [default: 10]")
+    ap.add_argument("--alone", action="store_true", help="the machine ran nothing else (recorded as shared_machine "
+                                                          "false; not checked: the load averages are recorded too)")
     a = ap.parse_args()
     if a.table:
         print(json.dumps(json.loads(a.results.read_text()), indent=1))
@@ -72,7 +74,7 @@ def main():
     scored, held = (int(g.replace(",", "")) for g in sample.groups()) if sample else (None, None)
     training = EVERY * CHARS_PER_STEP / speed
     result = {
-        "date": datetime.date.today().isoformat(), "cpu": runner.cpu(), "shared_machine": True,
+        "date": datetime.date.today().isoformat(), "cpu": runner.cpu(), "shared_machine": not a.alone,
         "load_average_before": load_before, "load_average_after": load_after, "openblas": openblas(),
         "command": f"python bench/validation.py {a.corpus} --steps {a.steps}  (runs: python -m charlstm train "
                    f"CORPUS --steps {a.steps} --set {' --set '.join(sets)})",
