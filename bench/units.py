@@ -1,6 +1,6 @@
 """Which memory units of a rooms model hold the name it is about to say?
 
-    python bench/units.py [-c data/rooms.npz] [--stories 400] [--top 6]
+    python bench/units.py [-c data/rooms-closed.npz] [--stories 400] [--top 6]
 
 Runs the prompts of data/rooms-cloze.tsv up to their blank ("... said hi to ") through the model and
 takes every unit's memory at that moment (an LSTM's cell state c; a GRU's or RNN's hidden state h). For
@@ -32,8 +32,8 @@ def eta_squared(values, labels):
 
 def main():
     ap = runner.parser(__doc__)
-    ap.add_argument("-c", "--checkpoint", default=str(runner.DATA / "rooms.npz"),
-                    help="the model [default: data/rooms.npz]")
+    ap.add_argument("-c", "--checkpoint", default=str(runner.DATA / "rooms-closed.npz"),
+                    help="the model [default: data/rooms-closed.npz, the closed world's LSTM]")
     ap.add_argument("--cloze", default=str(runner.DATA / "rooms-cloze.tsv"),
                     help="the stories, read up to their blank [default: data/rooms-cloze.tsv]")
     ap.add_argument("--stories", type=int, default=400)

@@ -64,13 +64,14 @@ def test_the_readme_pytorch_snippet_names_the_file_and_prompt_it_is_run_with():
 
 @pytest.mark.skipif(importlib.util.find_spec("torch") is None,
                     reason="PyTorch is not installed; README's loading snippet needs it (pip install torch)")
-def test_the_shipped_model_fills_the_article_blank_in_pytorch_with_the_readme_snippet():
-    """README's snippet on data/rooms.npz builds an nn.LSTM and loads its state_dict; PyTorch's own greedy
-    decoding after the article's first story writes its answer, Monica."""
+def test_the_closed_worlds_model_fills_the_article_blank_in_pytorch_with_the_readme_snippet():
+    """README's snippet on data/rooms-closed.npz (an LSTM without a pointer, which the snippet leaves out)
+    builds an nn.LSTM and loads its state_dict; PyTorch's own greedy decoding after the article's first
+    story writes its answer, Monica."""
     import torch
 
     prompt = "Mady walks in to the room, Monica also walks in to the room. Mady said hi to "
-    code = readme_pytorch_snippet().replace("runs/my-novel/best.npz", str(ROOT / "data" / "rooms.npz"))
+    code = readme_pytorch_snippet().replace("runs/my-novel/best.npz", str(ROOT / "data" / "rooms-closed.npz"))
     namespace = {}
     exec(code.replace('"\\nThe"', repr("\n" + prompt)), namespace)
     lstm, decoder, vocab = namespace["model"]["lstm"], namespace["model"]["decoder"], namespace["vocab"]
