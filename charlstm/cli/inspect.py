@@ -20,8 +20,8 @@ from .shared import CHECKPOINT_HELP, COLOUR, ERRORS, ERRORS_HELP, UNKNOWN, UNKNO
               help="Also show the N units whose memory varies most over the text (below the surprisal or "
                    "--show rows).")
 @click.option("--at", "word", metavar="WORD",
-              help="With --top: rank the units by how far their memory moves while WORD (its first "
-                   "occurrence) is read: which units take a name in.")
+              help="With --top (or --html's units): rank the units by how far their memory moves while WORD "
+                   "(its first occurrence) is read: which units take a name in.")
 @click.option("--html", "html_path", metavar="FILE",
               help="Write a self-contained web page instead [default rows: surprisal, every gate, --top 8].")
 @click.option("--color", "color", type=COLOUR, default="auto", show_default=True,
@@ -44,6 +44,9 @@ def inspect(text, ckpt_path, show, top, word, html_path, color, width, unknown, 
     from .. import inspection
     from ..reading import check_text, decode
 
+    if word is not None and not top and not html_path:  # checked before the model is loaded and run
+        raise click.UsageError("--at ranks the units --top shows: give --top N too")
+
     ckpt = load_model(ckpt_path).checkpoint
     if text is None or text == "-":
         if text is None and sys.stdin.isatty():
@@ -51,8 +54,6 @@ def inspect(text, ckpt_path, show, top, word, html_path, color, width, unknown, 
         text = decode(sys.stdin.buffer.read(), "stdin", encoding, errors)
     check_text(text, "the text to inspect")
     text, traced = inspection.run(ckpt, text, unknown, warn)
-    if word is not None and not top:
-        raise click.UsageError("--at ranks the units --top shows: give --top N too")
     at = None if word is None else (text, word)
     if html_path:
         rows = inspection.quantities(traced, ckpt.spec, list(show) or ["surprisal", *traced["gates"]], top or 8, at)
