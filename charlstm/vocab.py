@@ -81,7 +81,11 @@ class Vocab:
         return out[:n] if n < len(out) else out
 
     def decode(self, ids):
-        return "".join(self.chars[i] for i in ids)
+        """ids -> str, through their code points: no Python object per character."""
+        ids = np.asarray(ids, dtype=np.intp)
+        if ids.size and (ids.min() < 0 or ids.max() >= len(self)):
+            raise IndexError(f"an id outside the vocabulary of {len(self)} characters")
+        return self.codes[ids].tobytes().decode("utf-32-le", errors="surrogatepass")
 
 
 def encode_text(vocab, text, unknown="error", warn=None, where=None):
