@@ -1,3 +1,5 @@
+import warnings
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -158,6 +160,28 @@ def test_float32_agrees_with_float64(cell):
     for name in p64:
         assert g32[name].dtype == np.float32, name
         np.testing.assert_allclose(g32[name], g64[name], rtol=1e-3, atol=1e-5 * np.abs(g64[name]).max())
+
+
+@pytest.mark.parametrize("cell", CELL_NAMES)
+def test_saturated_gates_are_exact_and_raise_no_warning(cell):
+    """Pre-activations in the hundreds in float32, where the LSTM's e^-x overflows to inf: every gate is
+    then exactly 0 or 1, the window and the sampling step agree with the plain equations, and no
+    floating-point warning escapes."""
+    spec, p64, s64, rng = make(cell, 6, 4, 2, 3, scale=1.0)
+    p64 = {k: v * (1 if k.startswith("decoder") else 400) for k, v in p64.items()}
+    p32, s32 = {k: v.astype(np.float32) for k, v in p64.items()}, tuple(s.astype(np.float32) for s in s64)
+    x = rng.integers(0, 6, (5, 3))
+    with np.errstate(all="ignore"):
+        logits, final = naive.run(cell, p64, x, s64)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        _, window_final, _ = model.forward(p32, Window(x, x), s32)
+        stepped, work = tuple(s.copy() for s in s32), Workspace()
+        for t in range(len(x)):
+            np.testing.assert_allclose(stepwise.step(model.pack(p32), x[t], stepped, work), logits[t], rtol=1e-4, atol=1e-4)
+    for a, b, c in zip(window_final, stepped, final):
+        np.testing.assert_allclose(a, c, rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(b, c, rtol=1e-4, atol=1e-5)
 
 
 @settings(max_examples=40, deadline=None)
