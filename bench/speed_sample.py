@@ -4,6 +4,11 @@ calls, printed as one JSON line. PyTorch is measured with oneDNN on and off (--o
 
     python bench/speed_sample.py --side ours --config M --batch 1
     python bench/speed_sample.py --side torch --config M --batch 64 --onednn off   # needs PyTorch
+    python bench/speed_sample.py --side bound --config M --batch 1
+
+The bound: characters per second if a generated character cost only its matrix products at the speed
+NumPy reaches on them (each layer's recurrent product, each upper layer's input product, the decoder;
+the first layer's input is a row lookup), with nothing else: no gates, no choice, no Python.
 """
 
 import sys
@@ -46,13 +51,37 @@ def torch_sample(a, torch, H, L, batch, length):
     return timed(run, a.seconds, a.warmup).report(batch * length)
 
 
+def bound_sample(a, H, L, batch, length):
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    h = rng.standard_normal((batch, H)).astype(np.float32)
+    gates = np.empty((batch, 4 * H), np.float32)
+    logits = np.empty((batch, V), np.float32)
+    recurrent = [rng.standard_normal((H, 4 * H)).astype(np.float32) for _ in range(L)]
+    upward = [rng.standard_normal((H, 4 * H)).astype(np.float32) for _ in range(L - 1)]
+    decoder = rng.standard_normal((H, V)).astype(np.float32)
+
+    def products():
+        for _ in range(length):
+            for k in range(L):
+                if k:
+                    np.matmul(h, upward[k - 1], out=gates)
+                np.matmul(h, recurrent[k], out=gates)
+            np.matmul(h, decoder, out=logits)
+
+    return timed(products, a.seconds, a.warmup).report(batch * length)
+
+
 def measure(a, torch, H, L, B, T):
     length = LENGTH[a.batch]
+    if a.side == "bound":
+        return bound_sample(a, H, L, a.batch, length)
     return torch_sample(a, torch, H, L, a.batch, length) if torch else ours_sample(a, H, L, a.batch, length)
 
 
 if __name__ == "__main__":
-    ap = child_parser(__doc__, ["ours", "torch"])
+    ap = child_parser(__doc__, ["ours", "torch", "bound"])
     ap.add_argument("--batch", type=int, choices=list(LENGTH), default=1, help="prompts sampled together "
                                                                                "[default: %(default)s]")
     ap.add_argument("--onednn", choices=["on", "off"], default="on", help="PyTorch: with oneDNN or without")
