@@ -79,13 +79,14 @@ def step(packed, x, state, work, on_layer=None):
     cells = _cells(state, packed.spec)
     gates = work.get("step.gates", (len(x), table.shape[1]), table.dtype)
     np.take(table, x, axis=0, out=gates, mode="clip")
-    for k, layer in enumerate(packed.layers):
-        if k > 0:
-            np.matmul(h, layer["w_ihT"], out=gates)
-            gates += layer["bias"]
-        h = advance(gates, tuple(s[k] for s in cells), layer, work, k)
-        if on_layer is not None:
-            on_layer(k, gates, h)
+    with np.errstate(over="ignore"):  # a saturated gate's exp overflows, rightly (cells/lstm.py)
+        for k, layer in enumerate(packed.layers):
+            if k > 0:
+                np.matmul(h, layer["w_ihT"], out=gates)
+                gates += layer["bias"]
+            h = advance(gates, tuple(s[k] for s in cells), layer, work, k)
+            if on_layer is not None:
+                on_layer(k, gates, h)
     logits = work.get("step.logits", (len(x), packed.spec.vocab), table.dtype)
     np.matmul(h, packed.decoder_wT, out=logits)
     logits += packed.decoder_b

@@ -68,13 +68,13 @@ def step(gates, h_prev, c_prev, w_hhT, h, c, tanh_c, rec):
 
 
 def advance(gates, state, packed, work, layer):
-    """One timestep for sampling: state (h, c), each (B, H), is updated in place."""
+    """One timestep for sampling: state (h, c), each (B, H), is updated in place. Call it under
+    np.errstate(over="ignore"), as `step`."""
     h, c = state
     B, H = h.shape
     tanh_c = work.get(f"lstm{layer}.step_tanh_c", (B, H), h.dtype)
     rec = work.get(f"lstm{layer}.step_rec", (B, GATES * H), h.dtype)
-    with np.errstate(over="ignore"):
-        step(gates, h, c, packed["w_hhT"], h, c, tanh_c, rec)  # h_prev is read before h is written
+    step(gates, h, c, packed["w_hhT"], h, c, tanh_c, rec)  # h_prev is read before h is written
     return h
 
 
