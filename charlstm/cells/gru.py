@@ -5,8 +5,9 @@
     n  = tanh(W_in x + b_in + r ⊙ (W_hn h + b_hn))     candidate state
     h' = (1 - z) ⊙ n + z ⊙ h
 
-Parameters keep PyTorch's layout and gate order (r, z, n). The packed weights scale the r and z rows by
-1/2 so that σ(x) = (1 + tanh(x / 2)) / 2 needs one tanh; b_hn stays apart because r multiplies it.
+Parameters keep PyTorch's layout and gate order (r, z, n). The packed weights negate the r and z rows so
+that σ(x) = 1 / (1 + e^-x) is one exp, one add and one reciprocal (vectorised where NumPy's float32 tanh
+is not; see cells/lstm.py); b_hn stays apart because r multiplies it.
 
 Shapes: T timesteps, B streams, H hidden units.
 """
@@ -26,7 +27,7 @@ def pack(w_ih, w_hh, b_ih, b_hh):
     """Weights for the forward pass: w_ihT (in, 3H), w_hhT (H, 3H), bias (3H,) and b_hn (H,)."""
     H = w_hh.shape[1]
     scale = np.ones(3 * H, dtype=w_hh.dtype)
-    scale[: 2 * H] = 0.5
+    scale[: 2 * H] = -1.0
     bias = b_ih.copy()
     bias[: 2 * H] += b_hh[: 2 * H]
     return {
@@ -41,15 +42,16 @@ def step(gates, h_prev, w_hhT, b_hn, h, hn, rec, tmp):
     """One timestep, in place. gates (B, 3H): packed input projection in, activations (r, z, n) out.
 
     h and hn (B, H) receive h' and W_hn h + b_hn; rec (B, 3H) and tmp (B, H) are scratch.
-    h may be h_prev: h_prev is last read when h is written.
+    h may be h_prev: h_prev is last read when h is written. Call it under np.errstate(over="ignore"):
+    a saturated gate's e^-x overflows to inf, which gives it exactly 0.
     """
     H = h.shape[1]
     np.matmul(h_prev, w_hhT, out=rec)
     rz = gates[:, : 2 * H]
-    rz += rec[:, : 2 * H]
-    np.tanh(rz, out=rz)
-    rz *= 0.5
-    rz += 0.5
+    rz += rec[:, : 2 * H]  # -x
+    np.exp(rz, out=rz)
+    rz += 1
+    np.reciprocal(rz, out=rz)  # σ(x)
     r, z, n = gates[:, :H], gates[:, H : 2 * H], gates[:, 2 * H :]
     np.add(rec[:, 2 * H :], b_hn, out=hn)
     np.multiply(r, hn, out=tmp)
@@ -61,7 +63,8 @@ def step(gates, h_prev, w_hhT, b_hn, h, hn, rec, tmp):
 
 
 def advance(gates, state, packed, work, layer):
-    """One timestep for sampling: state (h,), (B, H), is updated in place."""
+    """One timestep for sampling: state (h,), (B, H), is updated in place. Call it under
+    np.errstate(over="ignore"), as `step`."""
     (h,) = state
     B, H = h.shape
     hn = work.get(f"gru{layer}.step_hn", (B, H), h.dtype)
@@ -93,9 +96,10 @@ def forward(gates, state, packed, work, layer, active=None):
     tmp = work.get(f"gru{layer}.tmp", (B, H), dtype)
     w_hhT, b_hn = packed["w_hhT"], packed["b_hn"]
     (hs[0],) = state
-    for t in range(T):
-        n = B if active is None else active[t]
-        step(gates[t, :n], hs[t, :n], w_hhT, b_hn, hs[t + 1, :n], hn[t, :n], rec[:n], tmp[:n])
+    with np.errstate(over="ignore"):
+        for t in range(T):
+            n = B if active is None else active[t]
+            step(gates[t, :n], hs[t, :n], w_hhT, b_hn, hs[t + 1, :n], hn[t, :n], rec[:n], tmp[:n])
     return hs, (hs[T].copy(),), {"gates": gates, "hs": hs, "hn": hn, "active": active}
 
 
