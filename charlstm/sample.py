@@ -281,9 +281,9 @@ def _choose(logits, options, u):
         before = np.cumsum(sorted_p, axis=1) - sorted_p  # probability of the likelier characters
         sorted_p[before >= options.top_p] = 0.0  # keeps the smallest set that reaches top_p
         np.put_along_axis(p, order, sorted_p, axis=1)
-    cdf = np.cumsum(p, axis=1)
+    cdf = np.add.accumulate(p, axis=1)  # np.cumsum without its Python wrapper: this runs once a character
     if len(cdf) == 1:  # one sequence: a binary search, the same choice as the comparison below
-        chosen = np.minimum(np.searchsorted(cdf[0], u * cdf[0, -1]), V - 1)
+        chosen = np.minimum(cdf[0].searchsorted(u * cdf[0, -1]), V - 1)
     else:
         chosen = np.minimum((cdf < u[:, None] * cdf[:, -1:]).sum(axis=1), V - 1)
     return chosen, z[rows, chosen] - log_total

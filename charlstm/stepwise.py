@@ -78,7 +78,7 @@ def step(packed, x, state, work, on_layer=None):
     table = packed.table
     cells = _cells(state, packed.spec)
     gates = work.get("step.gates", (len(x), table.shape[1]), table.dtype)
-    np.take(table, x, axis=0, out=gates, mode="clip")
+    table.take(x, axis=0, out=gates, mode="clip")  # the method: no Python wrapper, once a character
     with np.errstate(over="ignore"):  # a saturated gate's exp overflows, rightly (cells/lstm.py)
         for k, layer in enumerate(packed.layers):
             if k > 0:
