@@ -44,38 +44,45 @@ class Cache:
     """What `forward` leaves for `backward`, in (B, T, ·) layout."""
 
     top: np.ndarray  # (N, H) the pointer's input
-    q: np.ndarray  # (B, T, d)
+    q: np.ndarray  # (B, T, d) the queries divided by √d
     k: np.ndarray  # (B, T, d)
     a: np.ndarray  # (B, T, T) attention on earlier positions (0 on the others)
     g: np.ndarray  # (B, T) the sentinel's share
-    same: np.ndarray  # (B, T, T) bool: position j < t was followed by the target of t
+    a_same: np.ndarray  # (B, T, T) a where position j < t was followed by the target of t, else 0
     pv: np.ndarray  # (B, T) the decoder's probability of the target
     p: np.ndarray  # (B, T) the mixed probability of the target
 
 
 def forward(params, top, y, probs):
     """The negative log-likelihood (N,) of the targets y (T, B) under the mixture, in y's (T·B) order.
-    top (N, H): the last layer's output; probs (N, V): the decoder's softmax."""
+    top (N, H): the last layer's output; probs (N, V): the decoder's softmax.
+
+    The (B, T, T) arrays are the cost here: they stay in top's dtype and are made in place, a few passes
+    each (1/√d is folded into the queries, the mask is added, not selected)."""
     T, B = y.shape
     d = params["pointer.query.weight"].shape[0]
-    q = _linear(params, "query", top).reshape(T, B, d).transpose(1, 0, 2).copy()  # (B, T, d)
+    dtype = top.dtype
+    q = _linear(params, "query", top)
+    q *= dtype.type(1 / np.sqrt(d))
+    q = q.reshape(T, B, d).transpose(1, 0, 2).copy()  # (B, T, d), divided by √d
     k = _linear(params, "key", top).reshape(T, B, d).transpose(1, 0, 2).copy()  # (B, T, d)
     z_gate = _linear(params, "gate", top).reshape(T, B).T  # (B, T)
     before = np.tri(T, T, -1, dtype=bool)  # (T, T): j < t
-    scores = np.matmul(q, k.transpose(0, 2, 1)) / np.sqrt(d)  # (B, T, T)
-    scores = np.where(before, scores, -np.inf)
-    top_score = np.maximum(scores.max(axis=2), z_gate)  # (B, T)
-    a = np.exp(scores - top_score[:, :, None])
+    a = np.matmul(q, k.transpose(0, 2, 1))  # (B, T, T) the scores, then their softmax
+    a += np.where(before, dtype.type(0), dtype.type(-np.inf))  # only earlier positions
+    top_score = np.maximum(a.max(axis=2), z_gate)  # (B, T)
+    a -= top_score[:, :, None]
+    np.exp(a, out=a)
     g = np.exp(z_gate - top_score)
     total = a.sum(axis=2) + g
     a /= total[:, :, None]
     g /= total
     yb = y.T  # (B, T)
-    same = (yb[:, None, :] == yb[:, :, None]) & before  # [b, t, j]: y_j == y_t, j < t
+    a_same = a * ((yb[:, None, :] == yb[:, :, None]) & before)  # [b, t, j]: y_j == y_t, j < t
     pv = probs[np.arange(T * B), y.reshape(-1)].reshape(T, B).T  # (B, T)
-    p = np.maximum(g * pv + (a * same).sum(axis=2), TINY)
+    p = np.maximum(g * pv + a_same.sum(axis=2), TINY)
     nll = -np.log(p).T.reshape(-1)  # (N,) in y's order
-    return nll, Cache(top, q, k, a, g, same, pv, p)
+    return nll, Cache(top, q, k, a, g, a_same, pv, p)
 
 
 def backward(params, cache, weight):
@@ -85,12 +92,13 @@ def backward(params, cache, weight):
     B, T, d = cache.q.shape
     w = np.broadcast_to(np.asarray(weight, cache.p.dtype).reshape(-1), (T * B,)).reshape(T, B).T  # (B, T)
     r = cache.g * cache.pv / cache.p  # (B, T): the decoder's share of the probability
-    # d(-log p)/dz for each score of the softmax: a (1 - e / p), e the probability that option names
-    dz = cache.a * (1.0 - cache.same / cache.p[:, :, None]) * w[:, :, None]  # (B, T, T)
+    # d(-log p)/dz for each score of the softmax: a (1 - e / p) w, e the probability that option names
+    dz = cache.a * w[:, :, None]  # (B, T, T)
+    dz -= cache.a_same * (w / cache.p)[:, :, None]
     dz_gate = cache.g * (1.0 - cache.pv / cache.p) * w  # (B, T)
-    dz /= np.sqrt(d)
     dq = np.matmul(dz, cache.k).transpose(1, 0, 2).reshape(T * B, d)  # (N, d)
-    dk = np.matmul(dz.transpose(0, 2, 1), cache.q).transpose(1, 0, 2).reshape(T * B, d)
+    dq *= cache.q.dtype.type(1 / np.sqrt(d))  # the scores are q·k / √d
+    dk = np.matmul(dz.transpose(0, 2, 1), cache.q).transpose(1, 0, 2).reshape(T * B, d)  # q holds the 1/√d
     dg = dz_gate.T.reshape(T * B, 1)  # (N, 1)
     grads = {}
     dtop = np.zeros_like(cache.top)
