@@ -116,7 +116,10 @@ def keys(params, hs):
 
 class Memory:
     """The pointer's past while sampling: per stream the keys of its last `size` positions whose next
-    character is known, those characters, and the key of the newest position, waiting for its character."""
+    character is known, those characters, and the key of the newest position, waiting for its character.
+
+    A sampled character costs one `mix`, one `commit`: a few dozen small NumPy calls, so they are kept
+    few (the query, key and gate as one product; the mixture's sum by np.bincount)."""
 
     def __init__(self, batch, width, size, dtype=np.float32):
         self.keys = np.zeros((batch, size, width), dtype)  # (B, size, d), a ring per stream
@@ -126,12 +129,14 @@ class Memory:
         self.waiting = np.zeros(batch, bool)  # (B,): whether it waits for its character
         self.size = size
         self.share = np.zeros(batch)  # (B,) the pointer's part of the last prediction (1 - the sentinel's)
+        self._rows = np.arange(batch)
+        self._projection = None  # (params, weight (H, 2d+1), bias (2d+1,)): query / √d, key and gate at once
 
     def commit(self, x, rows=None):
         """x (B,): the characters that followed the newest positions; rows: (B,) bool, the streams that
         read them (all by default)."""
         take = self.waiting if rows is None else self.waiting & rows
-        where = np.flatnonzero(take)
+        where = self._rows if take.all() else np.flatnonzero(take)
         slot = self.count[where] % self.size
         self.keys[where, slot] = self.pending[where]
         self.values[where, slot] = x[where]
@@ -144,25 +149,43 @@ class Memory:
         self.pending[take] = key[take]
         self.waiting[take] = True
 
+    def _project(self, params, h):
+        """(B, 2d+1): h's query divided by √d, its key and its gate score, in one product."""
+        if self._projection is None or self._projection[0] is not params:
+            d = self.keys.shape[2]
+            parts = [(params[f"pointer.{name}.weight"], params[f"pointer.{name}.bias"]) for name in NAMES]
+            scale = np.ones(2 * d + 1, parts[0][0].dtype)
+            scale[:d] = 1 / np.sqrt(d)
+            weight = np.ascontiguousarray(np.concatenate([w for w, _ in parts]).T * scale)
+            self._projection = params, weight, np.concatenate([b for _, b in parts]) * scale
+        _, weight, bias = self._projection
+        out = h @ weight
+        out += bias
+        return out
+
     def mix(self, params, h, logits):
         """The log-probabilities (B, V) of the next character: the decoder's logits (B, V) mixed with the
         pointer's distribution over what followed the stored positions. h (B, H): the last layer's output,
         whose key then waits for its character (commit)."""
         B, V = logits.shape
         d = self.keys.shape[2]
-        q = _linear(params, "query", h)  # (B, d)
-        z_gate = _linear(params, "gate", h)[:, 0].astype(np.float64)  # (B,)
-        scores = np.einsum("bd,bsd->bs", q, self.keys).astype(np.float64) / np.sqrt(d)  # (B, size)
-        scores[np.arange(self.size)[None, :] >= np.minimum(self.count, self.size)[:, None]] = -np.inf
-        top = np.maximum(scores.max(axis=1), z_gate)
-        a, g = np.exp(scores - top[:, None]), np.exp(z_gate - top)
+        projected = self._project(params, h)
+        q, z_gate = projected[:, :d], projected[:, 2 * d].astype(np.float64)  # (B, d), (B,)
+        a = np.matmul(self.keys, q[:, :, None])[:, :, 0].astype(np.float64)  # (B, size): the scores
+        if self.count.min() < self.size:  # slots not filled yet
+            a[np.arange(self.size)[None, :] >= self.count[:, None]] = -np.inf
+        top = np.maximum(a.max(axis=1), z_gate)
+        a -= top[:, None]
+        np.exp(a, out=a)
+        g = np.exp(z_gate - top)
         total = a.sum(axis=1) + g
         self.share = 1.0 - g / total  # (B,) the pointer's part of this prediction (inspection shows it)
-        z = logits.astype(np.float64)
-        z -= z.max(axis=1, keepdims=True)
-        p = np.exp(z)
+        p = logits.astype(np.float64)
+        p -= p.max(axis=1, keepdims=True)
+        np.exp(p, out=p)
         p *= (g / total / p.sum(axis=1))[:, None]
-        np.add.at(p, (np.repeat(np.arange(B), self.size), self.values.reshape(-1)), (a / total[:, None]).reshape(-1))
-        self.hold(keys(params, h))
+        a /= total[:, None]
+        p += np.bincount((self.values + (self._rows * V)[:, None]).ravel(), a.ravel(), B * V).reshape(B, V)
+        self.hold(projected[:, d : 2 * d])
         with np.errstate(divide="ignore"):
-            return np.log(p)
+            return np.log(p, out=p)
