@@ -61,6 +61,7 @@ def test_held_out_pools_are_disjoint_and_cover_every_initial():
 
 
 NAMES_CORPUS = "charlstm corpus rooms --open --names fresh --closed-share 0.1 --stories 200000 --seed 5"
+POLISH_CORPUS = "charlstm corpus rooms --open --names fresh --closed-share 0.15 --stories 200000 --seed 5"
 
 
 @pytest.fixture(scope="module")
@@ -72,6 +73,19 @@ def names_corpus(tmp_path_factory):
     code, out, err = run_cli(*NAMES_CORPUS.split()[1:], timeout=600)
     assert code == 0, err
     path = tmp_path_factory.mktemp("names") / "rooms-names-train.txt"
+    path.write_text(out)
+    return path
+
+
+@pytest.fixture(scope="module")
+def polish_corpus(tmp_path_factory):
+    """The text of the shipped model's last 400 steps, as configs/rooms-names-polish.yaml says (30 MB)."""
+    from conftest import ROOT, run_cli
+
+    assert f"{POLISH_CORPUS} > rooms-names-closed15.txt" in (ROOT / "configs" / "rooms-names-polish.yaml").read_text()
+    code, out, err = run_cli(*POLISH_CORPUS.split()[1:], timeout=600)
+    assert code == 0, err
+    path = tmp_path_factory.mktemp("polish") / "rooms-names-closed15.txt"
     path.write_text(out)
     return path
 
@@ -194,20 +208,31 @@ def test_inspect_shows_the_pointer_s_share_of_each_prediction():
 NAMES_MODEL_ACCURACY = {"rooms-cloze-realnames.tsv": 0.96, "rooms-cloze-newnames.tsv": 0.955}
 
 
-def test_the_names_model_is_made_by_its_preset_and_its_corpus(names_corpus):
-    """data/rooms.npz: an LSTM with a pointer, trained by configs/rooms-names.yaml on the text its
-    corpus command writes, byte for byte (docs/memory.md says for how long)."""
+def test_the_names_model_is_made_by_its_presets_and_their_corpora(polish_corpus):
+    """data/rooms.npz: an LSTM with a pointer, trained by configs/rooms-names.yaml, then 400 steps more by
+    configs/rooms-names-polish.yaml on the text its corpus command writes, byte for byte (docs/memory.md
+    says for how long). The first run's model is not shipped: its recipe is checked to be the one the
+    second starts from, and the closed world's share to be what differs between their corpora."""
+    import dataclasses
+
     from conftest import ROOT
     from charlstm import checkpoint
 
     ckpt = checkpoint.load(ROOT / "data" / "rooms.npz")
-    recipe = config.load(ROOT / "configs" / "rooms-names.yaml", [])
-    assert ckpt.spec.cell == "lstm" and ckpt.spec.pointer == 32 and ckpt.config.model == recipe.model
+    first = config.load(ROOT / "configs" / "rooms-names.yaml", [])
+    recipe = config.load(ROOT / "configs" / "rooms-names-polish.yaml", [])
+    assert recipe.model.init_from == "runs/rooms-names-train"  # where the first preset's run lands
+    assert ckpt.config.model.init_from.endswith(recipe.model.init_from)  # a run records the path it resolved
+    assert ckpt.spec.cell == "lstm" and ckpt.spec.pointer == 32
+    assert dataclasses.replace(ckpt.config.model, init_from=recipe.model.init_from) == recipe.model
+    assert dataclasses.replace(first.model, init_from=recipe.model.init_from) == recipe.model
     assert (ckpt.config.data, ckpt.config.optim) == (recipe.data, recipe.optim)
+    assert ckpt.step == recipe.train.steps == 400
+    assert POLISH_CORPUS.replace("0.15", "0.1") == NAMES_CORPUS
     from charlstm.data import load_corpus
     from charlstm.trainstate import corpus_record
 
-    corpus = load_corpus([str(names_corpus)], recipe.data)
+    corpus = load_corpus([str(polish_corpus)], recipe.data)
     assert ckpt.meta["corpus"]["sha256"] == corpus_record(corpus, None)["sha256"]  # its text, wherever it was
 
 

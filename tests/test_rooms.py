@@ -259,7 +259,7 @@ def test_score_in_groups_equals_score_at_once():
 
 
 # data/rooms.npz (the names model), scored on 1,000 stories each: docs/memory.md has its figures
-SHIPPED_ACCURACY = {"rooms-cloze.tsv": 0.99, "rooms-cloze-nofill.tsv": 0.99, "rooms-cloze-fillers.tsv": 0.98}
+SHIPPED_ACCURACY = {"rooms-cloze.tsv": 0.995, "rooms-cloze-nofill.tsv": 0.995, "rooms-cloze-fillers.tsv": 0.98}
 ARTICLE = ("Mady walks in to the room, Monica also walks in to the room. Mady said hi to ___.",
            "Mady and Monica walk in to the room together, later Richard walks in to the room. Mady said hi to ___.")
 
@@ -289,14 +289,21 @@ def test_the_shipped_model_fills_a_story_with_names_it_never_saw(cli):
 
 
 def test_the_shipped_models_are_lstms_made_by_their_presets():
-    """data/rooms.npz is an LSTM with a pointer, in nn.LSTM's layout, trained by configs/rooms-names.yaml;
+    """data/rooms.npz is an LSTM with a pointer, in nn.LSTM's layout, whose last run was
+    configs/rooms-names-polish.yaml (from a run of configs/rooms-names.yaml: tests/test_names.py);
     data/rooms-closed.npz, shipped before it, by configs/rooms.yaml, as `charlstm train` ran it with no
     arguments then. Both with the default seed."""
+    import dataclasses
+
     assert presets.locate("rooms")[0].resolve() == (ROOT / "configs" / "rooms.yaml").resolve()
-    for name, preset, pointer in [("rooms.npz", "rooms-names", 32), ("rooms-closed.npz", "rooms", 0)]:
+    for name, preset, pointer in [("rooms.npz", "rooms-names-polish", 32), ("rooms-closed.npz", "rooms", 0)]:
         ckpt = checkpoint.load(ROOT / "data" / name)
         recipe = config.load(ROOT / "configs" / f"{preset}.yaml", [])
-        assert ckpt.spec.cell == "lstm" and ckpt.spec.pointer == pointer and ckpt.config.model == recipe.model
+        made = ckpt.config.model  # a fine-tuned run records the source's path as it resolved it
+        if recipe.model.init_from:
+            assert made.init_from.endswith(recipe.model.init_from), name
+            made = dataclasses.replace(made, init_from=recipe.model.init_from)
+        assert ckpt.spec.cell == "lstm" and ckpt.spec.pointer == pointer and made == recipe.model
         assert (ckpt.config.data, ckpt.config.optim) == (recipe.data, recipe.optim), name
         assert ckpt.step == ckpt.config.train.steps == recipe.train.steps, name
         assert ckpt.config.train.seed == config.Config().train.seed, name
