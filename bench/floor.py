@@ -4,9 +4,10 @@
     python bench/floor.py                      # S, M, L shapes; the BLAS threads NumPy has
     OPENBLAS_NUM_THREADS=1 python bench/floor.py
 
-A layer-timestep at batch 1 cannot do less than the recurrent product (1 x H) @ (H x 4H) and the nine
-elementwise calls of cells/lstm.py `step` (the add of that product, one tanh over the gates, the sigmoids'
-multiply and add, the memory's two products and sum, tanh(c), the output's product): the floor per
+A layer-timestep at batch 1 cannot do less than the recurrent product (1 x H) @ (H x 4H) and the eleven
+elementwise calls of cells/lstm.py `step` (the add of that product; exp, add and reciprocal over the
+gates, g's multiply and subtract; the memory's two products and sum, tanh(c), the output's product; until
+2026-12-05 nine, with one tanh over the gates): the floor per
 character is L times that, the decoder and the input projections being one product per window. The
 script times, in a tight loop
 over preallocated arrays (no Python between the calls but the loop itself): the product alone, the
@@ -60,11 +61,13 @@ def main():
             np.matmul(h, w_hhT, out=rec)
 
         def elementwise():  # the step's calls after the product, on the same arrays
-            np.add(x, rec, out=gates)
-            np.tanh(gates, out=gates)
-            sig = gates[:, : 3 * H]
-            np.multiply(sig, 0.5, out=sig)
-            np.add(sig, 0.5, out=sig)
+            np.add(x, rec, out=gates)  # as cells/lstm.py's step since 2026-12-05 (fifth session)
+            np.exp(gates, out=gates)
+            np.add(gates, 1, out=gates)
+            np.reciprocal(gates, out=gates)
+            g = gates[:, 3 * H :]
+            np.multiply(g, 2, out=g)
+            np.subtract(g, 1, out=g)
             np.multiply(gates[:, H : 2 * H], c, out=c2)
             np.multiply(gates[:, :H], gates[:, 3 * H :], out=tanh_c)
             np.add(c2, tanh_c, out=c2)
@@ -73,7 +76,8 @@ def main():
 
         def whole():
             np.copyto(gates, x)
-            lstm.step(gates, h, c, w_hhT, h2, c2, tanh_c, rec)
+            with np.errstate(over="ignore"):
+                lstm.step(gates, h, c, w_hhT, h2, c2, tanh_c, rec)
 
         t_product, t_elementwise, t_step = (per_call(f, args.calls) for f in (product, elementwise, whole))
         spec = model.Spec("lstm", V, H, L)

@@ -21,6 +21,7 @@ OVERRIDES = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 
 def run(root, script, args, env):
     """chars/s of one run of bench/<script> in the checkout at root."""
+    root = os.path.abspath(root)
     proc = subprocess.run([sys.executable, os.path.join(root, "bench", script), *args], capture_output=True,
                           text=True, env=env, cwd=root)
     lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]

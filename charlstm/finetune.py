@@ -59,6 +59,18 @@ def adopt_shape(cfg, source, origins=None):
     return notes
 
 
+def origin(source):
+    """What a fine-tuned run's checkpoints record of the one it started from (meta "init_from"): its path,
+    step, corpus fingerprint and config, and its own origin if it was fine-tuned too, so that a model made
+    in stages can be traced, and checked, from its last file alone."""
+    meta = source.meta
+    record = {"path": str(source.path), "step": source.step, "config": meta.get("config"),
+              "corpus_sha256": (meta.get("corpus") or {}).get("sha256")}
+    if meta.get("init_from"):
+        record["init_from"] = meta["init_from"]
+    return record
+
+
 def note(source, vocab):
     """The line a fine-tuned run starts with: the checkpoint, and the characters the new text added."""
     added = [c for c in vocab.chars if c not in source.vocab.index]

@@ -61,8 +61,8 @@ def forward(params, top, y, probs):
     each (1/√d is folded into the queries, the mask is added, not selected)."""
     T, B = y.shape
     d = params["pointer.query.weight"].shape[0]
-    dtype = top.dtype
     q = _linear(params, "query", top)
+    dtype = q.dtype  # top's, or wider if the parameters are
     q *= dtype.type(1 / np.sqrt(d))
     q = q.reshape(T, B, d).transpose(1, 0, 2).copy()  # (B, T, d), divided by √d
     k = _linear(params, "key", top).reshape(T, B, d).transpose(1, 0, 2).copy()  # (B, T, d)

@@ -101,7 +101,7 @@ def rebatched(inputs, cfg):
     """inputs for a cfg whose data.batch or data.val_streams changed since they were read."""
     corpus, info = inputs.corpus, inputs.info
     batches = make_batches(corpus.train, corpus.vocab, cfg.data, cfg.train.seed)
-    info = RunInfo(cfg, info.vocab, info.corpus, batches.windows_per_epoch)
+    info = dataclasses.replace(info, config=cfg, windows_per_epoch=batches.windows_per_epoch)
     return dataclasses.replace(inputs, batches=batches, val_streams=heldout.validation_streams(corpus, cfg), info=info)
 
 
@@ -156,6 +156,9 @@ class Trainer:
         # a fine-tuned run's vocabulary holds its checkpoint's characters, resumed or not
         known = source.vocab.chars if source else ckpt.vocab.chars if ckpt and cfg.model.init_from else ()
         self.inputs = read_inputs(cfg, sources, val_source, self.report.say, ckpt, known)
+        origin = finetune.origin(source) if source else ckpt.meta.get("init_from") if ckpt else None
+        if origin:  # what the checkpoints record of the model this run started from
+            self.inputs = dataclasses.replace(self.inputs, info=dataclasses.replace(self.inputs.info, origin=origin))
         if ckpt is None and autosize.wanted(cfg, self.origins):
             self._size_automatically()
         self.spec = model.Spec.of(cfg.model, len(self.inputs.corpus.vocab), cfg.data.window)

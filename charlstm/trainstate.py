@@ -11,6 +11,7 @@ import hashlib
 import math
 import os
 from dataclasses import dataclass
+from typing import Optional
 
 import numpy as np
 
@@ -71,6 +72,7 @@ class RunInfo:
     vocab: object  # vocab.Vocab
     corpus: dict  # see corpus_record
     windows_per_epoch: int  # W: places a step in the data
+    origin: Optional[dict] = None  # a fine-tuned run's: the checkpoint it started from (finetune.origin)
 
 
 def corpus_record(corpus, val_source):
@@ -139,7 +141,7 @@ class TrainState:
         arrays.update({f"state.{name}": s for name, s in zip(CELLS[info.config.model.cell].STATE, self.state)})
         meta = {"format": checkpoint.FORMAT, "version": checkpoint.VERSION, "vocab": info.vocab.chars,
                 "config": config_mod.to_dict(info.config), "corpus": info.corpus,
-                **self.progress.to_meta(info.windows_per_epoch)}
+                **({"init_from": info.origin} if info.origin else {}), **self.progress.to_meta(info.windows_per_epoch)}
         checkpoint.write(path, arrays, meta)
 
     @classmethod

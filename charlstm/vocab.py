@@ -82,7 +82,10 @@ class Vocab:
 
     def decode(self, ids):
         """ids -> str, through their code points: no Python object per character."""
-        ids = np.asarray(ids, dtype=np.intp)
+        ids = np.asarray(ids)
+        if ids.ndim != 1 or (ids.size and ids.dtype.kind not in "iu"):
+            raise TypeError(f"ids must be a sequence of integers, not {ids.ndim}-D {ids.dtype}")
+        ids = ids.astype(np.intp, copy=False)
         if ids.size and (ids.min() < 0 or ids.max() >= len(self)):
             raise IndexError(f"an id outside the vocabulary of {len(self)} characters")
         return self.codes[ids].tobytes().decode("utf-32-le", errors="surrogatepass")

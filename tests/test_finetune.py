@@ -54,6 +54,9 @@ def test_init_from_takes_the_model_from_the_checkpoint_and_adds_the_new_characte
     assert new == sorted(set(old) | set(added)) and len(added) == 12  # the ten digits and the braces
     assert "." in new and "." not in numbered.read_text()  # the union: kept from the checkpoint
     assert f"the new text adds 12 characters to its {len(old)} ('0' '1' '2' '3' '4' and 7 more)" in err
+    source, origin = checkpoint.load(base), checkpoint.load(tmp_path / "ft" / "latest.npz").meta["init_from"]
+    assert origin == {"path": str(source.path), "step": 20, "config": source.meta["config"],
+                      "corpus_sha256": source.meta["corpus"]["sha256"]}  # the model it came from, traceable
 
 
 def test_a_set_that_conflicts_with_the_checkpoint_is_one_line_and_creates_nothing(cli, base, numbered, tmp_path):
@@ -97,7 +100,8 @@ def test_a_fine_tuned_run_resumes_with_its_vocabulary(cli, base, numbered, tmp_p
     assert cli("train", numbered, "--init-from", base, "--config", TINY, "--out", ft, "-q", "--steps", 2)[0] == 0
     code, _, err = cli("train", "--resume", ft, "--steps", 4, "-q")
     assert code == 0, err
-    assert checkpoint.load(ft / "latest.npz").step == 4
+    resumed = checkpoint.load(ft / "latest.npz")
+    assert resumed.step == 4 and resumed.meta["init_from"]["step"] == 20  # the origin survives a resume
 
 
 def readme_fine_tune_commands():

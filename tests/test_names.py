@@ -208,11 +208,11 @@ def test_inspect_shows_the_pointer_s_share_of_each_prediction():
 NAMES_MODEL_ACCURACY = {"rooms-cloze-realnames.tsv": 0.96, "rooms-cloze-newnames.tsv": 0.955}
 
 
-def test_the_names_model_is_made_by_its_presets_and_their_corpora(polish_corpus):
+def test_the_names_model_is_made_by_its_presets_and_their_corpora(names_corpus, polish_corpus):
     """data/rooms.npz: an LSTM with a pointer, trained by configs/rooms-names.yaml, then 400 steps more by
-    configs/rooms-names-polish.yaml on the text its corpus command writes, byte for byte (docs/memory.md
-    says for how long). The first run's model is not shipped: its recipe is checked to be the one the
-    second starts from, and the closed world's share to be what differs between their corpora."""
+    configs/rooms-names-polish.yaml, each on the text its corpus command writes, byte for byte
+    (docs/memory.md says for how long). The first run's model is not shipped; the checkpoint records it
+    (meta "init_from": its step, config and corpus fingerprint)."""
     import dataclasses
 
     from conftest import ROOT
@@ -228,12 +228,17 @@ def test_the_names_model_is_made_by_its_presets_and_their_corpora(polish_corpus)
     assert dataclasses.replace(first.model, init_from=recipe.model.init_from) == recipe.model
     assert (ckpt.config.data, ckpt.config.optim) == (recipe.data, recipe.optim)
     assert ckpt.step == recipe.train.steps == 400
-    assert POLISH_CORPUS.replace("0.15", "0.1") == NAMES_CORPUS
     from charlstm.data import load_corpus
     from charlstm.trainstate import corpus_record
 
     corpus = load_corpus([str(polish_corpus)], recipe.data)
     assert ckpt.meta["corpus"]["sha256"] == corpus_record(corpus, None)["sha256"]  # its text, wherever it was
+    origin = ckpt.meta["init_from"]  # the first run's last checkpoint
+    made = config.from_dict(origin["config"])
+    assert origin["step"] == first.train.steps == 5000 and "init_from" not in origin
+    assert (made.model, made.data, made.optim) == (first.model, first.data, first.optim)
+    corpus = load_corpus([str(names_corpus)], first.data)
+    assert origin["corpus_sha256"] == corpus_record(corpus, None)["sha256"]
 
 
 @pytest.mark.parametrize("name", sorted(NAMES_MODEL_ACCURACY))
