@@ -14,6 +14,7 @@ wrong with the input raises an errors.CharlstmError whose message is written for
 line prints it on one line). The command line (cli/) parses options and calls this module.
 """
 
+import dataclasses
 import pathlib
 from dataclasses import dataclass
 
@@ -80,6 +81,7 @@ class Model:
         """Complete batches of prompts with sample.Options, handing the samples to writer as they are made
         (streams.Writer, which `charlstm sample` writes through); returns the number of samples."""
         c = self.checkpoint
+        options = dataclasses.replace(options, lines=c.config.data.mode == "lines")  # as it was trained
         return sample_mod.complete(c.params, c.vocab, prompt_batches, options, seed, num_samples, batch, writer,
                                    warn, c.spec)
 

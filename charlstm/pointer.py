@@ -143,6 +143,11 @@ class Memory:
         self.count[where] += 1
         self.waiting[where] = False
 
+    def restart(self, rows, fresh):
+        """Give the streams `rows` the past of stream 0 of another Memory `fresh` (a line's start)."""
+        for name in ("keys", "values", "count", "pending", "waiting"):
+            getattr(self, name)[rows] = getattr(fresh, name)[0]
+
     def hold(self, key, rows=None):
         """key (B, d): the newest position's, waiting for its character; rows: (B,) bool (default all)."""
         take = slice(None) if rows is None else rows

@@ -44,6 +44,7 @@ class Options:
     greedy: bool = False  # always the likeliest character
     until: Sequence[str] = ()  # stop after the first occurrence of any of these (kept in the output)
     stop_at_newline: bool = False  # end at a newline (not kept): one completion per line
+    lines: bool = False  # the model read every line from the zero state (data.mode lines): so does sampling
     unknown: str = "error"  # characters missing from the vocabulary: "error" or "skip"
 
 
@@ -111,6 +112,7 @@ def run(packed, vocab, requests, options, seed, sink, warn=None):
     rows = np.arange(B)
     with np.errstate(over="ignore", divide="ignore"):  # a probability that underflows to 0: log -inf
         state, logits = stepwise.read(packed, prompts, work)  # every prompt read, side by side
+        restart = _LineStart(packed, vocab) if options.lines and "\n" in vocab.index else None
         # the loop runs once per generated character: a handful of NumPy calls besides the model's step
         for g in range(n_new):
             chosen, char_logp = _choose(logits, options, None if uniforms is None else uniforms.next())
@@ -125,7 +127,33 @@ def run(packed, vocab, requests, options, seed, sink, warn=None):
             if done.all():
                 break
             logits = stepwise.step(packed, chosen, state, work)
+            if restart is not None:
+                restart.apply(chosen, state, logits)
     return logprob
+
+
+class _LineStart:
+    """For a model trained on lines, each read from the zero state after a newline (data.mode lines): the
+    state and next-character logits there, which replace a sequence's own once it writes a newline, so
+    that its next line starts as every line of its training did (carrying the state on instead, such a
+    model wrote short broken lines after the first)."""
+
+    def __init__(self, packed, vocab):
+        self.newline = vocab.index["\n"]
+        self.state, self.logits = stepwise.read(packed, [np.array([self.newline])])
+
+    def apply(self, chosen, state, logits):
+        """Restart, in place, the rows of state (as stepwise.start makes it) and logits (B, V) whose
+        chosen character (B,) was a newline."""
+        rows = np.flatnonzero(chosen == self.newline)
+        if len(rows) == 0:
+            return
+        for ours, fresh in zip(state, self.state):
+            if isinstance(ours, np.ndarray):  # (L, B, H)
+                ours[:, rows] = fresh[:, :1]
+            else:  # the pointer's memory: only the new line's positions
+                ours.restart(rows, fresh)
+        logits[rows] = self.logits[0]
 
 
 class Collector:
