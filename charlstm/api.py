@@ -81,7 +81,7 @@ class Model:
         """Complete batches of prompts with sample.Options, handing the samples to writer as they are made
         (streams.Writer, which `charlstm sample` writes through); returns the number of samples."""
         c = self.checkpoint
-        options = dataclasses.replace(options, lines=c.config.data.mode == "lines")  # as it was trained
+        options = dataclasses.replace(options, lines=self._lines)  # as it was trained
         return sample_mod.complete(c.params, c.vocab, prompt_batches, options, seed, num_samples, batch, writer,
                                    warn, c.spec)
 
@@ -93,21 +93,29 @@ class Model:
     def score(self, text, unknown="error", warn=None, window=256):
         """Cross-entropy of a text, read from the zero state (as `charlstm eval` reads a file): {"chars",
         "nats_per_char", "bits_per_char", "perplexity"}; chars counts the characters scored, all but the
-        first."""
+        first, or, for a model trained on lines, every character of every line, each line read after a
+        newline from the zero state (evaluate.line_streams)."""
         c = self.checkpoint
         ids = encode_text(c.vocab, text, unknown, warn, where="the text")
-        total, count = evaluate.score(c.params, [ids], window, spec=c.spec)
+        streams = evaluate.line_streams(ids, c.vocab.index["\n"]) if self._lines and "\n" in c.vocab.index else [ids]
+        total, count = evaluate.score(c.params, streams, window, spec=c.spec)
         if count == 0:
             raise CharlstmError("nothing to score: a text needs at least two characters")
         return evaluate.metrics(total, count)
 
     def score_files(self, files, encoding="utf-8", errors="strict", unknown="error", warn=None, window=256,
                     progress=None):
-        """`charlstm eval FILES`: each file (or directory, or - for stdin) scored as one text, the
-        characters pooled; the dict of score. progress(total) may return a bar (update(n), close())."""
+        """`charlstm eval FILES`: each file (or directory, or - for stdin) scored as one text, or line by
+        line for a model trained on lines (data.mode lines), the characters pooled; the dict of score.
+        progress(total) may return a bar (update(n), close())."""
         c = self.checkpoint
         return evaluate.score_files(c.params, c.vocab, files, encoding, unknown, warn, window, progress, c.spec,
-                                    errors)
+                                    errors, lines=self._lines)
+
+    @property
+    def _lines(self):
+        """Whether the model was trained on lines, each from the zero state: then it is scored and sampled so."""
+        return self.checkpoint.config.data.mode == "lines"
 
     def cloze(self, prompts, answers=None, unknown="error", warn=None, encoding="utf-8", errors="strict"):
         """Exact-match accuracy of greedy blank filling: {"accuracy", "n", "fills"}. prompts: a list of

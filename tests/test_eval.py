@@ -152,3 +152,27 @@ def test_a_long_text_shows_progress_on_a_terminal_only(four_run, tmp_path):
     assert _eval_on_a_terminal("-c", four_run, short)[2] == ""
     code, out, err = run_cli("eval", "-c", four_run, long)  # stderr a pipe: no bar, but the length announced
     assert code == 0 and out.startswith(f"chars        {n:,}\n") and err == f"scoring {n:,} characters\n"
+
+
+def test_a_model_trained_on_lines_is_scored_line_by_line(cli, tmp_path):
+    """The shipped model read every story from the zero state after a newline (data.mode lines): `eval`
+    scores each line so, so a story written twice scores as it does once (carrying the state across the
+    newline, it scored 6.12 nats a character against 0.45)."""
+    story = "Mady walks in to the room, Monica also walks in to the room. Mady said hi to Monica.\n"
+    reports = []
+    for n in (1, 2):
+        (tmp_path / f"{n}.txt").write_text(story * n)
+        code, out, err = cli("eval", tmp_path / f"{n}.txt", "--format", "json")
+        assert code == 0, err
+        reports.append(json.loads(out))
+    assert reports[1]["chars"] == 2 * reports[0]["chars"] == 2 * len(story)  # every character, each newline
+    assert reports[1]["nats_per_char"] == pytest.approx(reports[0]["nats_per_char"], rel=1e-6)
+    assert reports[0]["nats_per_char"] < 0.3
+
+
+def test_line_streams_score_a_newline_only_where_the_text_has_one():
+    from charlstm.evaluate import line_streams
+
+    ids = np.array([5, 0, 0, 6, 7, 0, 8], np.uint8)  # "a\n\nbc\nd" with 0 the newline: a blank line, no final newline
+    assert [s.tolist() for s in line_streams(ids, 0)] == [[0, 5, 0], [0, 6, 7, 0], [0, 8]]
+    assert all(s.dtype == ids.dtype for s in line_streams(ids, 0)) and line_streams(ids[:0], 0) == []

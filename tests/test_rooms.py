@@ -198,8 +198,8 @@ def test_every_cell_trains_samples_and_scores(cli, tmp_path, cell):
     code, out, err = cli("eval", "-c", run, tmp_path / "rooms.txt", "--cloze", cloze, "--format", "json")
     report = json.loads(out)
     assert report["n"] == 20 and 0 <= report["accuracy"] <= 1
-    ids = [ckpt.vocab.encode((tmp_path / "rooms.txt").read_text())]
-    total, count = evaluate.score(ckpt.params, ids, spec=ckpt.spec)  # eval reads the model as it was trained
+    ids = evaluate.line_streams(ckpt.vocab.encode((tmp_path / "rooms.txt").read_text()), ckpt.vocab.index["\n"])
+    total, count = evaluate.score(ckpt.params, ids, spec=ckpt.spec)  # eval reads the model as it was trained: lines
     assert report["nats_per_char"] == pytest.approx(total / count, rel=1e-6)
     if nonlinearity:
         total, count = evaluate.score(ckpt.params, ids)  # the same weights read as tanh score otherwise
