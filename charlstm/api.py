@@ -94,11 +94,10 @@ class Model:
         """Cross-entropy of a text, read from the zero state (as `charlstm eval` reads a file): {"chars",
         "nats_per_char", "bits_per_char", "perplexity"}; chars counts the characters scored, all but the
         first, or, for a model trained on lines, every character of every line, each line read after a
-        newline from the zero state (evaluate.line_streams)."""
+        newline from the zero state (evaluate.text_streams)."""
         c = self.checkpoint
         ids = encode_text(c.vocab, text, unknown, warn, where="the text")
-        streams = evaluate.line_streams(ids, c.vocab.index["\n"]) if self._lines and "\n" in c.vocab.index else [ids]
-        total, count = evaluate.score(c.params, streams, window, spec=c.spec)
+        total, count = evaluate.score(c.params, evaluate.text_streams(ids, c.vocab, self._lines), window, spec=c.spec)
         if count == 0:
             raise CharlstmError("nothing to score: a text needs at least two characters")
         return evaluate.metrics(total, count)

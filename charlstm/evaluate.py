@@ -15,6 +15,7 @@ from .data import Window
 from .reading import decode, expand_sources, read_bytes, read_text
 from .vocab import encode_text
 from .errors import DataError
+from .heldout import line_streams
 from .sample import fill_blanks
 from .workspace import Workspace
 
@@ -75,7 +76,7 @@ def _score_group(forward, streams, window, on_scored, dtype):
 def score_files(params, vocab, files, encoding="utf-8", unknown="error", warn=None, window=256, progress=None,
                 spec=None, errors="strict", lines=False):
     """`charlstm eval FILES`: every file (or directory of files, or - for stdin) one stream from the zero
-    state, or with lines=True (a model trained with data.mode lines) every line of it, as `line_streams`;
+    state, or with lines=True (a model trained with data.mode lines) every line of it (heldout.line_streams);
     returns the metrics dict. progress(total), if given, is called with the number of characters to score
     once the files are read, and returns a progress bar (an object with update(n) and close(), such as a
     tqdm bar) or None."""
@@ -83,7 +84,7 @@ def score_files(params, vocab, files, encoding="utf-8", unknown="error", warn=No
     for f in expand_sources(files, warn):
         text, _ = read_text([f], encoding, errors)
         ids = encode_text(vocab, text, unknown, warn, where="stdin" if f == "-" else f)
-        streams += line_streams(ids, vocab.index["\n"]) if lines and "\n" in vocab.index else [ids]
+        streams += text_streams(ids, vocab, lines)
     bar = progress(sum(max(len(s) - 1, 0) for s in streams)) if progress is not None else None
     try:
         total, count = score(params, streams, window, on_scored=bar.update if bar is not None else None, spec=spec)
@@ -95,14 +96,10 @@ def score_files(params, vocab, files, encoding="utf-8", unknown="error", warn=No
     return metrics(total, count)
 
 
-def line_streams(ids, newline):
-    """For a model trained on lines: each non-empty line of ids as its own stream, read from the zero state
-    after a newline as training read it, so that its first character is scored too, and its own newline
-    when the text has one (blank lines hold nothing to score)."""
-    ends = np.flatnonzero(ids == newline)
-    starts, stops = np.r_[-1, ends], np.r_[ends, len(ids)]
-    return [np.concatenate([[newline], ids[a + 1 : b + 1]]).astype(ids.dtype) for a, b in zip(starts, stops)
-            if b > a + 1]
+def text_streams(ids, vocab, lines=False):
+    """How a text is scored: one stream from the zero state, or for a model trained on lines (lines=True)
+    each of its lines (heldout.line_streams)."""
+    return line_streams(ids, vocab.index["\n"]) if lines and "\n" in vocab.index else [ids]
 
 
 def report_lines(report):

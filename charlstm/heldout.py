@@ -47,10 +47,10 @@ def validation_streams(corpus, cfg):
         return _released([np.array(ids[a:b]) for a, b in pieces(len(ids), wanted, count)], ids)  # copies, small
     newline = corpus.vocab.index["\n"]
     if wanted >= len(ids):
-        return line_streams(ids, newline)
+        return line_streams(ids, newline, close_last=True)
     found = []
     for a, b in pieces(len(ids), wanted, SAMPLE_PIECES):
-        found += line_streams(whole_lines(ids, a, b, newline), newline)
+        found += line_streams(whole_lines(ids, a, b, newline), newline, close_last=True)
     return _released(found, ids)
 
 
@@ -89,12 +89,17 @@ def _next(ids, i, newline, step=1 << 16):
     return None
 
 
-def line_streams(ids, newline):
-    """Each non-empty line of ids as its own sequence: a newline, the line, a newline."""
-    ends = np.flatnonzero(ids == newline).tolist()
-    starts = [-1] + ends
-    return [np.concatenate([[newline], ids[a + 1 : b], [newline]]) for a, b in zip(starts, ends + [len(ids)])
-            if b > a + 1]
+def line_streams(ids, newline, close_last=False):
+    """Each non-empty line of ids as its own sequence, as a model trained on lines reads it: a newline
+    (read from the zero state), the line, and its newline where the text has one; close_last gives an
+    unterminated last line one too (a held-out piece cut from a longer text)."""
+    ends = np.flatnonzero(ids == newline)
+    starts, stops = np.r_[-1, ends], np.r_[ends, len(ids)]
+    streams = [np.concatenate([[newline], ids[a + 1 : b + 1]]).astype(ids.dtype) for a, b in zip(starts, stops)
+               if b > a + 1]
+    if close_last and streams and ids[-1] != newline:
+        streams[-1] = np.append(streams[-1], newline).astype(ids.dtype)
+    return streams
 
 
 def _released(streams, ids):

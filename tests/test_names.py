@@ -64,30 +64,28 @@ NAMES_CORPUS = "charlstm corpus rooms --open --names fresh --closed-share 0.1 --
 POLISH_CORPUS = "charlstm corpus rooms --open --names fresh --closed-share 0.15 --stories 200000 --seed 5"
 
 
-@pytest.fixture(scope="module")
-def names_corpus(tmp_path_factory):
-    """The names model's training text, written as configs/rooms-names.yaml says (30 MB: not shipped)."""
+def _written_corpus(tmp_path_factory, command, preset, name):
+    """The text `command` writes, as configs/<preset>.yaml says to write it to `name` (30 MB: not shipped)."""
     from conftest import ROOT, run_cli
 
-    assert f"{NAMES_CORPUS} > rooms-names-train.txt" in (ROOT / "configs" / "rooms-names.yaml").read_text()
-    code, out, err = run_cli(*NAMES_CORPUS.split()[1:], timeout=600)
+    assert f"{command} > {name}" in (ROOT / "configs" / f"{preset}.yaml").read_text()
+    code, out, err = run_cli(*command.split()[1:], timeout=600)
     assert code == 0, err
-    path = tmp_path_factory.mktemp("names") / "rooms-names-train.txt"
+    path = tmp_path_factory.mktemp(preset) / name
     path.write_text(out)
     return path
+
+
+@pytest.fixture(scope="module")
+def names_corpus(tmp_path_factory):
+    """The names model's training text, written as configs/rooms-names.yaml says."""
+    return _written_corpus(tmp_path_factory, NAMES_CORPUS, "rooms-names", "rooms-names-train.txt")
 
 
 @pytest.fixture(scope="module")
 def polish_corpus(tmp_path_factory):
-    """The text of the shipped model's last 400 steps, as configs/rooms-names-polish.yaml says (30 MB)."""
-    from conftest import ROOT, run_cli
-
-    assert f"{POLISH_CORPUS} > rooms-names-closed15.txt" in (ROOT / "configs" / "rooms-names-polish.yaml").read_text()
-    code, out, err = run_cli(*POLISH_CORPUS.split()[1:], timeout=600)
-    assert code == 0, err
-    path = tmp_path_factory.mktemp("polish") / "rooms-names-closed15.txt"
-    path.write_text(out)
-    return path
+    """The text of the shipped model's last 400 steps, as configs/rooms-names-polish.yaml says."""
+    return _written_corpus(tmp_path_factory, POLISH_CORPUS, "rooms-names-polish", "rooms-names-closed15.txt")
 
 
 def test_seen_fillers_never_open_with_a_test_name():
