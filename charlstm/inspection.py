@@ -28,7 +28,6 @@ from . import model, stepwise
 from .cells import CELLS
 from .vocab import encode_text, line_start
 from .errors import DataError
-from .workspace import Workspace
 
 def run(ckpt, text, unknown="error", warn=None):
     """(the text as the model reads it, trace) for a checkpoint: characters missing from its vocabulary
@@ -57,7 +56,7 @@ def trace(params, ids, lead=(), spec=None):
     if spec.pointer:
         out["copy"] = np.full(N, np.nan)
     state = stepwise.start(spec, 1, packed.table.dtype)
-    work = Workspace()
+    stepper = stepwise.Stepper(packed, state)
 
     def record(t, k, activations, h):
         for name, block in blocks.items():
@@ -68,14 +67,13 @@ def trace(params, ids, lead=(), spec=None):
 
     with np.errstate(over="ignore"):
         for x in lead:
-            logits = stepwise.step(packed, np.array([x]), state, work)
+            logits = stepper.step(np.array([x]))
         if len(lead):
             out["surprisal"][0] = _bits(logits[0], ids[0])
             if spec.pointer:
                 out["copy"][0] = state[-1].share[0]
         for t, x in enumerate(ids):
-            logits = stepwise.step(packed, np.array([x]), state, work,
-                                on_layer=lambda k, activations, h: record(t, k, activations, h))
+            logits = stepper.step(np.array([x]), on_layer=lambda k, activations, h: record(t, k, activations, h))
             if t + 1 < N:
                 out["surprisal"][t + 1] = _bits(logits[0], ids[t + 1])
                 if spec.pointer:

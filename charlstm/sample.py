@@ -2,7 +2,7 @@
 
 All sequences of a batch first read their prompts side by side, from the zero state and a newline (a
 prompt starts a line, see `vocab.line_start`), as training reads a window (`stepwise.read`); then they
-advance together, one character per step through `stepwise.step`, each sampling until its own stop
+advance together, one character per step through a `stepwise.Stepper`, each sampling until its own stop
 condition; a sequence that is done idles while the others finish. For sequence b at step t:
 
     x_b,0 = the prompt's last character        x_b,t = the character drawn at step t - 1
@@ -112,6 +112,7 @@ def run(packed, vocab, requests, options, seed, sink, warn=None):
     rows = np.arange(B)
     with np.errstate(over="ignore", divide="ignore"):  # a probability that underflows to 0: log -inf
         state, logits = stepwise.read(packed, prompts, work)  # every prompt read, side by side
+        stepper = stepwise.Stepper(packed, state)
         restart = _LineStart(packed, vocab) if options.lines and "\n" in vocab.index else None
         # the loop runs once per generated character: a handful of NumPy calls besides the model's step
         for g in range(n_new):
@@ -126,7 +127,7 @@ def run(packed, vocab, requests, options, seed, sink, warn=None):
             sink.step(chosen, keep, done, logprob)
             if done.all():
                 break
-            logits = stepwise.step(packed, chosen, state, work)
+            logits = stepper.step(chosen)
             if restart is not None:
                 restart.apply(chosen, state, logits)
     return logprob
@@ -289,6 +290,10 @@ def _choose(logits, options, u):
     """The next character of each row of logits (B, V) and its log-probability under the model (at
     temperature 1, untruncated). Greedy takes the likeliest; otherwise temperature, top-k and top-p
     shape the distribution, which is sampled by inverting its cumulative sum at the uniforms u (B,)."""
+    V = logits.shape[1]
+    if len(logits) == 1 and not options.greedy and options.temperature == 1.0 and not 0 < options.top_k < V \
+            and options.top_p >= 1.0:
+        return _choose_one(logits[0], u[0])
     rows = np.arange(len(logits))
     z = logits - logits.max(axis=1, keepdims=True)  # (B, V), max 0
     p = np.exp(z)
@@ -296,7 +301,6 @@ def _choose(logits, options, u):
     if options.greedy:
         chosen = z.argmax(axis=1)
         return chosen, z[rows, chosen] - log_total
-    V = z.shape[1]
     if options.temperature != 1.0:
         p = np.exp(z / options.temperature)  # the distribution sampled from
     if 0 < options.top_k < V:
@@ -315,6 +319,17 @@ def _choose(logits, options, u):
     else:
         chosen = np.minimum((cdf < u[:, None] * cdf[:, -1:]).sum(axis=1), V - 1)
     return chosen, z[rows, chosen] - log_total
+
+
+def _choose_one(logits, u):
+    """`_choose` for one sequence at temperature 1, untruncated: the same choice and log-probability
+    (each value computed by the same operation on the same numbers) in half its NumPy calls, which at
+    batch 1 cost as much as the model's own elementwise work. logits (V,), u a scalar."""
+    top = logits.max()
+    p = np.exp(logits - top)
+    cdf = np.add.accumulate(p)
+    chosen = min(int(cdf.searchsorted(u * cdf[-1])), len(logits) - 1)
+    return np.array([chosen]), (logits[chosen] - top) - np.log(np.add.reduce(p))
 
 
 def fill_blanks(params, vocab, prompts, batch=256, unknown="error", warn=None, spec=None):

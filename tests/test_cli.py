@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 
 from charlstm import checkpoint, config, model, stepwise
-from charlstm.workspace import Workspace
 from conftest import ROOT
 
 BROKEN = """
@@ -108,9 +107,9 @@ def test_the_readme_pytorch_snippet_gives_charlstms_probabilities(tmp_path, cell
 
     packed = model.pack(checkpoint.load(path).params)
     state = model.zero_state(spec, 1, np.float32)
-    work = Workspace()
-    with np.errstate(over="ignore"):  # as model.step asks
+    stepper = stepwise.Stepper(packed, state)
+    with np.errstate(over="ignore"):  # as Stepper.step asks
         for c in "\nThe":
-            logits = stepwise.step(packed, np.array([vocab.index(c)]), state, work)[0].astype(np.float64)
+            logits = stepper.step(np.array([vocab.index(c)]))[0].astype(np.float64)
     ours = np.exp(logits - logits.max())
     np.testing.assert_allclose(namespace["p_next"].detach().numpy(), ours / ours.sum(), rtol=1e-4, atol=1e-6)

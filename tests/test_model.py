@@ -176,9 +176,10 @@ def test_saturated_gates_are_exact_and_raise_no_warning(cell):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         _, window_final, _ = model.forward(p32, Window(x, x), s32)
-        stepped, work = tuple(s.copy() for s in s32), Workspace()
+        stepped = tuple(s.copy() for s in s32)
+        stepper = stepwise.Stepper(model.pack(p32), stepped)
         for t in range(len(x)):
-            np.testing.assert_allclose(stepwise.step(model.pack(p32), x[t], stepped, work), logits[t], rtol=1e-4, atol=1e-4)
+            np.testing.assert_allclose(stepper.step(x[t]), logits[t], rtol=1e-4, atol=1e-4)
     for a, b, c in zip(window_final, stepped, final):
         np.testing.assert_allclose(a, c, rtol=1e-4, atol=1e-5)
         np.testing.assert_allclose(b, c, rtol=1e-4, atol=1e-5)
@@ -219,9 +220,9 @@ def test_single_step_reproduces_the_window(cell):
     logits, final = naive.run(cell, params, x, state)
     packed = model.pack(params)
     stepped = tuple(s.copy() for s in state)
-    work = Workspace()
+    stepper = stepwise.Stepper(packed, stepped)
     for t in range(6):
-        out = stepwise.step(packed, x[t], stepped, work)
+        out = stepper.step(x[t])
         np.testing.assert_allclose(out, logits[t], rtol=1e-10, atol=1e-12)
     for a, b in zip(stepped, final):
         np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
@@ -252,9 +253,10 @@ def test_relu_rnn_steps_as_its_window_and_differs_from_tanh():
     packed = model.pack(params, relu)
     state = tuple(np.abs(s) for s in state)
     _, final, _ = model.forward(params, Window(x, x), state, packed=packed)
-    stepped, work = tuple(s.copy() for s in state), Workspace()
+    stepped = tuple(s.copy() for s in state)
+    stepper = stepwise.Stepper(packed, stepped)
     for t in range(5):
-        stepwise.step(packed, x[t], stepped, work)
+        stepper.step(x[t])
     np.testing.assert_allclose(stepped[0], final[0], rtol=1e-12)
     assert stepped[0].min() >= 0
     assert not np.allclose(model.forward(params, Window(x, x), state)[1][0], final[0])
@@ -267,9 +269,10 @@ def test_reading_prompts_side_by_side_equals_stepping_each_alone(cell):
     prompts = [rng.integers(0, 7, n) for n in (1, 9, 4, 13, 5)]
     state, logits = stepwise.read(packed, prompts, chunk=4)  # chunks end before, at and after prompts' ends
     for b, p in enumerate(prompts):
-        alone, work = model.zero_state(spec, 1, np.float64), Workspace()
+        alone = model.zero_state(spec, 1, np.float64)
+        stepper = stepwise.Stepper(packed, alone)
         for x in p:
-            expected = stepwise.step(packed, np.array([x]), alone, work)
+            expected = stepper.step(np.array([x]))
         np.testing.assert_allclose(logits[b], expected[0], rtol=1e-12, atol=1e-13)
         for s, a in zip(state, alone):
             np.testing.assert_allclose(s[:, b], a[:, 0], rtol=1e-12, atol=1e-13)

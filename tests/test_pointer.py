@@ -5,7 +5,6 @@ import pytest
 
 from charlstm import model, pointer, stepwise
 from charlstm.data import Window
-from charlstm.workspace import Workspace
 from gradcheck import numeric_grad, relative_error
 
 CELLS = ["lstm", "gru"]
@@ -97,7 +96,7 @@ def test_a_pointer_that_trusts_itself_copies_a_repeated_character():
 
 @pytest.mark.parametrize("cell", CELLS)
 def test_sampling_step_by_step_gives_the_window_s_probabilities(cell):
-    """stepwise.read + stepwise.step (the pointer's Memory) reproduce the training forward pass's mixed
+    """stepwise.read + a stepwise.Stepper (the pointer's Memory) reproduce the training forward pass's mixed
     probabilities, prompt read side by side or one character at a time."""
     spec, params, rng = make(cell, V=6, H=5, L=2, B=2, width=3, seed=4)
     x, y = texts_with_repeats(rng, 6, 9, 2)
@@ -106,9 +105,10 @@ def test_sampling_step_by_step_gives_the_window_s_probabilities(cell):
     packed = model.pack(params, spec)
     for b in range(2):
         state, logp = stepwise.read(packed, [x[:3, b]])
+        stepper = stepwise.Stepper(packed, state)
         got = [-logp[0, y[2, b]]]
         for t in range(3, 9):
-            logp = stepwise.step(packed, x[t, b : b + 1], state, Workspace())
+            logp = stepper.step(x[t, b : b + 1])
             got.append(-logp[0, y[t, b]])
         assert np.allclose(got, window_logp[b, 2:], rtol=1e-10), (got, window_logp[b, 2:])
 

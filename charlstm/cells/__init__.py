@@ -12,7 +12,7 @@ one it runs; a new cell is one module here and one line in CELLS:
     pack(...)        PyTorch-layout weights -> arrays laid out for the forward pass
     forward(...)     a window of T steps -> outputs, final state, cache
     backward(...)    cache, output gradients -> pre-activation gradients
-    advance(...)     one step for sampling, updating the state in place
+    stepper(...)     packed weights, a layer's state -> one step for sampling, updating it in place
     history(hs, cache)  the state after every step of a window, for reading prompts side by side
 
 The registry's key is the cell's name: `model.cell` in the config, and the prefix of its parameters

@@ -62,16 +62,21 @@ def step(gates, h_prev, w_hhT, b_hn, h, hn, rec, tmp):
     h += n
 
 
-def advance(gates, state, packed, work, layer):
-    """One timestep for sampling: state (h,), (B, H), is updated in place. Call it under
-    np.errstate(over="ignore"), as `step`."""
+def stepper(packed, state):
+    """One timestep for sampling, as a function of the gates (B, 3H) that hold the packed input
+    projection: it updates the state (h,), (B, H), in place and returns h. Its scratch is made here,
+    once. Call it under np.errstate(over="ignore"), as `step`."""
     (h,) = state
     B, H = h.shape
-    hn = work.get(f"gru{layer}.step_hn", (B, H), h.dtype)
-    rec = work.get(f"gru{layer}.step_rec", (B, GATES * H), h.dtype)
-    tmp = work.get(f"gru{layer}.step_tmp", (B, H), h.dtype)
-    step(gates, h, packed["w_hhT"], packed["b_hn"], h, hn, rec, tmp)
-    return h
+    w_hhT, b_hn = packed["w_hhT"], packed["b_hn"]
+    hn, tmp = np.zeros_like(h), np.zeros_like(h)
+    rec = np.zeros((B, GATES * H), h.dtype)
+
+    def advance(gates):
+        step(gates, h, w_hhT, b_hn, h, hn, rec, tmp)
+        return h
+
+    return advance
 
 
 def history(hs, cache):

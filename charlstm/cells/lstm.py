@@ -67,15 +67,20 @@ def step(gates, h_prev, c_prev, w_hhT, h, c, tanh_c, rec):
     np.multiply(o, tanh_c, out=h)
 
 
-def advance(gates, state, packed, work, layer):
-    """One timestep for sampling: state (h, c), each (B, H), is updated in place. Call it under
-    np.errstate(over="ignore"), as `step`."""
+def stepper(packed, state):
+    """One timestep for sampling, as a function of the gates (B, 4H) that hold the packed input
+    projection: it updates the state (h, c), each (B, H), in place and returns h. Its scratch is made
+    here, once, not once per character. Call it under np.errstate(over="ignore"), as `step`."""
     h, c = state
-    B, H = h.shape
-    tanh_c = work.get(f"lstm{layer}.step_tanh_c", (B, H), h.dtype)
-    rec = work.get(f"lstm{layer}.step_rec", (B, GATES * H), h.dtype)
-    step(gates, h, c, packed["w_hhT"], h, c, tanh_c, rec)  # h_prev is read before h is written
-    return h
+    w_hhT = packed["w_hhT"]
+    tanh_c = np.zeros_like(h)
+    rec = np.zeros((h.shape[0], GATES * h.shape[1]), h.dtype)
+
+    def advance(gates):
+        step(gates, h, c, w_hhT, h, c, tanh_c, rec)  # h_prev is read before h is written
+        return h
+
+    return advance
 
 
 def history(hs, cache):

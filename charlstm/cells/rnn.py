@@ -41,12 +41,18 @@ def step(gates, h_prev, w_hhT, h, rec, relu=False):
         np.tanh(h, out=h)
 
 
-def advance(gates, state, packed, work, layer):
-    """One timestep for sampling: state (h,), (B, H), is updated in place."""
+def stepper(packed, state):
+    """One timestep for sampling, as a function of the gates (B, H) that hold the input projection: it
+    updates the state (h,), (B, H), in place and returns h. Its scratch is made here, once."""
     (h,) = state
-    rec = work.get(f"rnn{layer}.step_rec", h.shape, h.dtype)
-    step(gates, h, packed["w_hhT"], h, rec, packed.get("relu", False))
-    return h
+    w_hhT, relu = packed["w_hhT"], packed.get("relu", False)
+    rec = np.zeros_like(h)
+
+    def advance(gates):
+        step(gates, h, w_hhT, h, rec, relu)
+        return h
+
+    return advance
 
 
 def history(hs, cache):
