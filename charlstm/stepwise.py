@@ -78,10 +78,13 @@ class Stepper:
         cells = _cells(state, spec)
         B, dtype = cells[0].shape[1], packed.table.dtype
         self.table, self.decoder_wT, self.decoder_b = packed.table, packed.decoder_wT, packed.decoder_b
-        self.gates = np.zeros((B, packed.table.shape[1]), dtype)
-        # per layer: its packed weights, and one timestep of its cell on its own part of the state
-        self.layers = [(layer, cell.stepper(layer, tuple(s[k] for s in cells)))
-                       for k, layer in enumerate(packed.layers)]
+        # per layer: its gates buffer (B, G), and one timestep of its cell on its own part of the state,
+        # reading the output of the layer under it (which its stepper holds: h, updated in place)
+        self.layers, below = [], None
+        for k, layer in enumerate(packed.layers):
+            own = tuple(s[k] for s in cells)
+            self.layers.append((np.zeros((B, packed.table.shape[1]), dtype), cell.stepper(layer, own, below)))
+            below = own[0]
         self.logits = np.zeros((B, spec.vocab), dtype)
         self.pointer, self.memory = (packed.pointer, state[-1]) if spec.pointer else (None, None)
 
@@ -90,13 +93,9 @@ class Stepper:
         that the next call overwrites (with a pointer, a new array of log-probabilities).
         on_layer(k, activations, h), if given, sees each layer's gate activations (B, G) and output (B, H).
         """
-        gates = self.gates
-        self.table.take(x, axis=0, out=gates, mode="clip")  # the method: no Python wrapper
+        self.table.take(x, axis=0, out=self.layers[0][0], mode="clip")  # the method: no Python wrapper
         with np.errstate(over="ignore"):  # a saturated gate's exp overflows, rightly (cells/lstm.py)
-            for k, (layer, advance) in enumerate(self.layers):
-                if k > 0:
-                    np.matmul(h, layer["w_ihT"], out=gates)
-                    np.add(gates, layer["bias"], out=gates)
+            for k, (gates, advance) in enumerate(self.layers):
                 h = advance(gates)
                 if on_layer is not None:
                     on_layer(k, gates, h)

@@ -62,17 +62,22 @@ def step(gates, h_prev, w_hhT, b_hn, h, hn, rec, tmp):
     h += n
 
 
-def stepper(packed, state):
-    """One timestep for sampling, as a function of the gates (B, 3H) that hold the packed input
-    projection: it updates the state (h,), (B, H), in place and returns h. Its scratch is made here,
-    once. Call it under np.errstate(over="ignore"), as `step`."""
+def stepper(packed, state, below=None):
+    """One timestep for sampling, as a function of a gates buffer (B, 3H): it updates the state (h,),
+    (B, H), in place and returns h. The first layer's gates hold the packed input projection on entry;
+    a layer above computes it from `below`, the (B, in) output of the layer under it. The GRU's
+    candidate scales its recurrent product by r, so the two products cannot be one as in the LSTM's
+    stepper. Scratch is made here, once. Call it under np.errstate(over="ignore"), as `step`."""
     (h,) = state
     B, H = h.shape
-    w_hhT, b_hn = packed["w_hhT"], packed["b_hn"]
+    w_ihT, w_hhT, bias, b_hn = packed["w_ihT"], packed["w_hhT"], packed["bias"], packed["b_hn"]
     hn, tmp = np.zeros_like(h), np.zeros_like(h)
     rec = np.zeros((B, GATES * H), h.dtype)
 
     def advance(gates):
+        if below is not None:  # a layer above the first: its input projection, from the layer under it
+            np.matmul(below, w_ihT, out=gates)
+            np.add(gates, bias, out=gates)
         step(gates, h, w_hhT, b_hn, h, hn, rec, tmp)
         return h
 

@@ -41,14 +41,19 @@ def step(gates, h_prev, w_hhT, h, rec, relu=False):
         np.tanh(h, out=h)
 
 
-def stepper(packed, state):
-    """One timestep for sampling, as a function of the gates (B, H) that hold the input projection: it
-    updates the state (h,), (B, H), in place and returns h. Its scratch is made here, once."""
+def stepper(packed, state, below=None):
+    """One timestep for sampling, as a function of a gates buffer (B, H): it updates the state (h,),
+    (B, H), in place and returns h. The first layer's gates hold the input projection on entry; a
+    layer above computes it from `below`, the (B, in) output of the layer under it. Scratch is made
+    here, once."""
     (h,) = state
-    w_hhT, relu = packed["w_hhT"], packed.get("relu", False)
+    w_ihT, w_hhT, bias, relu = packed["w_ihT"], packed["w_hhT"], packed["bias"], packed.get("relu", False)
     rec = np.zeros_like(h)
 
     def advance(gates):
+        if below is not None:  # a layer above the first: its input projection, from the layer under it
+            np.matmul(below, w_ihT, out=gates)
+            np.add(gates, bias, out=gates)
         step(gates, h, w_hhT, h, rec, relu)
         return h
 
