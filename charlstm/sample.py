@@ -325,7 +325,7 @@ def _choose_one(logits, u):
     """`_choose` for one sequence at temperature 1, untruncated: the same choice and log-probability
     (each value computed by the same operation on the same numbers) in half its NumPy calls, which at
     batch 1 cost as much as the model's own elementwise work. logits (V,), u a scalar."""
-    top = logits.max()
+    top = np.maximum.reduce(logits)  # logits.max() without its Python wrapper
     p = np.exp(logits - top)
     cdf = np.add.accumulate(p)
     chosen = min(int(cdf.searchsorted(u * cdf[-1])), len(logits) - 1)
