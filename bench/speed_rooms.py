@@ -49,7 +49,7 @@ def windows_of(trainer):
     cfg = trainer.cfg
     inputs = trainer.inputs or train.read_inputs(cfg, trainer.sources, None, lambda text: None)
     batches = inputs.batches
-    steps = range(0, cfg.train.steps, cfg.train.steps // WINDOWS)[:WINDOWS]
+    steps = range(0, cfg.train.steps, max(1, cfg.train.steps // WINDOWS))[:WINDOWS]
     return [batches.window(*divmod(step, batches.windows_per_epoch), step) for step in steps], inputs
 
 

@@ -291,6 +291,7 @@ def _choose(logits, options, u):
     temperature 1, untruncated). Greedy takes the likeliest; otherwise temperature, top-k and top-p
     shape the distribution, which is sampled by inverting its cumulative sum at the uniforms u (B,)."""
     V = logits.shape[1]
+    # the conditions under which every step below leaves p as exp(z): an option added below must be added here
     if len(logits) == 1 and not options.greedy and options.temperature == 1.0 and not 0 < options.top_k < V \
             and options.top_p >= 1.0:
         return _choose_one(logits[0], u[0])
@@ -322,14 +323,15 @@ def _choose(logits, options, u):
 
 
 def _choose_one(logits, u):
-    """`_choose` for one sequence at temperature 1, untruncated: the same choice and log-probability
-    (each value computed by the same operation on the same numbers) in half its NumPy calls, which at
-    batch 1 cost as much as the model's own elementwise work. logits (V,), u a scalar."""
+    """`_choose` for one sequence at temperature 1, untruncated: the same choice and log-probability, as
+    arrays (1,), each value computed by the same operation on the same numbers (for logits below +inf,
+    as a decoder's and a pointer's are), in half its NumPy calls, which at batch 1 cost as much as the
+    model's own elementwise work. logits (V,), u a scalar."""
     top = np.maximum.reduce(logits)  # logits.max() without its Python wrapper
     p = np.exp(logits - top)
     cdf = np.add.accumulate(p)
     chosen = min(int(cdf.searchsorted(u * cdf[-1])), len(logits) - 1)
-    return np.array([chosen]), (logits[chosen] - top) - np.log(np.add.reduce(p))
+    return np.array([chosen]), np.array([logits[chosen] - top]) - np.log(np.add.reduce(p))
 
 
 def fill_blanks(params, vocab, prompts, batch=256, unknown="error", warn=None, spec=None):

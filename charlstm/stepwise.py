@@ -2,8 +2,8 @@
 
 The state for stepping is a tuple: the cell's (L, B, H) arrays, as model.zero_state makes them, and,
 for a model with a pointer, a pointer.Memory of the positions read so far. What comes out of `read` and
-`step` is the next character's logits (B, V); with a pointer, its log-probabilities under the mixture
-(pointer.py), which sampling treats the same way.
+`Stepper.step` is the next character's logits (B, V); with a pointer, its log-probabilities under the
+mixture (pointer.py), which sampling treats the same way.
 """
 
 import numpy as np
@@ -68,9 +68,10 @@ def read(packed, prompts, work=None, chunk=128):
 
 class Stepper:
     """Advances B streams by one character at a time from a stepping state (`start`, or `read`'s), which
-    it updates in place, with the same packed weights and per-step cell code as the training forward
-    pass. The views, buffers and scratch every step needs are made once, here: at batch 1 a character
-    costs about 200 microseconds, and looking them up per character took a sixth of that."""
+    it updates in place, with the same packed weights as the training forward pass and each cell's
+    `stepper` (the forward pass's step; an LSTM layer above the first makes its two products one). The
+    views, buffers and scratch every step needs are made once, here, not looked up per character: at
+    batch 1 that took a step of S from about 68 to 48 µs (docs/performance.md, 2026-12-06)."""
 
     def __init__(self, packed, state):
         spec = packed.spec

@@ -80,22 +80,28 @@ def test_top_k_and_top_p_restrict_the_choices():
     np.testing.assert_allclose(freq, [0.5, 0.3, 0.15, 0.05], atol=0.03)
 
 
-def test_one_sequence_chooses_as_it_would_in_a_batch():
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])  # a decoder's logits, a pointer's log-probabilities
+def test_one_sequence_chooses_as_it_would_in_a_batch(monkeypatch, dtype):
     """At batch 1, temperature 1 and no truncation, _choose takes a shorter path (_choose_one); it must
-    give the very character and log-probability, to the bit, that the batched path gives that row.
-    Rows include log-probabilities of -inf (a pointer's mixture can underflow) and ties."""
+    give the very character and log-probability, to the bit and in the same dtype and shape, that the
+    batched path gives that row. Rows include log-probabilities of -inf (a pointer's mixture can
+    underflow) and ties."""
     rng = np.random.default_rng(5)
-    logits = rng.standard_normal((300, 65)).astype(np.float32) * 4
+    logits = (rng.standard_normal((300, 65)) * 4).astype(dtype)
     logits[::7, :20] = -np.inf
     logits[::11] = 0.0  # a flat row: the uniform alone decides
     u = rng.random(300)
-    u[:5] = [0.0, 1.0 - 1e-17, 0.5, 1e-12, 0.999999]  # ends of the interval
+    u[:5] = [0.0, np.nextafter(1.0, 0.0), 0.5, 1e-12, 0.999999]  # ends of the interval
     u[[11, 22]] = 0.2, 0.4  # on a flat row's cumulative sum exactly (13 and 26 of 65): ties go left
     chosen, logp = sample_mod._choose(logits, sample_mod.Options(), u)
+    real, taken = sample_mod._choose_one, []
+    monkeypatch.setattr(sample_mod, "_choose_one", lambda *a: taken.append(1) or real(*a))
     for b in range(300):
         one_chosen, one_logp = sample_mod._choose(logits[b : b + 1], sample_mod.Options(), u[b : b + 1])
         assert one_chosen.tolist() == [chosen[b]], b
-        assert np.float32(one_logp).tobytes() == np.float32(logp[b]).tobytes(), b
+        assert one_logp.shape == (1,) and one_logp.dtype == logp.dtype
+        assert one_logp.tobytes() == logp[b : b + 1].tobytes(), b
+    assert len(taken) == 300  # the short path, every time
 
 
 def test_batched_generation_equals_one_prompt_at_a_time(cli, four_run):

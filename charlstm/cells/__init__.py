@@ -12,7 +12,10 @@ one it runs; a new cell is one module here and one line in CELLS:
     pack(...)        PyTorch-layout weights -> arrays laid out for the forward pass
     forward(...)     a window of T steps -> outputs, final state, cache
     backward(...)    cache, output gradients -> pre-activation gradients
-    stepper(...)     packed weights, a layer's state -> one step for sampling, updating it in place
+    stepper(packed, state, below=None)  -> advance(gates) -> h: one step for sampling, updating the
+                     layer's state in place; gates (B, G) holds the input projection on entry for the
+                     first layer (below None), or is filled from `below`, the (B, in) output of the
+                     layer under it; on exit it holds the activations (GATE_BLOCKS), which inspect reads
     history(hs, cache)  the state after every step of a window, for reading prompts side by side
 
 The registry's key is the cell's name: `model.cell` in the config, and the prefix of its parameters
