@@ -36,13 +36,19 @@ def run(ckpt, text, unknown="error", warn=None):
     if len(ids) == 0:
         raise DataError("nothing to inspect: the text is empty")
     read = line_start(ckpt.vocab, ids)  # the text starts a line, as a prompt does (see vocab.line_start)
-    return ckpt.vocab.decode(ids), trace(ckpt.params, ids, lead=read[: len(read) - len(ids)], spec=ckpt.spec)
+    lines = ckpt.config.data.mode == "lines" and "\n" in ckpt.vocab.index
+    return ckpt.vocab.decode(ids), trace(ckpt.params, ids, lead=read[: len(read) - len(ids)], spec=ckpt.spec,
+                                         line_start_id=ckpt.vocab.index["\n"] if lines else None)
 
 
-def trace(params, ids, lead=(), spec=None):
+def trace(params, ids, lead=(), spec=None, line_start_id=None):
     """Run ids (N,) through the model after the characters lead, which are read but not recorded; returns
     a dict of arrays with one row per character of ids (see the module docstring). spec: the
-    architecture (model.Spec), read off the parameter names when not given."""
+    architecture (model.Spec), read off the parameter names when not given. line_start_id: for a model
+    trained on lines (data.mode lines), its newline's id: each newline of the text is then read from
+    the zero state (its pointer's memory emptied), as training, sampling and eval read every line;
+    carried across, the state after one story made the next one look unlike anything it was trained on.
+    The newline's own surprisal is still the previous line's prediction of its end."""
     packed = model.pack(params, spec)
     spec = packed.spec
     cell = CELLS[spec.cell]
@@ -72,13 +78,25 @@ def trace(params, ids, lead=(), spec=None):
             out["surprisal"][0] = _bits(logits[0], ids[0])
             if spec.pointer:
                 out["copy"][0] = state[-1].share[0]
+        fresh = stepwise.start(spec, 1, packed.table.dtype)  # the zero state, an empty memory
         for t, x in enumerate(ids):
+            if x == line_start_id:
+                _restart(state, fresh)
             logits = stepper.step(np.array([x]), on_layer=lambda k, activations, h: record(t, k, activations, h))
             if t + 1 < N:
                 out["surprisal"][t + 1] = _bits(logits[0], ids[t + 1])
                 if spec.pointer:
                     out["copy"][t + 1] = state[-1].share[0]
     return out
+
+
+def _restart(state, fresh):
+    """Set a stepping state (stepwise.start's) to another, in place: the Stepper holds views of it."""
+    for ours, theirs in zip(state, fresh):
+        if isinstance(ours, np.ndarray):  # (L, B, H)
+            ours[...] = theirs
+        else:  # the pointer's memory
+            ours.restart(np.arange(len(ours.count)), theirs)
 
 
 def _bits(logits, x):

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import naive
-from charlstm import checkpoint, inspection, plot
+from charlstm import assets, checkpoint, inspection, plot
 from conftest import run_cli
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -205,6 +205,22 @@ def test_run_reads_the_text_as_the_start_of_a_line(four_run):
     assert shown == TEXT and not math.isnan(traced["surprisal"][0])
     np.testing.assert_allclose(traced["surprisal"], after_newline["surprisal"][1:], rtol=1e-6)
     np.testing.assert_allclose(traced["hidden"], after_newline["hidden"][1:], rtol=1e-6)
+
+
+def test_a_model_trained_on_lines_reads_each_line_of_the_text_afresh():
+    """The shipped rooms model was trained on lines (data.mode lines), each from the zero state after a
+    newline: a second story is traced as it would be alone, its pointer's memory included; a stream-mode
+    model (four_run, the test above) carries its state on."""
+    ckpt = checkpoint.load(assets.MODEL)
+    assert ckpt.config.data.mode == "lines" and ckpt.spec.pointer
+    first = "Mady walks in to the room, Monica also walks in to the room. Mady said hi to Monica."
+    second = "Tom and Alice walk in to the room together, later Zoe walks in to the room. Tom said hi to Zoe."
+    _, both = inspection.run(ckpt, first + "\n" + second)
+    _, alone = inspection.run(ckpt, second)
+    rest = slice(len(first) + 1, None)
+    for name in ("surprisal", "hidden", "cell", "copy"):
+        np.testing.assert_allclose(both[name][rest], alone[name], rtol=1e-5, atol=1e-6, err_msg=name)
+    assert both["surprisal"][rest].max() < 8  # carried across, the second story cost up to 29 bits a character
 
 
 def test_top_adds_units_below_the_surprisal_unless_show_replaces_it(four_run):

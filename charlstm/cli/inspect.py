@@ -34,12 +34,12 @@ def inspect(text, ckpt_path, show, top, word, html_path, color, width, unknown, 
     """Show, character by character, what the model expects and what its gates and memory do.
 
     \b
-    TEXT is the text to run (from the zero state, after a newline, as a prompt); - or
-    no TEXT reads stdin.
+    TEXT is the text to run (from the zero state, after a newline, as a prompt; a
+    model trained on lines reads each line so); - or no TEXT reads stdin.
         charlstm inspect -c runs/rooms 'Mady walks in to the room, ...' --top 4
-        charlstm inspect -c runs/shk --show forget --show cell:0:17 'To be, or not to be'
-        charlstm inspect -c runs/rooms --html gates.html 'Mady and Monica walk in ...'
-        charlstm inspect -c runs/names --top 3 --at Bob 'Alice walks in ..., Bob also ...'
+        charlstm inspect -c runs/shk --show forget --show cell:0:17 'To be, or'
+        charlstm inspect -c runs/rooms --html gates.html 'Mady and Monica ...'
+        charlstm inspect -c runs/names --top 3 --at Bob 'Alice ..., Bob also ...'
     """
     from .. import inspection
     from ..reading import check_text, decode

@@ -27,7 +27,7 @@ class _TrainCommand(click.Command):
                 "  charlstm train --resume runs/my-novel        # continue where it stopped\n"
                 "  charlstm train --resume runs/my-novel --steps 20000  # or extend it\n"
                 "  charlstm train letters.txt --init-from runs/my-novel # fine-tune that model\n"
-                "  charlstm train big.txt --engine torch --device cuda  # PyTorch on a GPU (docs/scale.md)")
+                "  charlstm train big.txt --engine torch --device cuda  # PyTorch on a GPU")
             formatter.write_paragraph()
             formatter.write_text(
                 f"Defaults: an {c.model.cell.upper()} of {c.model.layers} layers of {c.model.hidden} units, "
