@@ -105,7 +105,7 @@ def talk(model, settings, read_line, say, out, fmt="text", batch=64):
     out = _LineTracked(out)
 
     def complete(line, s):
-        writer = Writer(out, model.vocab, fmt, "\n", s.seed, tty=out.isatty())
+        writer = Writer(out, model.vocab, fmt, "\n", None if s.greedy else s.seed, tty=out.isatty())
         try:
             return model.complete([[line]], s.options(), s.seed, writer, s.num_samples, batch, say)
         except KeyboardInterrupt:

@@ -84,7 +84,8 @@ class Writer:
 
     def __init__(self, out, vocab, fmt="text", separator="", seed=0, tty=False, clock=time.monotonic):
         self.out, self.vocab, self.fmt, self.separator, self.tty, self.clock = out, vocab, fmt, separator, tty, clock
-        self.seed = seed  # the --seed of the run; jsonl reports each sample's own (see sample.sample_seed)
+        self.seed = seed  # the --seed of the run; jsonl reports each sample's own (see sample.sample_seed), or
+        # null for None: greedy samples draw nothing, so no seed plays a part
         self.chars = vocab.chars
         self.written = 0  # samples written, over all batches
         self.unflushed = False
@@ -142,7 +143,7 @@ class Writer:
         res = result(r, self.held.text(h), float(logprob))
         self.held.drop(h)
         record = {"prompt": res.prompt, "completion": res.completion, "text": res.text, "logprob": res.logprob,
-                  "seed": sample_seed(self.seed, r)}
+                  "seed": None if self.seed is None else sample_seed(self.seed, r)}
         if interrupted:
             record["interrupted"] = True
         self.out.write(json.dumps(record, ensure_ascii=False) + "\n")

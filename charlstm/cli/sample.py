@@ -102,7 +102,8 @@ def sample(prompts, ckpt_path, length, temperature, top_k, top_p, greedy, seed, 
         batches = prompt_batches(sys.stdin.buffer, max(1, batch // num_samples))
     else:
         batches = [list(prompts)]
-    writer = Writer(sys.stdout, model.vocab, fmt, _unescape(separator), seed, tty=sys.stdout.isatty())
+    writer = Writer(sys.stdout, model.vocab, fmt, _unescape(separator), None if greedy else seed,
+                    tty=sys.stdout.isatty())
     try:
         n = model.complete(batches, options, seed, writer, num_samples, batch, warn)
     except KeyboardInterrupt:
