@@ -104,7 +104,7 @@ OptimConfig.__doc__ = "The optimizer's settings (optim.*); the optimizer-specifi
 @dataclass
 class TrainConfig:
     steps: int = _doc(10000, "total optimizer steps of the run (a resumed run stops at the same step)")
-    time_budget: Optional[str] = _doc(None, "stop cleanly, saving, after this much wall time, e.g. 10m")
+    time_budget: Optional[str] = _doc(None, "stop cleanly, saving, after training this long, e.g. 10m")
     seed: int = _doc(1234, "seeds initialisation, epoch offsets and dropout; same seed and config, same run")
     log_every: int = _doc(50, "steps between lines in metrics.jsonl")
     eval_every: int = _doc(500, "steps between validation passes (and best.npz updates)")

@@ -56,7 +56,8 @@ def _preset_help():
                    "characters and the corpus's make the vocabulary; the optimizer and schedule start afresh.")
 @click.option("--steps", type=click.IntRange(min=0), help="Total optimizer steps of the run (train.steps).")
 @click.option("--time-budget", metavar="DURATION",
-              help="Stop cleanly, saving, after this long, e.g. 90s, 10m, 1h. Unless a model size is given (by a "
+              help="Stop cleanly, saving, after training this long, e.g. 90s, 10m, 1h (reading the text and sizing "
+                   "the model come before, the last validation and save after: seconds). Unless a model size is given (by a "
                    "preset or file that sets it, or --set model.hidden/layers), the model, dropout and schedule "
                    "are chosen for the budget, the text and this machine's measured speed, and said (model.size).")
 @click.option("--seed", type=click.IntRange(min=0), help="Random seed (train.seed).")
