@@ -90,26 +90,36 @@ class Model:
         c = self.checkpoint
         return sample_mod.fill_blanks(c.params, c.vocab, list(prompts), unknown=unknown, warn=warn, spec=c.spec)
 
-    def score(self, text, unknown="error", warn=None, window=256):
+    def score(self, text, unknown="error", warn=None, window=None):
         """Cross-entropy of a text, read from the zero state (as `charlstm eval` reads a file): {"chars",
         "nats_per_char", "bits_per_char", "perplexity"}; chars counts the characters scored, all but the
         first, or, for a model trained on lines, every character of every line, each line read after a
-        newline from the zero state (evaluate.text_streams)."""
+        newline from the zero state (evaluate.text_streams). window: see `scoring_window`."""
         c = self.checkpoint
         ids = encode_text(c.vocab, text, unknown, warn, where="the text")
-        total, count = evaluate.score(c.params, evaluate.text_streams(ids, c.vocab, self._lines), window, spec=c.spec)
+        total, count = evaluate.score(c.params, evaluate.text_streams(ids, c.vocab, self._lines),
+                                      self.scoring_window(window), spec=c.spec)
         if count == 0:
             raise CharlstmError("nothing to score: a text needs at least two characters")
         return evaluate.metrics(total, count)
 
-    def score_files(self, files, encoding="utf-8", errors="strict", unknown="error", warn=None, window=256,
+    def score_files(self, files, encoding="utf-8", errors="strict", unknown="error", warn=None, window=None,
                     progress=None):
         """`charlstm eval FILES`: each file (or directory, or - for stdin) scored as one text, or line by
         line for a model trained on lines (data.mode lines), the characters pooled; the dict of score.
         progress(total) may return a bar (update(n), close())."""
         c = self.checkpoint
-        return evaluate.score_files(c.params, c.vocab, files, encoding, unknown, warn, window, progress, c.spec,
-                                    errors, lines=self._lines)
+        return evaluate.score_files(c.params, c.vocab, files, encoding, unknown, warn, self.scoring_window(window),
+                                    progress, c.spec, errors, lines=self._lines)
+
+    def scoring_window(self, window=None):
+        """Characters per forward pass when scoring: window if given, else 256, or for a model with a
+        pointer the window it was trained with. For most models it changes only speed and memory; a
+        pointer sees the earlier positions of its own window only (pointer.py), so its score depends
+        on it, and the training window scores it as training and validation did."""
+        if window is not None:
+            return window
+        return self.checkpoint.config.data.window if self.checkpoint.spec.pointer else 256
 
     @property
     def _lines(self):

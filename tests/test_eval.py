@@ -170,6 +170,29 @@ def test_a_model_trained_on_lines_is_scored_line_by_line(cli, tmp_path):
     assert reports[0]["nats_per_char"] < 0.3
 
 
+def test_a_pointer_model_is_scored_with_its_training_window(cli, tmp_path):
+    """A pointer sees the earlier positions of its own window only, so `eval` scores a model with one
+    with the window it was trained with unless told otherwise, and says so when told (with the window's
+    default of 256, a stream-mode pointer model trained on windows of 16 scored otherwise than its
+    validation did)."""
+    from charlstm import assets
+
+    shipped = checkpoint.load(assets.MODEL)
+    meta = dict(shipped.meta, config={**shipped.meta["config"],
+                                      "data": {**shipped.meta["config"]["data"], "mode": "stream", "window": 16}})
+    path = tmp_path / "pointer16.npz"
+    checkpoint.write(path, shipped.params, meta)
+    text = tmp_path / "two.txt"
+    text.write_text("Mady walks in to the room, Monica also walks in to the room. Mady said hi to Monica.\n" * 2)
+    scores = {}
+    for window in (None, 16, 256):
+        code, out, err = cli("eval", "-c", path, text, "--format", "json", *(["--window", window] if window else []))
+        assert code == 0, err
+        scores[window] = json.loads(out)["nats_per_char"]
+        assert ("pointer sees only the positions of its window" in err) == (window == 256)
+    assert scores[None] == scores[16] != scores[256]
+
+
 def test_line_streams_score_a_newline_only_where_the_text_has_one():
     from charlstm.evaluate import line_streams
 

@@ -22,14 +22,17 @@ from .shared import CHECKPOINT_HELP, ERRORS, ERRORS_HELP, UNKNOWN, UNKNOWN_HELP,
 @click.option("--unknown", type=UNKNOWN, default="error", show_default=True, help=UNKNOWN_HELP)
 @click.option("--encoding", default="utf-8", show_default=True, help="Text encoding of FILES and the --cloze file.")
 @click.option("--errors", type=ERRORS, default="strict", show_default=True, help=ERRORS_HELP)
-@click.option("--window", default=256, show_default=True, type=click.IntRange(min=1),
-              help="Characters per forward pass (speed and memory only; the score is the same).")
+@click.option("--window", type=click.IntRange(min=1),
+              help="Characters per forward pass [default: 256; for a model with a pointer, its training window]. "
+                   "Speed and memory only, except with a pointer, which sees the earlier positions of its own "
+                   "window: then the score depends on it.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar or warnings; errors only.")
 def eval_(files, ckpt_path, cloze_path, fmt, verbose, unknown, encoding, errors, window, quiet):
     """Score FILES (or stdin, -): cross-entropy, bits per character, perplexity.
 
     The state starts at zero and is carried through each whole file (files run as parallel
-    streams); the score is the mean over t = 1..N-1 of -log p(x_t | x_0..x_{t-1}), in nats.
+    streams); the score is the mean over t = 1..N-1 of -log p(x_t | x_0..x_{t-1}), in nats. A
+    model trained on lines (data.mode lines) scores each line from the zero state instead.
     With --cloze, the exact-match accuracy of greedy blank filling. On a terminal, a text of
     50,000 characters or more shows a progress bar on stderr.
     """
@@ -43,6 +46,10 @@ def eval_(files, ckpt_path, cloze_path, fmt, verbose, unknown, encoding, errors,
     warnings = None if quiet else warn
     report = {}
     if files:
+        trained = model.checkpoint.config.data.window
+        if model.checkpoint.spec.pointer and window is not None and window != trained and warnings:
+            warnings(f"note: this model's pointer sees only the positions of its window; it was trained and "
+                     f"validated with windows of {trained}, and --window {window} scores it differently")
         progress = functools.partial(_scoring_bar, quiet=quiet)
         report.update(model.score_files(files, encoding, errors, unknown, warnings, window, progress))
     if cloze_path:
