@@ -48,6 +48,9 @@ def test_length_until_and_num_samples(cli, four_run):
         assert r["text"] == "my fish" + r["completion"]
     code, out, _ = cli("sample", "-c", four_run, "-n", 17, "--seed", 3, "--format", "jsonl", "a")
     assert len(json.loads(out)["completion"]) == 17
+    code, out, _ = cli("sample", "-c", four_run, "-n", 300, "--seed", 3, "--until", "\\n", "--format", "jsonl", "a")
+    completion = json.loads(out)["completion"]  # --until reads \n as a newline, as --separator does
+    assert completion.endswith("\n") and completion.count("\n") == 1
     code, out, _ = cli("sample", "-c", four_run, "-n", 17, "--greedy", "--format", "jsonl", "a", "b")
     assert [json.loads(line)["seed"] for line in out.splitlines()] == [None, None]  # no seed plays a part
 

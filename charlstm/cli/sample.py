@@ -27,7 +27,8 @@ from .shared import CHECKPOINT_HELP, UNKNOWN, UNKNOWN_HELP, FiniteFloat, load_mo
               help="Sample i (from 0, over all prompts and samples) uses seed SEED+i [default: random; jsonl "
                    "shows each sample's seed].")
 @click.option("--until", multiple=True, metavar="STR",
-              help="Stop after the first occurrence of STR (repeatable; not empty).")
+              help="Stop after the first occurrence of STR (repeatable; not empty; \\n is a newline, \\t a tab, "
+                   "\\\\ a backslash, as in --separator).")
 @click.option("--num-samples", default=1, show_default=True, type=click.IntRange(min=1), help="Samples per prompt.")
 @click.option("--format", "fmt", type=click.Choice(["text", "jsonl"]), default="text", show_default=True,
               help="jsonl: one object per sample with prompt, completion, text, logprob and seed (and "
@@ -53,7 +54,8 @@ def sample(prompts, ckpt_path, length, temperature, top_k, top_p, greedy, seed, 
     from stdin, one per line, and each completion ends at the end of its line:
         cut -f1 questions.tsv | charlstm sample -c runs/rooms --greedy
     A prompt holding ___ is filled in at the blank instead of continued:
-        charlstm sample -c runs/rooms --greedy 'Mady said hi to ___.'
+        charlstm sample -c runs/rooms --greedy \\
+    'Al walks in to the room, Bo also walks in to the room. Al said hi to ___.'
     Every prompt is read as the start of a line, after a newline.
 
     \b
@@ -76,6 +78,7 @@ def sample(prompts, ckpt_path, length, temperature, top_k, top_p, greedy, seed, 
     from ..errors import DataError
     from ..streams import Writer, prompt_batches
 
+    until = tuple(_unescape(u) for u in until)
     _check_choices(greedy, temperature, top_k, top_p, num_samples, until)
     if interactive and prompts:
         raise click.UsageError("-i reads prompts at the terminal: give PROMPTS or -i, not both")
