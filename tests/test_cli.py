@@ -114,10 +114,11 @@ def test_the_readme_pytorch_snippet_gives_charlstms_probabilities(tmp_path, cell
     np.testing.assert_allclose(namespace["p_next"].detach().numpy(), ours / ours.sum(), rtol=1e-4, atol=1e-6)
 
 
-@pytest.mark.parametrize("command", [None, "train", "sample", "eval", "inspect", "corpus", "plot"])
+@pytest.mark.parametrize("command", [(), ("train",), ("sample",), ("eval",), ("inspect",), ("corpus",),
+                                     ("corpus", "rooms"), ("corpus", "pysource"), ("plot",)])
 def test_help_fits_an_80_column_terminal(cli, monkeypatch, command):
     """Click wraps prose to the terminal but not the examples' literal blocks; those are kept short."""
     monkeypatch.setenv("COLUMNS", "80")
-    code, out, _ = cli(*([command] if command else []), "--help")
+    code, out, _ = cli(*command, "--help")
     assert code == 0
     assert [line for line in out.splitlines() if len(line) > 80] == []

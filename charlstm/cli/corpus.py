@@ -43,14 +43,19 @@ def rooms(stories, seed, cast_path, max_gap, split, cloze, open_world, names, fi
     """Stories that need memory: who said hi to whom.
 
     \b
-    Mady walks in to the room, Monica also walks in to the room. Mady said hi to Monica.
-    Mady and Monica walk in to the room together, later Richard walks in to the room. Mady said hi to Richard.
+    Mady walks in to the room, Monica also walks in to the room. Mady said
+      hi to Monica.
+    Mady and Monica walk in to the room together, later Richard walks in to
+      the room. Mady said hi to Richard.
+    (one story a line)
 
     \b
-    charlstm corpus rooms --open > open.txt                   # thousands of names, every initial
-    charlstm corpus rooms --open --split test --names unseen --cloze > unseen-names.tsv
-    charlstm corpus rooms --open --names fresh --stories 100000 > fresh.txt   # a new cast every story
-    charlstm corpus rooms --open --names twelve --closed-share 0.3 --stories 40000  # data/rooms-train.txt
+    charlstm corpus rooms --open > open.txt   # thousands of names
+    charlstm corpus rooms --open --split test --names unseen --cloze \\
+      > unseen-names.tsv
+    charlstm corpus rooms --open --names fresh --stories 100000 > fresh.txt
+    charlstm corpus rooms --open --names twelve --closed-share 0.3 \\
+      --stories 40000                          # data/rooms-train.txt
     """
     from .. import corpus as corpus_mod
 
