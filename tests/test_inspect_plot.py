@@ -223,6 +223,16 @@ def test_a_model_trained_on_lines_reads_each_line_of_the_text_afresh():
     assert both["surprisal"][rest].max() < 8  # carried across, the second story cost up to 29 bits a character
 
 
+def test_a_text_that_names_a_file_is_inspected_as_text_with_a_note(four_run, tmp_path, monkeypatch):
+    (tmp_path / "bird.tab").write_text("the dog sat.")
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run_cli("inspect", "-c", four_run, "bird.tab", "--color", "never")
+    assert code == 0 and out.splitlines()[1] == "bird.tab"
+    assert "inspecting the text 'bird.tab' itself" in err and "charlstm inspect - < bird.tab" in err
+    code, _, err = run_cli("inspect", "-c", four_run, "the dog", "--color", "never")
+    assert code == 0 and "note" not in err
+
+
 def test_top_adds_units_below_the_surprisal_unless_show_replaces_it(four_run):
     code, out, err = run_cli("inspect", "-c", four_run, TEXT, "--top", 3, "--width", 80)
     assert code == 0, err

@@ -52,6 +52,8 @@ def inspect(text, ckpt_path, show, top, word, html_path, color, width, unknown, 
         if text is None and sys.stdin.isatty():
             raise click.UsageError("give a TEXT to inspect, or - to read it from stdin")
         text = decode(sys.stdin.buffer.read(), "stdin", encoding, errors)
+    elif os.path.isfile(text):  # a user who meant the file (eval and train take files)
+        warn(f"note: inspecting the text {text!r} itself; to inspect that file: charlstm inspect - < {text}")
     check_text(text, "the text to inspect")
     text, traced = inspection.run(ckpt, text, unknown, warn)
     at = None if word is None else (text, word)
