@@ -90,8 +90,13 @@ def test_cloze_accuracy(cli, four_run, tmp_path):
     code, out, _ = cli("eval", "-c", four_run, "--cloze", cloze, "--verbose")
     rows = out.splitlines()
     assert rows[-1] == "cloze accuracy 0.5000 (4/8)"
-    assert [row.split("\t")[:3] for row in rows[4:8]] == [["MISS", key, "mat"] for key in wrong]
-    assert rows[0].split("\t")[:3] == ["ok ", "mat", "mat"]
+    assert rows[0] == "result\tanswer\tfill\tprompt"
+    assert [row.split("\t")[:3] for row in rows[5:9]] == [["MISS", key, "mat"] for key in wrong]
+    assert rows[1].split("\t")[:3] == ["ok", "mat", "mat"]
+    code, out, _ = cli("eval", "-c", four_run, "--cloze", cloze, "--verbose", "--format", "json")
+    report = json.loads(out)  # the items inside the one JSON object: stdout stays JSON
+    assert report["accuracy"] == 0.5 and len(report["items"]) == 8
+    assert report["items"][4] == {"prompt": "the cat sat on the ___.", "answer": "rug", "fill": "mat", "ok": False}
 
 
 def test_bad_cloze_files(cli, four_run, tmp_path):

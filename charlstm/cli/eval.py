@@ -18,7 +18,9 @@ from .shared import CHECKPOINT_HELP, ERRORS, ERRORS_HELP, UNKNOWN, UNKNOWN_HELP,
 @click.option("--cloze", "cloze_path", metavar="FILE",
               help="Score greedy blank filling on PROMPT<TAB>ANSWER lines (the prompt holds ___).")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
-@click.option("--verbose", "-v", is_flag=True, help="With --cloze: list every line's answer and the model's.")
+@click.option("--verbose", "-v", is_flag=True,
+              help="With --cloze: list every line's answer and the model's fill (a table with a header line; with "
+                   "--format json, an \"items\" list in the JSON object).")
 @click.option("--unknown", type=UNKNOWN, default="error", show_default=True, help=UNKNOWN_HELP)
 @click.option("--encoding", default="utf-8", show_default=True, help="Text encoding of FILES and the --cloze file.")
 @click.option("--errors", type=ERRORS, default="strict", show_default=True, help=ERRORS_HELP)
@@ -57,9 +59,13 @@ def eval_(files, ckpt_path, cloze_path, fmt, verbose, unknown, encoding, errors,
         scored = model.cloze(prompts, answers, unknown, warnings)
         fills = scored.pop("fills")  # listed by --verbose, not reported
         report.update(scored)
-        if verbose:
+        if verbose and fmt == "json":  # in the one JSON object, which stays the whole of stdout
+            report["items"] = [{"prompt": p, "answer": a, "fill": f, "ok": a == f}
+                               for p, a, f in zip(prompts, answers, fills)]
+        elif verbose:
+            click.echo("\t".join(("result", "answer", "fill", "prompt")))
             for p, a, f in zip(prompts, answers, fills):
-                click.echo(f"{'ok ' if a == f else 'MISS'}\t{a}\t{f}\t{p}")
+                click.echo(f"{'ok' if a == f else 'MISS'}\t{a}\t{f}\t{p}")
     if fmt == "json":
         click.echo(json.dumps(report))
     else:
