@@ -23,11 +23,18 @@ def train_step(engine, ts, window, lr, clip, dropout=None):
     return engine.step(ts, window, lr, clip, dropout)
 
 
-def time_steps(engine, ts, cfg, spec, batches, seconds=1.0, steps=(2, 50)):
+def time_steps(engine, ts, cfg, spec, batches, seconds=1.0, steps=(2, 50), spread=False):
     """(seconds per step, characters per step, steps timed) of engine training ts, for at least
-    `seconds` and steps[0] steps, at most steps[1], after one untimed step."""
-    spent, chars, timed, step = 0.0, 0, 0, ts.progress.step
+    `seconds` and steps[0] steps, at most steps[1], after one untimed step: on the windows of the steps
+    that follow, or with spread=True on windows drawn from steps spread over the whole run (a
+    curriculum's first windows hold its shortest lines: the default run's took half the time of its
+    average step)."""
+    spent, chars, timed, first = 0.0, 0, 0, ts.progress.step
+    left = max(cfg.train.steps - first, 1)
+    step, untimed = first, True
     while timed < steps[1] and (timed < steps[0] or spent < seconds):
+        if spread and not untimed:  # the golden ratio's multiples modulo 1 spread evenly however many are taken
+            step = first + int(left * (((timed + 1) * 0.6180339887) % 1.0))
         epoch, n = divmod(step, batches.windows_per_epoch)
         if batches.starts_sequence(n):
             ts.state = model.zero_state(spec, cfg.data.batch)
@@ -35,9 +42,10 @@ def time_steps(engine, ts, cfg, spec, batches, seconds=1.0, steps=(2, 50)):
         lr = learning_rate(cfg.optim, step, epoch, cfg.train.steps)
         start = time.perf_counter()
         train_step(engine, ts, window, lr, cfg.optim.clip, dropout_at(cfg, step))
-        if step > ts.progress.step:
+        if not untimed:
             spent += time.perf_counter() - start
             chars += window.targets()
             timed += 1
+        untimed = False
         step += 1
     return spent / timed, chars / timed, timed

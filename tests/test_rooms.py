@@ -313,6 +313,9 @@ def test_the_shipped_models_are_lstms_made_by_their_presets():
 def test_the_curriculum_note_says_how_far_the_run_widens(cli, steps, reach):
     """A run shorter than the default recipe's curriculum (1,200 steps) never reaches the longest stories:
     the note at the start says how far it widens."""
-    code, _, err = cli("train", "--dry-run", "--steps", steps)
+    code, out, err = cli("train", "--dry-run", "--steps", steps)
     assert code == 0, err
     assert f"the shortest 12% of the lines first, widening to {reach}, so" in err
+    # the estimate counts the validations and the cloze scorings of data/rooms-cloze-realnames.tsv
+    assert "cloze       1,000 blanks filled every 250 steps: about" in out
+    assert re.search(r"^whole run   about .* with the validations and cloze scorings$", out, re.M)
