@@ -44,8 +44,13 @@ def series(records, x="step"):
     return out
 
 
-def braille_plot(curves, width=72, height=16, colour=True, x_label="step", y_label=""):
-    """Lines of text: the curves {name: (label, colour code, xs, ys)} on shared axes."""
+MARKS = "•+x*o"  # without colour, the curves after the first are drawn with these, in order
+
+
+def braille_plot(curves, width=72, height=16, colour=True, x_label="step", y_label="", y_range=None):
+    """Lines of text: the curves {name: (label, colour code, xs, ys)} on shared axes; y_range (low, high)
+    fixes the scale (an accuracy's 0 to 1). Without colour, the first curve is drawn in braille dots and
+    each later one with a mark of its own (MARKS), so that they can be told apart."""
     xs = [v for _, _, cx, _ in curves.values() for v in cx]
     if not xs:
         raise DataError("nothing to plot yet")
@@ -54,7 +59,7 @@ def braille_plot(curves, width=72, height=16, colour=True, x_label="step", y_lab
     # that the rest is not squashed flat; points above it are drawn on the top row
     ys = [v for _, _, _, cy in curves.values() for v in cy]
     late = [v for _, _, _, cy in curves.values() for v in cy[len(cy) // 10 :]]
-    y0, y1 = min(ys), max(late or ys)
+    y0, y1 = (min(ys), max(late or ys)) if y_range is None else y_range
     if y1 - y0 < 1e-12:
         y0, y1 = y0 - 0.5, y1 + 0.5
     if x1 - x0 < 1e-12:
@@ -72,22 +77,27 @@ def braille_plot(curves, width=72, height=16, colour=True, x_label="step", y_lab
                 cells[row][col] |= DOT[qy % 4][qx % 2]
                 owner[row][col] = name
             previous = (px, py)
-    label_w = max(len(_fmt(y0)), len(_fmt(y1))) + 1
+    marks = {name: "⣿" if i == 0 else MARKS[(i - 1) % len(MARKS)] for i, name in enumerate(curves)}
+    ticks = {r: _fmt(y1 - (y1 - y0) * r / max(height - 1, 1)) for r in (0, height // 2, height - 1)}
+    label_w = max(len(t) for t in ticks.values()) + 1
     lines = [y_label] if y_label else []
     for r in range(height):
-        tick = _fmt(y1 - (y1 - y0) * r / max(height - 1, 1)) if r in (0, height // 2, height - 1) else ""
+        tick = ticks.get(r, "")
         body = ""
         for c in range(width):
             ch = chr(BRAILLE + cells[r][c]) if cells[r][c] else " "
             if colour and owner[r][c] is not None and cells[r][c]:
                 ch = f"\x1b[{curves[owner[r][c]][1]}m{ch}\x1b[0m"
+            elif not colour and owner[r][c] is not None and marks[owner[r][c]] != "⣿":
+                ch = marks[owner[r][c]]
             body += ch
         lines.append(f"{tick:>{label_w}}┤{body}")
     lines.append(" " * label_w + "└" + "─" * width)
     left, right = _fmt(x0), _fmt(x1)
     lines.append(" " * (label_w + 1) + left + " " * max(1, width - len(left) - len(right)) + right)
     lines.append(" " * (label_w + 1) + x_label.center(width))
-    key = "   ".join((f"\x1b[{code}m⣿\x1b[0m " if colour else "⣿ ") + label for label, code, _, _ in curves.values())
+    key = "   ".join((f"\x1b[{code}m⣿\x1b[0m " if colour else f"{marks[name]} ") + label
+                     for name, (label, code, _, _) in curves.items())
     lines.append(" " * (label_w + 1) + key)
     return lines
 
@@ -112,6 +122,8 @@ def _line(a, b):
 
 
 def _fmt(v):
+    if abs(v) >= 1000 and float(v).is_integer():  # a step or a second count: 1,200, not 1.2e+03
+        return f"{v:,.0f}"
     return f"{v:.3g}" if abs(v) < 1e4 else f"{v:.3e}"
 
 
@@ -128,7 +140,7 @@ def terminal(run_dir, x="step", width=72, height=16, colour=True):
     if "cloze_accuracy" in found:
         label, code = "cloze accuracy", "32"
         lines += [""] + braille_plot({"cloze_accuracy": (label, code, *found["cloze_accuracy"])}, width,
-                                     max(6, height // 2), colour, x_label, "cloze accuracy")
+                                     max(6, height // 2), colour, x_label, "cloze accuracy", (0.0, 1.0))
     return lines
 
 

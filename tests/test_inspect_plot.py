@@ -177,6 +177,22 @@ def test_braille_points_land_where_the_values_are():
     assert lines[0].endswith("┤" + chr(0x2800 | 0x40 | 0x20) + chr(0x2800 | 0x02 | 0x08))
 
 
+def test_without_colour_each_curve_has_its_own_mark_and_an_accuracy_its_own_scale():
+    """In a pipe (no colour) the validation curve is drawn with • and keyed so, where both curves were
+    braille dots; an accuracy's scale is 0 to 1 whatever it scored (one point gave ticks of -0.5 and 0.5);
+    a step of 1,200 is written so, not 1.2e+03."""
+    curves = {"train": ("train loss", "34", [0, 600, 1200], [3.0, 2.0, 1.5]),
+              "val": ("validation loss", "33", [600, 1200], [2.2, 1.9])}
+    lines = plot.braille_plot(curves, width=30, height=8, colour=False)
+    assert lines[-1].split() == ["⣿", "train", "loss", "•", "validation", "loss"]
+    assert sum(line.count("•") for line in lines[:-1]) >= 2 and "1,200" in lines[-3]
+    accuracy = plot.braille_plot({"a": ("cloze accuracy", "32", [50], [0.25])}, width=10, height=6,
+                                 colour=False, y_range=(0.0, 1.0))
+    ticks = [line.split("┤")[0].strip() for line in accuracy if "┤" in line]
+    assert [t for t in ticks if t] == ["1", "0.4", "0"]
+    assert len({line.index("┤") for line in accuracy if "┤" in line}) == 1  # the axis in one column
+
+
 def test_plot_tolerates_a_line_being_written(tmp_path):
     (tmp_path / "metrics.jsonl").write_text('{"step": 5, "train_loss": 2.0}\n{"step": 10, "train_loss": 1.5}\n{"st')
     assert [r["step"] for r in plot.read_metrics(tmp_path)] == [5, 10]
