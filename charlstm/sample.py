@@ -122,8 +122,11 @@ def run(packed, vocab, requests, options, seed, sink, warn=None):
             np.add(logprob, char_logp, out=logprob, where=keep)
             # a sequence keeps every step until it stops, so the last step ends every one still going
             done = stop if g + 1 < n_new else np.ones(B, bool)
-            if until.patterns:
-                done |= until.reached(chosen, keep)
+            reached = until.reached(chosen, keep) if until.patterns else None
+            if reached is not None:
+                done |= reached
+            if g + 1 == n_new and warn is not None:  # still going when the length ran out
+                _note_cut_blanks(requests, keep if reached is None else keep & ~reached, n_new, warn)
             sink.step(chosen, keep, done, logprob)
             if done.all():
                 break
@@ -131,6 +134,16 @@ def run(packed, vocab, requests, options, seed, sink, warn=None):
             if restart is not None:
                 restart.apply(chosen, state, logits)
     return logprob
+
+
+def _note_cut_blanks(requests, cut, length, warn):
+    """A note for the blanks whose fill the length cut short (cut (B,) bool): their text then holds a
+    piece of a word before the text after the blank, which looks like a whole answer."""
+    blanks = [r for r, c in zip(requests, cut) if c and r.suffix is not None]
+    if blanks:
+        more = f" and {len(blanks) - 1} more" if len(blanks) > 1 else ""
+        warn(f"note: the fill of {blanks[0].prompt[:60]!r}{more} reached --length {length} before the blank's end "
+             f"(a word boundary); it may be cut short: give a larger --length")
 
 
 class _LineStart:

@@ -466,3 +466,13 @@ def test_a_model_trained_on_lines_starts_each_generated_line_afresh(cli):
 
     for r in api.load().sample(["Alice walks", "Tom walks in", "Mady"], greedy=True, length=400):  # side by side
         assert r.completion.split("\n")[1:-1] and all(line == first_fresh for line in r.completion.split("\n")[1:-1])
+
+
+def test_a_fill_cut_short_by_the_length_gets_a_note(cli, four_run):
+    """'the cat sat on the ___.' fills 'mat'; with -n 2 the fill is 'ma', which the output cannot tell
+    from an answer: a note on stderr says so. A fill that ends at its word boundary gets none."""
+    code, out, err = cli("sample", "-c", four_run, "--greedy", "-n", 2, "the cat sat on the ___.")
+    assert code == 0 and out.strip() == "the cat sat on the ma."
+    assert "reached --length 2 before the blank's end" in err
+    code, out, err = cli("sample", "-c", four_run, "--greedy", "-n", 20, "the cat sat on the ___.")
+    assert out.strip() == "the cat sat on the mat." and "note" not in err
