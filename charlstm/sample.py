@@ -344,7 +344,7 @@ def _choose_one(logits, u):
     p = np.exp(logits - top)
     cdf = np.add.accumulate(p)
     chosen = min(int(cdf.searchsorted(u * cdf[-1])), len(logits) - 1)
-    return np.array([chosen]), np.array([logits[chosen] - top]) - np.log(np.add.reduce(p))
+    return np.array([chosen]), np.array([(logits[chosen] - top) - np.log(np.add.reduce(p))])  # scalars' dtype
 
 
 def fill_blanks(params, vocab, prompts, batch=256, unknown="error", warn=None, spec=None):
