@@ -26,8 +26,9 @@ def report(trainer):
     val_line, val_s = validation(trainer)
     cloze_line, cloze_s = cloze(trainer)
     every = {"validation": cfg.train.eval_every, "cloze": cfg.train.cloze_every or cfg.train.eval_every}
-    # scheduled ones in the steps left, and one at the last step unless it is scheduled
-    count = {k: left // e + (cfg.train.steps % e != 0) if left else 0 for k, e in every.items()}
+    # the scheduled ones after this step, and one at the last step unless it is scheduled
+    count = {k: cfg.train.steps // e - p.step // e + (cfg.train.steps % e != 0) if left else 0
+             for k, e in every.items()}
     whole = left * seconds + count["validation"] * val_s + count["cloze"] * cloze_s
     params = sum(int(a.size) for a in trainer.ts.params.values())
     workers = trainer.engine.workers
