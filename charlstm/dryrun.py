@@ -26,9 +26,7 @@ def report(trainer):
     val_line, val_s = validation(trainer)
     cloze_line, cloze_s = cloze(trainer)
     every = {"validation": cfg.train.eval_every, "cloze": cfg.train.cloze_every or cfg.train.eval_every}
-    # the scheduled ones after this step, and one at the last step unless it is scheduled
-    count = {k: cfg.train.steps // e - p.step // e + (cfg.train.steps % e != 0) if left else 0
-             for k, e in every.items()}
+    count = {k: scheduled(cfg.train.steps, p.step, e) for k, e in every.items()}
     whole = left * seconds + count["validation"] * val_s + count["cloze"] * cloze_s
     params = sum(int(a.size) for a in trainer.ts.params.values())
     workers = trainer.engine.workers
@@ -57,6 +55,14 @@ def report(trainer):
         f"run         {trainer.out} (nothing was created)",
     ]
     return lines
+
+
+def scheduled(total, step, every):
+    """How many times a run at `step` of `total` will still validate (or score its cloze) `every` steps:
+    at each multiple of it after this step, and at the last step unless that is one."""
+    if step >= total:
+        return 0
+    return total // every - step // every + (total % every != 0)
 
 
 def validation(trainer):

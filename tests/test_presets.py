@@ -105,3 +105,12 @@ def test_dry_run_shows_the_config_with_origins_the_sizes_and_the_speed_and_creat
     assert "nothing was created" in out
     code, out, err = run_cli("train", corpus, "--config", "tiny", "--dry-run", "--set", "model.hiden=3")
     assert code == 1 and "unknown config key model.hiden" in err  # checked like a run
+
+
+@pytest.mark.parametrize("total, step, every, count", [(1500, 0, 250, 6), (1500, 100, 250, 6), (1500, 250, 250, 5),
+                                                       (1000, 0, 300, 4), (1000, 950, 300, 1), (1500, 1500, 250, 0)])
+def test_the_dry_run_counts_the_validations_left(total, step, every, count):
+    """Multiples of `every` after the step, and the last step (validated whether or not it is one)."""
+    from charlstm import dryrun
+
+    assert dryrun.scheduled(total, step, every) == count
