@@ -81,22 +81,13 @@ def trace(params, ids, lead=(), spec=None, line_start_id=None):
         fresh = stepwise.start(spec, 1, packed.table.dtype)  # the zero state, an empty memory
         for t, x in enumerate(ids):
             if x == line_start_id:
-                _restart(state, fresh)
+                stepwise.restart(state, np.arange(1), fresh)
             logits = stepper.step(np.array([x]), on_layer=lambda k, activations, h: record(t, k, activations, h))
             if t + 1 < N:
                 out["surprisal"][t + 1] = _bits(logits[0], ids[t + 1])
                 if spec.pointer:
                     out["copy"][t + 1] = state[-1].share[0]
     return out
-
-
-def _restart(state, fresh):
-    """Set a stepping state (stepwise.start's) to another, in place: the Stepper holds views of it."""
-    for ours, theirs in zip(state, fresh):
-        if isinstance(ours, np.ndarray):  # (L, B, H)
-            ours[...] = theirs
-        else:  # the pointer's memory
-            ours.restart(np.arange(len(ours.count)), theirs)
 
 
 def _bits(logits, x):

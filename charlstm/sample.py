@@ -162,11 +162,7 @@ class _LineStart:
         rows = np.flatnonzero(chosen == self.newline)
         if len(rows) == 0:
             return
-        for ours, fresh in zip(state, self.state):
-            if isinstance(ours, np.ndarray):  # (L, B, H)
-                ours[:, rows] = fresh[:, :1]
-            else:  # the pointer's memory: only the new line's positions
-                ours.restart(rows, fresh)
+        stepwise.restart(state, rows, self.state)
         logits[rows] = self.logits[0]
 
 

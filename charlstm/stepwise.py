@@ -21,6 +21,16 @@ def start(spec, batch, dtype=np.float32):
     return state
 
 
+def restart(state, rows, fresh):
+    """Give the streams `rows` of a stepping state (as `start` makes it) stream 0 of another, in place (a
+    Stepper holds views of the arrays): a line's start, for models trained on lines."""
+    for ours, theirs in zip(state, fresh):
+        if isinstance(ours, np.ndarray):  # (L, B, H)
+            ours[:, rows] = theirs[:, :1]
+        else:  # the pointer's memory
+            ours.restart(rows, theirs)
+
+
 def _cells(state, spec):
     """The cell's part of a stepping state."""
     return state[: len(CELLS[spec.cell].STATE)]
