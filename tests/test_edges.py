@@ -45,13 +45,19 @@ def test_a_closed_stdout_fails_instead_of_writing_nothing(args, cloze_file):
     assert proc.stderr == "error: cannot write to stdout: it is closed\n"
 
 
-@pytest.mark.parametrize("args, said", [(("--steps", "0"), "--steps 0 (train.steps) trains nothing"),
-                                        (("--time-budget", "0"), "--time-budget 0 (train.time_budget) leaves no time"),
+@pytest.mark.parametrize("args, said", [(("--time-budget", "0"), "--time-budget 0 (train.time_budget) leaves no time"),
                                         (("--time-budget", "0m"), "--time-budget 0m (train.time_budget) leaves no"),
                                         (("--set", "train.steps=0"), "--steps 0 (train.steps) trains nothing")])
 def test_a_run_that_cannot_train_a_step_is_refused_before_anything_is_created(cli, corpus, tmp_path, args, said):
     code, out, err = cli("train", corpus, "--config", CONFIGS / "tiny.yaml", "--out", tmp_path / "run", *args)
     assert code == 1 and err.startswith(f"error: {said}") and err.count("\n") == 1, err
+    assert not (tmp_path / "run").exists()
+
+
+def test_steps_0_is_refused_by_the_option_whose_help_says_so(cli, corpus, tmp_path):
+    code, out, err = cli("train", corpus, "--out", tmp_path / "run", "--steps", "0")
+    assert code == 2 and "Invalid value for '--steps': 0 is not in the range x>=1." in err, err
+    assert "[x>=1]" in cli("train", "--help")[1]
     assert not (tmp_path / "run").exists()
 
 

@@ -54,7 +54,7 @@ def _preset_help():
 @click.option("--init-from", metavar="RUN_DIR|CKPT",
               help="Fine-tune: start from this model's weights, cell, layers and width (model.init_from); its "
                    "characters and the corpus's make the vocabulary; the optimizer and schedule start afresh.")
-@click.option("--steps", type=click.IntRange(min=0), help="Total optimizer steps of the run (train.steps).")
+@click.option("--steps", type=click.IntRange(min=1), help="Total optimizer steps of the run (train.steps).")
 @click.option("--time-budget", metavar="DURATION",
               help="Stop cleanly, saving, after training this long, e.g. 90s, 10m, 1h (reading the text and sizing "
                    "the model come before, the last validation and save after: seconds). Unless a model size is given (by a "
