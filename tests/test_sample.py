@@ -395,6 +395,7 @@ def test_samples_are_separated_and_batches_do_not_change_them(four_run):
     assert len(samples) == 6 and all(s.startswith(p) for s, p in zip(samples, ["the"] * 3 + ["a"] * 3))
     assert run_cli("sample", *args, "--batch", 1)[1] == out  # one sequence at a time: the same samples
     assert run_cli("sample", *args, "--separator", "---\\n")[1] == out.replace("\n\n", "\n---\n")
+    assert run_cli("sample", *args, "--separator", "---")[1] == out.replace("\n\n", "\n---\n")  # a line of its own
     code, jsonl, _ = run_cli("sample", *args, "--format", "jsonl")
     records = [json.loads(line) for line in jsonl.splitlines()]
     assert [r["seed"] for r in records] == [7, 8, 9, 10, 11, 12]

@@ -34,8 +34,9 @@ from .shared import CHECKPOINT_HELP, UNKNOWN, UNKNOWN_HELP, FiniteFloat, load_mo
               help="jsonl: one object per sample with prompt, completion, text, logprob and seed (and "
                    "\"interrupted\": true for those Ctrl-C cut short).")
 @click.option("--separator", metavar="STR",
-              help="Text format: written between two samples, after the first one's newline; \\n and \\t "
-                   "are understood [default: \\n, a blank line; prompts from stdin: nothing].")
+              help="Text format: a line written between two samples (a newline is added if it has none, so "
+                   "'---' is a line of its own); \\n and \\t are understood [default: \\n, a blank line; "
+                   "prompts from stdin: nothing].")
 @click.option("--unknown", type=UNKNOWN, default="error", show_default=True, help=UNKNOWN_HELP)
 @click.option("--batch", default=64, show_default=True, type=click.IntRange(min=1),
               help="Sequences advanced together (faster); 1: every sample streams as it is made.")
@@ -105,7 +106,7 @@ def sample(prompts, ckpt_path, length, temperature, top_k, top_p, greedy, seed, 
         batches = prompt_batches(sys.stdin.buffer, max(1, batch // num_samples))
     else:
         batches = [list(prompts)]
-    writer = Writer(sys.stdout, model.vocab, fmt, _unescape(separator), None if greedy else seed,
+    writer = Writer(sys.stdout, model.vocab, fmt, _as_line(_unescape(separator)), None if greedy else seed,
                     tty=sys.stdout.isatty())
     try:
         n = model.complete(batches, options, seed, writer, num_samples, batch, warn)
@@ -145,6 +146,12 @@ def _check_choices(greedy, temperature, top_k, top_p, num_samples, until):
 def _unescape(text):
     """--separator '\\n---\\n': backslash-n and backslash-t as a newline and a tab, two backslashes as one."""
     return re.sub(r"\\([nt\\])", lambda m: {"n": "\n", "t": "\t", "\\": "\\"}[m.group(1)], text)
+
+
+def _as_line(separator):
+    """The separator as written between samples: ending in a newline, as every sample does, so that the
+    next sample starts a line of its own ('---' would otherwise run into it); nothing stays nothing."""
+    return separator if not separator or separator.endswith("\n") else separator + "\n"
 
 
 command = sample  # what cli/__init__.py registers
