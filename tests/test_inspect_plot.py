@@ -113,6 +113,11 @@ def test_inspect_reads_stdin_and_reports_unknown_characters(cli, four_run):
     assert code == 1 and "'A' 'M' 'T'" in err
 
 
+def test_an_unquoted_text_gets_a_hint_to_quote_it(cli, four_run):
+    code, out, err = cli("inspect", "-c", four_run, "the", "cat's", "mat")
+    assert code == 2 and out == "" and err.endswith("quote it, as in charlstm inspect 'the cat'\"'\"'s mat'\n"), err
+
+
 def test_html_page_is_self_contained(cli, four_run, tmp_path):
     page = tmp_path / "p.html"
     code, _, err = cli("inspect", "-c", four_run, TEXT, "--html", page, "--top", 2)

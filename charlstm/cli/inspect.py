@@ -3,6 +3,7 @@
 """
 
 import os
+import shlex
 import sys
 
 import click
@@ -11,7 +12,7 @@ from .shared import CHECKPOINT_HELP, COLOUR, ERRORS, ERRORS_HELP, UNKNOWN, UNKNO
 
 
 @click.command()
-@click.argument("text", required=False)
+@click.argument("texts", nargs=-1, metavar="[TEXT]")
 @click.option("-c", "--checkpoint", "ckpt_path", metavar="CKPT", help=CHECKPOINT_HELP)
 @click.option("--show", multiple=True, metavar="QUANTITY",
               help="surprisal, forget, input, output (GRU: reset, update), copy (a model with a pointer), "
@@ -30,7 +31,7 @@ from .shared import CHECKPOINT_HELP, COLOUR, ERRORS, ERRORS_HELP, UNKNOWN, UNKNO
 @click.option("--unknown", type=UNKNOWN, default="error", show_default=True, help=UNKNOWN_HELP)
 @click.option("--encoding", default="utf-8", show_default=True, help="Text encoding of stdin.")
 @click.option("--errors", type=ERRORS, default="strict", show_default=True, help=ERRORS_HELP)
-def inspect(text, ckpt_path, show, top, word, html_path, color, width, unknown, encoding, errors):
+def inspect(texts, ckpt_path, show, top, word, html_path, color, width, unknown, encoding, errors):
     """Show, character by character, what the model expects and what its gates and memory do.
 
     \b
@@ -44,6 +45,10 @@ def inspect(text, ckpt_path, show, top, word, html_path, color, width, unknown, 
     from .. import inspection
     from ..reading import check_text, decode
 
+    if len(texts) > 1:  # the shell split an unquoted text into words
+        raise click.UsageError(f"inspect reads one TEXT, not {len(texts)}: quote it, as in "
+                               f"charlstm inspect {shlex.quote(' '.join(texts))}")
+    text = texts[0] if texts else None
     if word is not None and not top and not html_path:  # checked before the model is loaded and run
         raise click.UsageError("--at ranks the units --top shows: give --top N too")
 
