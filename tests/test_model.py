@@ -83,6 +83,29 @@ def test_streams_padded_at_their_end_skip_the_padding_exactly(cell, layers):
             np.testing.assert_allclose(got[:, b], want[:, 0], rtol=1e-12, atol=1e-13)
 
 
+@pytest.mark.parametrize("steps_per_chunk", [1, 2, 3])
+def test_lstm_backward_in_chunks_of_steps_is_exact(monkeypatch, steps_per_chunk):
+    """The LSTM's backward pass runs the window in chunks of steps (cells/lstm.py CHUNK_BYTES), which
+    the small models of the other tests fit in one: with chunks of 1 to 3 steps over 7 (the last one
+    short) and streams padded at their end, the gradients match finite differences and are the
+    one-chunk gradients bit for bit."""
+    from charlstm.cells import lstm
+
+    spec, params, state, rng = make("lstm", 7, 3, 2, 3, seed=5)
+    T, lengths = 7, np.array([7, 2, 5])
+    mask = (np.arange(T)[:, None] < lengths[None, :]).astype(np.float64)
+    x, y = rng.integers(0, 7, (T, 3)), rng.integers(0, 7, (T, 3))
+    whole = model.backward(params, model.forward(params, Window(x, y, mask), state)[2])
+    monkeypatch.setattr(lstm, "CHUNK_BYTES", steps_per_chunk * 3 * 4 * 3 * 8)  # B · 4H · float64 a step
+    _, _, cache = model.forward(params, Window(x, y, mask), state)
+    assert max(1, lstm.CHUNK_BYTES // cache.layers[0][1]["gates"][0].nbytes) == steps_per_chunk
+    grads = model.backward(params, cache)
+    for name in params:
+        np.testing.assert_array_equal(grads[name], whole[name], err_msg=name)
+        num = numeric_grad(lambda: model.forward(params, Window(x, y, mask), state)[0], params[name])
+        assert relative_error(grads[name], num) < 1e-6, name
+
+
 @pytest.mark.parametrize("cell", CELL_NAMES)
 def test_mask_ignores_padded_targets(cell):
     spec, params, state, rng = make(cell, 6, 4, 2, 2)
