@@ -279,13 +279,10 @@ def render_html(text, rows, title="charlstm inspect"):
     """One self-contained page: the text coloured by the quantity chosen in a selector, the value of the
     character under the pointer, and a legend. No external scripts, fonts or styles."""
     data = []
-    for label, values, kind in rows:
+    for label, values, kind in rows:  # the page colours them with the same function as `colour`
         low, high = scale(values, kind)
         data.append({"label": label, "low": low, "high": high, "kind": kind,
-                     "values": [None if not math.isfinite(v) else round(float(v), 4) for v in values],
-                     "colours": ["#%02x%02x%02x" % colour(float(v), low, high, kind) for v in values],
-                     "legend": ["#%02x%02x%02x" % colour(float(v), low, high, kind)
-                                for v in np.linspace(low, high, 11)]})
+                     "values": [None if not math.isfinite(v) else round(float(v), 4) for v in values]})
     spans = "".join(f'<span data-i="{i}">{html.escape(_visible(c))}</span>' + ("<br>" if c == "\n" else "")
                     for i, c in enumerate(text))
     options = "".join(f'<option value="{j}">{html.escape(r["label"])}</option>' for j, r in enumerate(data))
@@ -315,14 +312,25 @@ select {{ font-size: 15px; }}
 const DATA = {payload};
 const spans = document.querySelectorAll("#text span");
 const select = document.getElementById("quantity");
+function colour(v, row) {{  // inspection.colour, in the page: the colours of a row are not shipped
+  if (v === null) return "rgb(200, 200, 200)";
+  const u = Math.min(1, Math.max(0, (v - row.low) / (row.high - row.low)));
+  let rgb = [255, 255 - 200 * u, 255 - 220 * u];
+  if (row.kind === "signed") {{
+    const a = u < 0.5 ? 1 - 2 * u : 2 * u - 1;
+    rgb = u < 0.5 ? [255 - 200 * a, 255 - 150 * a, 255] : [255, 255 - 180 * a, 255 - 200 * a];
+  }}
+  return "rgb(" + rgb.map(Math.trunc).join(", ") + ")";
+}}
 function show(j) {{
   const row = DATA.rows[j];
   spans.forEach((s, i) => {{
-    s.style.backgroundColor = row.colours[i];
     const v = row.values[i];
+    s.style.backgroundColor = colour(v, row);
     s.title = (v === null ? "n/a" : v.toString());
   }});
-  document.getElementById("bar").style.background = "linear-gradient(to right, " + row.legend.join(", ") + ")";
+  const stops = Array.from({{length: 11}}, (_, k) => colour(row.low + (row.high - row.low) * k / 10, row));
+  document.getElementById("bar").style.background = "linear-gradient(to right, " + stops.join(", ") + ")";
   document.getElementById("low").textContent = row.low.toPrecision(3);
   document.getElementById("high").textContent = row.high.toPrecision(3);
   document.getElementById("unit").textContent = row.kind === "bits" ? "bits" : "";

@@ -123,6 +123,7 @@ def test_html_page_is_self_contained(cli, four_run, tmp_path):
     code, _, err = cli("inspect", "-c", four_run, TEXT, "--html", page, "--top", 2)
     assert code == 0 and "wrote" in err
     text = page.read_text()
+    assert f"<title>charlstm inspect: {four_run}</title>" in text  # the checkpoint as given, not resolved
     assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", text)  # nothing fetched from elsewhere
     assert "<script src" not in text and "<link" not in text and "@import" not in text
     options = re.findall(r"<option value=\"\d+\">([^<]*)</option>", text)
@@ -134,6 +135,25 @@ def test_html_page_is_self_contained(cli, four_run, tmp_path):
 
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (apt-get install chromium) to run the page's script")
+def test_the_page_colours_values_as_the_terminal_does(tmp_path):
+    """The page computes its colours in JavaScript (shipping them made the page twice as large): its
+    colour function, run by Chromium, gives inspection.colour's RGB for every kind of quantity."""
+    script = re.search(r"function colour\(v, row\) \{\{.*?\n\}\}\n", inspection.PAGE, re.S).group(0)
+    script = script.replace("{{", "{").replace("}}", "}")
+    cases = [(v, low, high, kind) for kind, low, high in (("bits", 0.0, 4.2), ("gate", 0.0, 1.0), ("signed", -0.7, 0.7))
+             for v in (-1.0, -0.7, -0.3, 0.0, 0.13, 0.5, 0.69, 1.0, 3.3, 9.0, None)]
+    page = tmp_path / "colours.html"
+    page.write_text("<html><body><pre id='out'></pre><script>" + script + "document.getElementById('out').textContent = "
+                    + json.dumps(cases) + ".map(([v, low, high, kind]) => colour(v, {low, high, kind})).join(';');"
+                    + "</script></body></html>")
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", f"--user-data-dir={tmp_path / 'profile'}"]
+    dom = subprocess.run([CHROMIUM, *flags, "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120).stdout
+    got = re.search(r'<pre id="out">([^<]*)</pre>', dom).group(1).split(";")
+    want = ["rgb(%d, %d, %d)" % inspection.colour(math.nan if v is None else v, low, high, kind) for v, low, high, kind in cases]
+    assert got == want
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (apt-get install chromium) to render the page")
@@ -154,6 +174,11 @@ def test_html_page_renders_in_headless_chromium(cli, four_run, tmp_path):
     assert len({c[:3] for c in coloured}) > 5  # the colours vary with the surprisal
     assert float(coloured[0][3]) >= 0 and float(coloured[1][3]) >= 0
     assert re.search(r'<span id="low">0\.00</span>', dom) and "linear-gradient" in dom
+    payload = json.loads(re.search(r"const DATA = (.*);\n", page.read_text()).group(1))
+    row = payload["rows"][0]  # the one shown: its colours come from the page's script, not from Python
+    assert "colours" not in row
+    want = [inspection.colour(math.nan if v is None else v, row["low"], row["high"], row["kind"]) for v in row["values"]]
+    assert [tuple(map(int, c[:3])) for c in coloured] == want
     shot = tmp_path / "shot.png"
     subprocess.run([CHROMIUM, *flags, f"--screenshot={shot}", "--window-size=1000,600", page.as_uri()],
                    capture_output=True, timeout=120)

@@ -64,7 +64,8 @@ def inspect(texts, ckpt_path, show, top, word, html_path, color, width, unknown,
     at = None if word is None else (text, word)
     if html_path:
         rows = inspection.quantities(traced, ckpt.spec, list(show) or ["surprisal", *traced["gates"]], top or 8, at)
-        inspection.write_html(html_path, text, rows, title=f"charlstm inspect: {ckpt.path}")
+        shown = ckpt_path or "the shipped rooms model"  # as the user named it: a page may be shared
+        inspection.write_html(html_path, text, rows, title=f"charlstm inspect: {shown}")
         click.echo(f"wrote {html_path} ({len(rows)} quantities; open it in a browser)", err=True)
         return
     rows = inspection.quantities(traced, ckpt.spec, list(show) or ["surprisal"], top, at)
