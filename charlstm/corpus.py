@@ -147,8 +147,10 @@ def pysource(limit=5_000_000, root=None):
                 text = fh.read()
         except (OSError, UnicodeDecodeError):
             continue
-        if total + len(text) > limit:
+        text = text if text.endswith("\n") else text + "\n"
+        if total + len(text) > limit:  # the file's whole lines that still fit, then stop
+            parts.append(text[: text.rfind("\n", 0, limit - total) + 1])
             break
-        parts.append(text if text.endswith("\n") else text + "\n")
-        total += len(parts[-1])
+        parts.append(text)
+        total += len(text)
     return "".join(parts), sys.version.split()[0]

@@ -234,6 +234,10 @@ def test_pysource_is_deterministic_sorted_and_bounded(cli):
     assert "characters of the Python" in a[2]
     text, version = corpus.pysource(300000)
     assert text == a[1] and version.count(".") == 2
+    more = corpus.pysource(400_000)[0]
+    for limit in (1000, 299_999, 300_001):  # whole lines up to the limit, even inside the first file
+        cut = corpus.pysource(limit)[0]
+        assert limit - 1000 < len(cut) <= limit and cut.endswith("\n") and more.startswith(cut)
 
 
 def test_pieces_of_long_lines_read_and_predict_their_real_neighbours():
