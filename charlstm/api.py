@@ -106,8 +106,8 @@ class Model:
     def score_files(self, files, encoding="utf-8", errors="strict", unknown="error", warn=None, window=None,
                     progress=None):
         """`charlstm eval FILES`: each file (or directory, or - for stdin) scored as one text, or line by
-        line for a model trained on lines (data.mode lines), the characters pooled; the dict of score.
-        progress(total) may return a bar (update(n), close())."""
+        line for a model trained on lines (data.mode lines), the characters pooled: the dict of score, with
+        "files", the same figures for each file (None where one has nothing to score). progress(total) may return a bar (update(n), close())."""
         c = self.checkpoint
         return evaluate.score_files(c.params, c.vocab, files, encoding, unknown, warn, self.scoring_window(window),
                                     progress, c.spec, errors, lines=self._lines)

@@ -26,35 +26,51 @@ def score(params, streams, window=256, work=None, group=64, on_scored=None, spec
     of similar length together; each window of a group is cut from the streams as it is needed.
     on_scored(n), if given, is called with the characters scored by each window (for a progress bar).
     spec: the architecture (model.Spec), read off the parameter names when not given."""
+    totals, counts = score_each(params, streams, window, work, group, on_scored, spec)
+    return float(totals.sum()), int(counts.sum())
+
+
+def score_each(params, streams, window=256, work=None, group=64, on_scored=None, spec=None):
+    """`score`, stream by stream: (nats (S,), characters scored (S,)) in the order of `streams`."""
     work = Workspace() if work is None else work
     packed = model.pack(params, spec)
     dtype = params["decoder.weight"].dtype
 
     def forward(win, state):
         state = model.zero_state(packed.spec, win.x.shape[1], dtype) if state is None else state
-        loss, state, _ = model.forward(params, win, state, work, packed=packed)
-        return loss, state
+        _, state, cache = model.forward(params, win, state, work, packed=packed)
+        return cache.stream_nll, state
 
-    return score_with(forward, streams, window, group, on_scored, dtype)
+    return score_streams(forward, streams, window, group, on_scored, dtype)
 
 
 def score_with(forward, streams, window=256, group=64, on_scored=None, dtype=np.float32):
     """`score` with the model's forward pass given, so that every engine scores by one definition (the
-    torch engine validates through it): forward(data.Window, state, None for the zero state) -> (the
-    window's mean loss over its mask, the state to carry). The masks are of dtype."""
-    streams = sorted((s for s in streams if len(s) >= 2), key=len)
-    total, count = 0.0, 0
-    for g in range(0, len(streams), group):
-        t, c = _score_group(forward, streams[g : g + group], window, on_scored, dtype)
-        total, count = total + t, count + c
-    return total, count
+    torch engine validates through it): forward(data.Window, state, None for the zero state) -> (each
+    stream's summed -log p over the window's mask, (B,) float64, and the state to carry). The masks are
+    of dtype."""
+    totals, counts = score_streams(forward, streams, window, group, on_scored, dtype)
+    return float(totals.sum()), int(counts.sum())
+
+
+def score_streams(forward, streams, window=256, group=64, on_scored=None, dtype=np.float32):
+    """`score_with`, stream by stream, in the order of `streams` (a stream shorter than two characters
+    scores nothing)."""
+    totals, counts = np.zeros(len(streams)), np.zeros(len(streams), np.int64)
+    order = sorted((i for i, s in enumerate(streams) if len(s) >= 2), key=lambda i: len(streams[i]))
+    for g in range(0, len(order), group):
+        members = order[g : g + group]
+        totals[members] = _score_group(forward, [streams[i] for i in members], window, on_scored, dtype)
+        counts[members] = [len(streams[i]) - 1 for i in members]
+    return totals, counts
 
 
 def _score_group(forward, streams, window, on_scored, dtype):
+    """Each stream's total nats, (B,), the streams side by side from the zero state."""
     B = len(streams)
     lengths = np.array([len(s) - 1 for s in streams])  # (B,) characters scored per stream
     state = None
-    total = 0.0
+    totals = np.zeros(B)
     for start in range(0, int(lengths.max()), window):
         T = min(window, int(lengths.max()) - start)
         x = np.zeros((T, B), np.intp)  # padding reads character 0; its targets are masked out
@@ -65,35 +81,46 @@ def _score_group(forward, streams, window, on_scored, dtype):
                 x[: len(piece) - 1, b] = piece[:-1]
                 y[: len(piece) - 1, b] = piece[1:]
         mask = (start + np.arange(T)[:, None] < lengths[None, :]).astype(dtype)  # (T, B)
-        loss, state = forward(Window(x, y, mask), state)
-        scored = float(mask.sum())
-        total += loss * scored
+        nats, state = forward(Window(x, y, mask), state)
+        totals += nats
         if on_scored is not None:
-            on_scored(int(scored))
-    return total, int(lengths.sum())
+            on_scored(int(mask.sum()))
+    return totals
 
 
 def score_files(params, vocab, files, encoding="utf-8", unknown="error", warn=None, window=256, progress=None,
                 spec=None, errors="strict", lines=False):
     """`charlstm eval FILES`: every file (or directory of files, or - for stdin) one stream from the zero
     state, or with lines=True (a model trained with data.mode lines) every line of it (heldout.line_streams);
-    returns the metrics dict. progress(total), if given, is called with the number of characters to score
-    once the files are read, and returns a progress bar (an object with update(n) and close(), such as a
-    tqdm bar) or None."""
-    streams = []
+    returns the metrics dict of all the characters pooled, with "files": the metrics of each file (their
+    figures None where a file has nothing to score). progress(total), if given, is called with the number
+    of characters to score once the files are read, and returns a progress bar (an object with update(n)
+    and close(), such as a tqdm bar) or None."""
+    streams, owner, names = [], [], []
     for f in expand_sources(files, warn):
         text, _ = read_text([f], encoding, errors)
         ids = encode_text(vocab, text, unknown, warn, where="stdin" if f == "-" else f)
-        streams += text_streams(ids, vocab, lines)
+        found = text_streams(ids, vocab, lines)
+        streams += found
+        owner += [len(names)] * len(found)
+        names.append("-" if f == "-" else str(f))
     bar = progress(sum(max(len(s) - 1, 0) for s in streams)) if progress is not None else None
     try:
-        total, count = score(params, streams, window, on_scored=bar.update if bar is not None else None, spec=spec)
+        totals, counts = score_each(params, streams, window, on_scored=bar.update if bar is not None else None,
+                                    spec=spec)
     finally:
         if bar is not None:
             bar.close()
-    if count == 0:
+    if counts.sum() == 0:
         raise DataError("nothing to score: each text needs at least two characters")
-    return metrics(total, count)
+    owner = np.array(owner, np.intp)
+    each = []
+    for j, name in enumerate(names):
+        mine = owner == j
+        count = int(counts[mine].sum())
+        figures = metrics(float(totals[mine].sum()), count)
+        each.append({"file": name, **({k: (v if count else None) for k, v in figures.items()} | {"chars": count})})
+    return {**metrics(float(totals.sum()), int(counts.sum())), "files": each}
 
 
 def text_streams(ids, vocab, lines=False):
@@ -103,9 +130,20 @@ def text_streams(ids, vocab, lines=False):
 
 
 def report_lines(report):
-    """The text report of `charlstm eval`."""
+    """The text report of `charlstm eval`: the figures, or with several files a table of each file's and
+    of all of them pooled."""
     lines = []
-    if "chars" in report:
+    files = report.get("files", [])
+    if len(files) > 1:
+        width = max(len("file"), *(len(f["file"]) for f in files))
+        lines.append(f"{'file':<{width}}  {'chars':>10}  {'nats/char':>9}  {'bits/char':>9}  {'perplexity':>12}")
+        for name, f in [(f["file"], f) for f in files] + [("all", report)]:
+            if f["nats_per_char"] is None:
+                lines.append(f"{name:<{width}}  {f['chars']:>10,}  {'-':>9}  {'-':>9}  {'-':>12}")
+            else:
+                lines.append(f"{name:<{width}}  {f['chars']:>10,}  {f['nats_per_char']:>9.4f}  "
+                             f"{f['bits_per_char']:>9.4f}  {f['perplexity']:>12.4f}")
+    elif "chars" in report:
         lines += [f"chars        {report['chars']:,}", f"nats/char    {report['nats_per_char']:.4f}",
                   f"bits/char    {report['bits_per_char']:.4f}", f"perplexity   {report['perplexity']:.4f}"]
     if "accuracy" in report:

@@ -206,6 +206,7 @@ class Cache:
     top: np.ndarray  # (T·B, H): the last layer's output after dropout, the decoder's input
     top_mask: Optional[np.ndarray]  # its dropout mask, or None
     pointed: Optional[pointer.Cache] = None  # the pointer's, when the model has one
+    stream_nll: Optional[np.ndarray] = None  # (B,) each stream's summed -log p over its mask, float64
 
 
 def forward(params, window, state, work=None, dropout=None, packed=None, total=None):
@@ -252,16 +253,20 @@ def forward(params, window, state, work=None, dropout=None, packed=None, total=N
     pointed = None
     if spec.pointer:  # the decoder's prediction mixed with copies of what followed earlier positions
         nll, pointed = pointer.forward(params, top, y, probs)
+    counted = nll if mask is None else nll * mask.reshape(-1)
     if mask is None:
         total = total or N
         weight = 1.0 / total
-        loss = float(nll.sum(dtype=np.float64)) / total
     else:
         total = total or float(mask.sum(dtype=np.float64)) or 1.0  # an all-padding window has loss 0
         weight = (mask.reshape(-1, 1) / total).astype(dtype)  # (T·B, 1)
-        loss = float((nll * mask.reshape(-1)).sum(dtype=np.float64)) / total
+    loss = float(counted.sum(dtype=np.float64)) / total
+    stream_nll = counted.reshape(T, B).sum(axis=0, dtype=np.float64)
+    if order is not None:
+        stream_nll = stream_nll[np.argsort(order)]
 
-    return loss, new_state, Cache(spec, x, y, layer_caches, probs, weight, inputs, masks, top, top_mask, pointed)
+    return loss, new_state, Cache(spec, x, y, layer_caches, probs, weight, inputs, masks, top, top_mask, pointed,
+                                  stream_nll)
 
 
 def packing(mask):

@@ -278,7 +278,7 @@ class TorchEngine:
             logits, final = net(x, state)
             nll = F.cross_entropy(logits.reshape(-1, self.spec.vocab), y.reshape(-1), reduction="none")
             counted = nll.double() * self._tensor(win.mask).reshape(-1).double()
-            return counted.sum().item() / (float(win.mask.sum(dtype=np.float64)) or 1.0), final
+            return counted.reshape(win.mask.shape).sum(dim=0).cpu().numpy(), final  # each stream's nats
 
         try:
             with torch.no_grad():

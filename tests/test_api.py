@@ -37,7 +37,9 @@ def test_the_command_line_prints_what_the_api_returns(four_run, tmp_path):
     text = tmp_path / "held-out.txt"
     text.write_text("the cat sat on the mat.\nmy fish swam in the bowl.\n")
     code, out, _ = run_cli("eval", "-c", four_run, text, "--format", "json")
-    assert code == 0 and json.loads(out) == model.score_files([str(text)]) == model.score(text.read_text())
+    report = json.loads(out)
+    assert code == 0 and report == model.score_files([str(text)])
+    assert report.pop("files") == [{"file": str(text), **report}] and report == model.score(text.read_text())
     code, out, _ = run_cli("sample", "-c", four_run, "--format", "jsonl", "--seed", 3, "-n", 30, "--num-samples",
                            2, "the", "my ___.")
     records = [json.loads(line) for line in out.splitlines()]

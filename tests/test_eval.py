@@ -38,7 +38,8 @@ def test_eval_matches_the_definition(cli, four_run, texts):
     code, out, err = cli("eval", "-c", four_run, a, "--format", "json")
     assert code == 0, err
     report = json.loads(out)
-    assert set(report) == {"chars", "nats_per_char", "bits_per_char", "perplexity"}
+    assert set(report) == {"chars", "nats_per_char", "bits_per_char", "perplexity", "files"}
+    assert report.pop("files") == [{"file": str(a), **report}]
     ckpt = checkpoint.load(four_run)
     total, n = reference_nats(ckpt.params, ckpt.vocab.encode(a.read_text()))
     assert report["chars"] == n == len(a.read_text()) - 1
@@ -55,6 +56,27 @@ def test_files_are_parallel_streams_and_the_window_only_changes_speed(cli, four_
     assert both["chars"] == ra["chars"] + rb["chars"]
     pooled = (ra["nats_per_char"] * ra["chars"] + rb["nats_per_char"] * rb["chars"]) / both["chars"]
     assert both["nats_per_char"] == pytest.approx(pooled, rel=1e-5)
+    for alone, each in zip((ra, rb), both["files"]):  # each file's own figures, side by side with the other
+        assert each["chars"] == alone["chars"]
+        for key in ("nats_per_char", "bits_per_char", "perplexity"):
+            assert each[key] == pytest.approx(alone[key], rel=1e-5)
+
+
+def test_several_files_are_reported_one_by_one_and_together(cli, four_run, texts, tmp_path):
+    a, b = texts
+    empty = tmp_path / "empty.txt"
+    empty.write_text("")
+    code, out, err = cli("eval", "-c", four_run, a, empty, b)
+    assert code == 0, err
+    rows = [line.split() for line in out.splitlines()]
+    assert rows[0] == ["file", "chars", "nats/char", "bits/char", "perplexity"]
+    assert [r[0] for r in rows[1:]] == [str(a), str(empty), str(b), "all"] and rows[2][1:] == ["0", "-", "-", "-"]
+    report = json.loads(cli("eval", "-c", four_run, a, empty, b, "--format", "json")[1])
+    assert [f["file"] for f in report["files"]] == [str(a), str(empty), str(b)]
+    assert report["files"][1] == {"file": str(empty), "chars": 0, "nats_per_char": None, "bits_per_char": None,
+                                  "perplexity": None}
+    for row, f in zip(rows[1:], report["files"] + [report]):
+        assert row[1] == f"{f['chars']:,}" and (f["chars"] == 0 or row[2] == f"{f['nats_per_char']:.4f}")
 
 
 def test_text_report_and_stdin(cli, four_run, texts):

@@ -33,7 +33,8 @@ def eval_(files, ckpt_path, cloze_path, fmt, verbose, unknown, encoding, errors,
     """Score FILES (or stdin, -): cross-entropy, bits per character, perplexity.
 
     The state starts at zero and is carried through each whole file (files run as parallel
-    streams); the score is the mean over t = 1..N-1 of -log p(x_t | x_0..x_{t-1}), in nats. A
+    streams; several get a line each, and one for all); the score is the mean over t = 1..N-1
+    of -log p(x_t | x_0..x_{t-1}), in nats. A
     model trained on lines (data.mode lines) scores each line from the zero state instead.
     With --cloze, the exact-match accuracy of greedy blank filling. On a terminal, a text of
     50,000 characters or more shows a progress bar on stderr.
