@@ -58,7 +58,7 @@ OWNED = ("model.hidden", "model.layers", "model.dropout", "model.decoder_dropout
          "train.steps", "train.eval_every", "train.save_every", "data.val_streams")
 VALIDATION_SHARE = 0.05  # of the budget spent validating, unless VALIDATIONS[0] of them cost more (a long
 #                          held-out text: train.val_max_chars scores less of it)
-VAL_STREAMS = 32  # a validation batch that keeps the products efficient; each stream still thousands long
+VAL_STREAMS = 32  # a validation batch that keeps the products efficient (fewer for a short text: heldout.py)
 DROPOUT_AT = (12.7, 0.25)  # (pressure, dropout): 384x2 on Tiny Shakespeare in ten minutes, where 0.25 beat
 #                           no dropout by 0.006 (docs/quality.md); other rates and pressures not swept
 VALIDATIONS = (4, 20)  # at least, at most, in a run

@@ -59,7 +59,7 @@ class DataConfig:
     batch: int = _doc(32, "B, parallel streams (or lines) per step")
     window: int = _doc(64, "T, characters per stream per step (truncated-BPTT length)")
     val_fraction: float = _doc(0.05, "the last fraction of the text held out for validation (ignored with --val)")
-    val_streams: int = _doc(8, "validation runs the held-out text as this many contiguous streams")
+    val_streams: int = _doc(8, "validation runs the held-out text as at most this many streams, of 4,000 characters or more")
     random_offset: bool = _doc(True, "start each epoch at a random offset below T, so windows vary")
     curriculum_steps: int = _doc(0, "lines mode: steps over which batches grow from the shortest lines to all")
     curriculum_start: float = _doc(0.25, "lines mode: the shortest fraction of lines the curriculum starts with")

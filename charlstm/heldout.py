@@ -12,7 +12,10 @@ seed (SEED and the text's length): the whole text is represented, not only its f
 validation of a run, and every run on the same text, scores the same characters, so that best.npz
 compares like with like. In stream mode a piece is a contiguous stream scored from the zero state (the
 state warms up over its first characters, which costs a bias of a few thousandths of a nat per
-character at 4,000 characters a piece: docs/scale.md measures it); in lines mode a piece is the whole
+character at 4,000 characters a piece: docs/scale.md measures it). A held-out text scored whole is cut
+into data.val_streams streams, or fewer, so that each holds MIN_PIECE characters (one stream for a
+shorter text): in 32 streams of 9 characters, 281 held-out characters scored 0.78 nats a character
+where the whole text scores 0.26 (2026-12-06). In lines mode a piece is the whole
 lines that start in it, each its own sequence as always.
 """
 
@@ -41,8 +44,8 @@ def validation_streams(corpus, cfg):
     ids = corpus.val
     wanted = budget(cfg, len(ids))
     if cfg.data.mode != "lines":
-        if wanted >= len(ids):
-            return split_streams(ids, cfg.data.val_streams)
+        if wanted >= len(ids):  # no more streams than MIN_PIECE allows: 281 characters in 32 streams scored 3x worse
+            return split_streams(ids, max(1, min(cfg.data.val_streams, len(ids) // MIN_PIECE)))
         count = max(1, min(SAMPLE_PIECES, wanted // MIN_PIECE))
         return _released([np.array(ids[a:b]) for a, b in pieces(len(ids), wanted, count)], ids)  # copies, small
     newline = corpus.vocab.index["\n"]

@@ -73,6 +73,18 @@ def test_small_held_out_texts_and_zero_are_scored_whole():
     assert sum(len(s) for s in streams) == len(big)
 
 
+@pytest.mark.parametrize("chars, val_streams, count", [(281, 32, 1), (281, 8, 1), (10_000, 32, 2), (40_000, 8, 8),
+                                                      (55_769, 32, 13)])
+def test_a_held_out_text_is_cut_into_no_streams_shorter_than_a_piece(chars, val_streams, count):
+    """Each validation stream starts from the zero state: short streams would score mostly how the model
+    starts from nothing, so a short held-out text makes fewer streams than data.val_streams."""
+    val = np.arange(chars, dtype=np.int64) % 3
+    cfg = config.load(overrides=[f"data.val_streams={val_streams}"])
+    streams = heldout.validation_streams(held_out_corpus(val), cfg)
+    assert len(streams) == count and min(map(len, streams)) >= min(chars, heldout.MIN_PIECE)
+    np.testing.assert_array_equal(np.concatenate(streams), val)
+
+
 def test_lines_mode_samples_whole_lines_spread_over_the_text():
     rng = np.random.default_rng(1)
     lengths = rng.integers(20, 200, 20_000)
