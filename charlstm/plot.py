@@ -17,12 +17,19 @@ SERIES = (("train_loss", "train loss", "34"), ("val_loss", "validation loss", "3
 
 
 def read_metrics(run_dir):
+    """The records of a run's metrics.jsonl: run_dir is the run directory, that file, or one of the
+    run's checkpoints (the other commands take those, so a user may give one here too)."""
     path = pathlib.Path(run_dir)
+    if path.suffix == ".npz" and path.is_file():
+        path = path.parent
     path = path / "metrics.jsonl" if path.is_dir() else path
     if not path.exists():
         raise DataError(f"no metrics.jsonl in {run_dir}")
     records = []
-    lines = path.read_text(encoding="utf-8").splitlines()
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError:
+        raise DataError(f"{run_dir} is not a metrics.jsonl; give a run directory, such as runs/rooms") from None
     for n, line in enumerate(lines, 1):
         try:
             records.append(json.loads(line))

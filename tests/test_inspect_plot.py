@@ -234,6 +234,12 @@ def test_plot_tolerates_a_line_being_written(tmp_path):
 def test_plot_errors_and_png(cli, tmp_path, four_run):
     code, _, err = cli("plot", tmp_path)
     assert code == 1 and "no metrics.jsonl" in err
+    by_checkpoint, by_run = cli("plot", four_run / "best.npz"), cli("plot", four_run)  # a checkpoint: its run's
+    assert by_checkpoint[0] == 0 and by_checkpoint[1].split("\n", 1)[1] == by_run[1].split("\n", 1)[1]
+    stray = tmp_path / "weights.bin"
+    stray.write_bytes(bytes(range(128, 256)))
+    code, _, err = cli("plot", stray)
+    assert code == 1 and err == f"error: {stray} is not a metrics.jsonl; give a run directory, such as runs/rooms\n"
     try:
         import matplotlib  # noqa: F401
     except ImportError:
