@@ -78,6 +78,8 @@ def test_sample_eval_and_inspect_say_which_checkpoint_of_a_run_they_load(tmp_pat
     assert err.startswith(f"note: using {run / 'latest.npz'} (step 60, validation loss "), err
     assert "its validation loss is lower than best.npz's" in err and err.count("\n") == 1
     assert chosen == latest
+    code, out, err = run_cli("eval", "-c", run, corpus, "--format", "json", "-q")  # errors only: no note
+    assert code == 0 and err == "" and json.loads(out)["nats_per_char"] == latest
     for command in (["sample", "-c", run, "--seed", "1", "-n", "5", "the"], ["inspect", "-c", run, "the cat"]):
         code, _, err = run_cli(*command)
         assert code == 0 and f"note: using {run / 'latest.npz'}" in err, err

@@ -41,7 +41,7 @@ def eval_(files, ckpt_path, cloze_path, fmt, verbose, unknown, encoding, errors,
     """
     from .. import evaluate
 
-    model = load_model(ckpt_path)
+    model = load_model(ckpt_path, quiet)
     if not files and not cloze_path:
         if sys.stdin.isatty():
             raise click.UsageError("give files to score, - for stdin, or --cloze FILE")

@@ -40,12 +40,12 @@ class Group(click.Group):
             quiet_broken_pipe()
 
 
-def load_model(path):
+def load_model(path, quiet=False):
     """The model of -c (api.load): a file, or the better of a run directory's two (a note says which when
-    they differ); the shipped rooms model without -c."""
+    they differ, unless quiet); the shipped rooms model without -c."""
     from .. import api
 
-    return api.load(path, warn)
+    return api.load(path, None if quiet else warn)
 
 
 def warn(message):
