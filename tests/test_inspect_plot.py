@@ -109,6 +109,8 @@ def test_no_colour_when_piped_or_no_color(cli, four_run, monkeypatch):
 def test_inspect_reads_stdin_and_reports_unknown_characters(cli, four_run):
     code, out, _ = cli("inspect", "-c", four_run, "-", stdin="the mat")
     assert code == 0 and "the mat" in out
+    for piped in ("the mat\n", "the mat\r\n"):  # as echo writes it: the newline is not part of the text
+        assert cli("inspect", "-c", four_run, "-", stdin=piped)[1] == out
     code, _, err = cli("inspect", "-c", four_run, "the MAT")
     assert code == 1 and "'A' 'M' 'T'" in err
 

@@ -36,7 +36,8 @@ def inspect(texts, ckpt_path, show, top, word, html_path, color, width, unknown,
 
     \b
     TEXT is the text to run (from the zero state, after a newline, as a prompt; a
-    model trained on lines reads each line so); - or no TEXT reads stdin.
+    model trained on lines reads each line so); - or no TEXT reads stdin (its last
+    newline left out, as in $(...)).
         charlstm inspect -c runs/rooms 'Mady walks in to the room, ...' --top 4
         charlstm inspect -c runs/shk --show forget --show cell:0:17 'To be, or'
         charlstm inspect -c runs/rooms --html gates.html 'Mady and Monica ...'
@@ -57,6 +58,7 @@ def inspect(texts, ckpt_path, show, top, word, html_path, color, width, unknown,
         if text is None and sys.stdin.isatty():
             raise click.UsageError("give a TEXT to inspect, or - to read it from stdin")
         text = decode(sys.stdin.buffer.read(), "stdin", encoding, errors)
+        text = text[:-2] if text.endswith("\r\n") else text[:-1] if text.endswith("\n") else text  # echo's newline
     elif os.path.isfile(text):  # a user who meant the file (eval and train take files)
         warn(f"note: inspecting the text {text!r} itself; to inspect that file: charlstm inspect - < {text}")
     check_text(text, "the text to inspect")
