@@ -16,7 +16,7 @@ from .reading import decode, expand_sources, read_bytes, read_text
 from .vocab import encode_text
 from .errors import DataError
 from .heldout import line_streams
-from .sample import fill_blanks
+from .sample import ends_word, fill_blanks
 from .workspace import Workspace
 
 
@@ -170,8 +170,16 @@ def read_cloze(path, encoding="utf-8", errors="strict"):
         parts = line.split("\t")
         if len(parts) != 2 or "___" not in parts[0]:
             raise DataError(f"{path} line {n}: expected PROMPT<TAB>ANSWER with ___ in the prompt")
-        prompts.append(parts[0])
-        answers.append(parts[1].strip())
+        prompt, answer = parts[0], parts[1].strip()
+        if prompt.count("___") > 1:
+            raise DataError(f"{path} line {n}: a prompt may hold one blank (___), not {prompt.count('___')}")
+        stops = sorted({c for c in answer if ends_word(c)})
+        if not answer or stops:  # a fill ends at the first such character: this answer could never match
+            raise DataError(f"{path} line {n}: the answer {answer!r} " + (
+                f"holds {' '.join(map(repr, stops))}, where a fill ends (a fill is one word: letters, digits, ' and -)"
+                if stops else "is empty"))
+        prompts.append(prompt)
+        answers.append(answer)
     if not prompts:
         raise DataError(f"{path} holds no cloze lines")
     return prompts, answers

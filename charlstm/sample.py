@@ -81,8 +81,13 @@ def sample_seed(seed, request):
 
 
 def word_boundaries(vocab):
-    """(V,) bool: characters that end a word (anything but letters, digits, apostrophe and hyphen)."""
-    return np.array([not (c.isalnum() or c in "'-") for c in vocab.chars])
+    """(V,) bool: characters that end a word, and so a blank's fill (see ends_word)."""
+    return np.array([ends_word(c) for c in vocab.chars])
+
+
+def ends_word(c):
+    """Whether c ends a word: anything but letters, digits, apostrophe and hyphen."""
+    return not (c.isalnum() or c in "'-")
 
 
 def run(packed, vocab, requests, options, seed, sink, warn=None):

@@ -126,6 +126,15 @@ def test_bad_cloze_files(cli, four_run, tmp_path):
     bad.write_text("no tab here\n")
     code, _, err = cli("eval", "-c", four_run, "--cloze", bad)
     assert code == 1 and "line 1: expected PROMPT<TAB>ANSWER" in err
+    for line, said in [("the ___ sat on the ___.\tcat", "line 2: a prompt may hold one blank (___), not 2"),
+                       ("the cat sat on the ___.\t", "line 2: the answer '' is empty"),
+                       ("the cat sat on the ___.\tgrey mat.", "line 2: the answer 'grey mat.' holds ' ' '.', "
+                                                              "where a fill ends (a fill is one word")]:
+        bad.write_text("the cat sat on the ___.\tmat\n" + line + "\n")
+        code, _, err = cli("eval", "-c", four_run, "--cloze", bad)
+        assert code == 1 and err.startswith(f"error: {bad} {said}") and err.count("\n") == 1, err
+    bad.write_text("the cat sat on the ___.\tO'Brien-Smith2\n")  # letters, digits, ' and - make one word
+    assert cli("eval", "-c", four_run, "--cloze", bad)[0] == 0
 
 
 def test_score_pools_streams_of_different_lengths(four_run):
