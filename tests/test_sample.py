@@ -419,6 +419,15 @@ def test_nan_and_infinity_are_refused(four_run, args):
     assert f"{args[1]!r} is not a finite number" in err and "Traceback" not in err
 
 
+@pytest.mark.parametrize("args, said", [(["-t", "0"], "'-t' / '--temperature': 0 is not in the range x>0; "),
+                                        (["--top-p", "0.0"], "'--top-p': 0 is not in the range 0<x<=1; ")])
+def test_a_temperature_or_top_p_of_0_points_to_greedy(four_run, args, said):
+    code, out, err = run_cli("sample", "-c", four_run, *args, "the")
+    assert code == 2 and out == "" and f"{said}--greedy always takes the likeliest character." in err, err
+    code, _, err = run_cli("sample", "-c", four_run, "-t", "-1", "the")  # other values: the range alone
+    assert code == 2 and err.rstrip().endswith("-1.0 is not in the range x>0."), err
+
+
 def test_every_float_option_of_every_command_refuses_nan():
     import click
 

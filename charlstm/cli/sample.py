@@ -9,16 +9,18 @@ import click
 
 from .shared import CHECKPOINT_HELP, UNKNOWN, UNKNOWN_HELP, FiniteFloat, load_model, warn
 
+GREEDY_HINT = "--greedy always takes the likeliest character"  # what -t 0 means elsewhere
+
 
 @click.command()
 @click.argument("prompts", nargs=-1)
 @click.option("-c", "--checkpoint", "ckpt_path", metavar="CKPT", help=CHECKPOINT_HELP)
 @click.option("-n", "--length", default=200, show_default=True, type=click.IntRange(min=0),
               help="Most characters generated per sample.")
-@click.option("-t", "--temperature", default=1.0, show_default=True, type=FiniteFloat(min=0, min_open=True),
+@click.option("-t", "--temperature", default=1.0, show_default=True, type=FiniteFloat(min=0, min_open=True, zero_hint=GREEDY_HINT),
               help="Below 1: safer; above 1: wilder.")
 @click.option("--top-k", default=0, type=click.IntRange(min=0), help="Sample among the K likeliest characters (0: all).")
-@click.option("--top-p", default=1.0, type=FiniteFloat(0, 1, min_open=True),
+@click.option("--top-p", default=1.0, type=FiniteFloat(0, 1, min_open=True, zero_hint=GREEDY_HINT),
               help="Sample among the likeliest characters holding probability P.")
 @click.option("--greedy", is_flag=True,
               help="Always take the likeliest character (so -t, --top-k and --top-p do nothing, and "

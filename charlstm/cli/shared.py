@@ -23,10 +23,16 @@ class FiniteFloat(click.FloatRange):
     """A float option that refuses NaN and infinity, which click's FloatRange lets through (NaN compares
     false with every bound): "'nan' is not a finite number", as click reports any bad value."""
 
+    def __init__(self, *args, zero_hint=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.zero_hint = zero_hint  # said when 0 is refused: what the user who gave 0 may have wanted
+
     def convert(self, value, param, ctx):
         number = click.FLOAT.convert(value, param, ctx)
         if not math.isfinite(number):
             self.fail(f"{value!r} is not a finite number.", param, ctx)
+        if number == 0 and self.zero_hint and self.min == 0 and self.min_open:
+            self.fail(f"0 is not in the range {self._describe_range()}; {self.zero_hint}.", param, ctx)
         return super().convert(number, param, ctx)
 
 
