@@ -88,6 +88,9 @@ def resume_config(run_dir, overrides, say=None):
     optimizer state (optim.frozen_on_resume) or the random streams (train.seed) cannot change; a time
     budget applies to one session, so it is dropped unless given again. A run already at its train.steps
     is an error that says how to extend it."""
+    if pathlib.Path(run_dir).is_file():  # a checkpoint or a corpus given for the run directory
+        raise ConfigError(f"--resume takes a run's directory, and {run_dir} is a file"
+                          + (f" (its run: {pathlib.Path(run_dir).parent})" if str(run_dir).endswith(".npz") else ""))
     latest = checkpoint.load(pathlib.Path(run_dir) / "latest.npz")
     saved = latest.config
     cfg = copy.deepcopy(saved)

@@ -40,7 +40,8 @@ class Reporter:
         corpus, d = inputs.corpus, inputs.info.config.data
         self.say(f"training {spec.cell} H={spec.hidden} L={spec.layers} V={spec.vocab} on {len(corpus.train):,} "
                  f"characters ({inputs.batches.windows_per_epoch:,} windows of {d.batch}x{d.window} per epoch), "
-                 f"{len(corpus.val):,} held out; run directory {run_dir}" + (f"; {engine}" if engine else ""))
+                 f"{len(corpus.val):,} held out; run directory {run_dir}" + (f"; {engine}" if engine else "")
+                 + (f"; resuming at step {progress.step:,} of {total:,}" if progress.step else ""))
 
     def end(self):
         if self.bar is not None:

@@ -69,6 +69,18 @@ def test_a_resume_with_no_time_to_train_is_refused(cli, corpus, tmp_path):
     assert checkpoint.load(run).step == 2
 
 
+def test_a_resumed_run_says_where_it_resumes_and_a_file_is_not_a_run(cli, corpus, tmp_path):
+    run = tmp_path / "run"
+    assert cli("train", corpus, "--config", CONFIGS / "tiny.yaml", "--out", run, "--steps", "2", "-q")[0] == 0
+    code, _, err = cli("train", "--resume", run, "--steps", "3")
+    assert code == 0 and err.splitlines()[0].endswith(f"run directory {run}; resuming at step 2 of 3"), err
+    assert "resuming" not in cli("train", corpus, "--config", CONFIGS / "tiny.yaml", "--out", tmp_path / "new",
+                                 "--steps", "1")[2]
+    for given, said in [(run / "best.npz", f"{run / 'best.npz'} is a file (its run: {run})"), (corpus, f"{corpus} is a file")]:
+        code, _, err = cli("train", "--resume", given)
+        assert code == 1 and err == f"error: --resume takes a run's directory, and {said}\n", err
+
+
 def test_greedy_refuses_several_samples_and_notes_the_knobs_it_ignores(cli):
     code, _, err = cli("sample", "--greedy", "--num-samples", "3", "Mady")
     assert code == 2 and "--greedy gives the same text every time: --num-samples 3" in err, err
