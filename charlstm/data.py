@@ -146,7 +146,8 @@ class StreamBatches:
         needed = batch * (window + 1) + (window - 1 if random_offset else 0)
         if len(ids) < needed:
             raise DataError(
-                f"the training text has {len(ids)} characters; batch {batch} x window {window} needs at least "
+                f"the training text has {len(ids):,} character{'s' * (len(ids) != 1)}; batch {batch} x window "
+                f"{window} needs at least "
                 f"{needed} (lower data.batch or data.window, or give more text)"
             )
         self.stream_len = (len(ids) - (window - 1 if random_offset else 0)) // batch
@@ -224,7 +225,8 @@ class LineBatches:
         first = np.repeat(starts, counts) + piece * (np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts))
         self.lines = np.stack([first, np.minimum(first + piece, np.repeat(stops, counts))], axis=1)  # (n, 2)
         if len(self.lines) < batch:
-            raise DataError(f"the training text has {len(self.lines)} non-empty lines; data.mode lines with "
+            raise DataError(f"the training text has {len(self.lines)} non-empty line{'s' * (len(self.lines) != 1)}; "
+                            f"data.mode lines with "
                             f"batch {batch} needs at least {batch}")
         self.by_length = np.argsort(self.lines[:, 1] - self.lines[:, 0], kind="stable")
         self.windows_per_epoch = len(self.lines) // batch

@@ -51,7 +51,8 @@ def report(trainer):
         f"chars/s; {timed} steps timed, {workers} process{'es' * (workers != 1)}); validation not counted",
         f"whole run   about {_duration(whole)}" + (" with the validations and cloze scorings" if cloze_s else
                                                    " with the validations" if val_s else "")
-        + (f", stopped after {cfg.train.time_budget} (train.time_budget)" if cfg.train.time_budget else ""),
+        + (f", stopped after {_duration(config_mod.parse_duration(cfg.train.time_budget))} (train.time_budget)"
+           if cfg.train.time_budget else ""),
         f"run         {trainer.out} (nothing was created)",
     ]
     return lines

@@ -159,6 +159,7 @@ def test_dry_run_names_auto_as_the_origin_of_what_it_chose(corpus):
     assert origin["hidden"] == origin["steps"] == origin["decoder_dropout"] == "model.size auto"
     assert origin["lr"] == "--set" and origin["size"] == "model.size auto"
     assert "model.size auto:" in err
+    assert "stopped after 60 s (train.time_budget)" in out  # the budget in seconds, however it was written
 
 
 def test_the_choice_is_timed_again_with_its_dropout_masks_which_cost_time_too(monkeypatch, inputs):

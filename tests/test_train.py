@@ -276,7 +276,9 @@ def test_bad_corpora_are_one_line_errors(cli, tmp_path):
     (tmp_path / "empty.txt").write_text("")
     (tmp_path / "short.txt").write_text("abc" * 10)
     (tmp_path / "bad.txt").write_bytes(b"fine\nstill fine\nbad \xff here\n")
+    (tmp_path / "one.txt").write_text("x")
     for path, message in [("missing.txt", "no such file: missing.txt"), ("empty.txt", "corpus is empty"),
+                          ("one.txt", "the training text has 1 character; batch 4 x window 16 needs"),
                           ("short.txt", "the training text has 27 characters; batch 4 x window 16 needs at least 83"),
                           ("bad.txt", "bad.txt: invalid utf-8 byte 0xff at byte offset 20 (line 3)")]:
         code, _, err = cli("train", tmp_path / path if path != "missing.txt" else path, "--config", TINY)
