@@ -123,7 +123,8 @@ class Reporter:
                if math.isfinite(p.last_val) else "no validation yet")
         aside = f" ({hms(self.aside)} of it validating)" if self.aside >= 0.5 else ""
         self.say(f"{reason}: step {p.step} (epoch {epoch:.2f}), {steps} steps in {hms(seconds)}{aside} at "
-                 f"{speed:,.0f} chars/s; {val}; saved in {run_dir}")
+                 f"{speed:,.0f} chars/s; {val}" + ("" if stopped_by == "signal" else f"; saved in {run_dir}"))
+        # stopped by a signal, the line that follows says where it saved and how to go on
         return summary
 
 

@@ -106,6 +106,7 @@ def test_a_signal_to_the_whole_process_group_stops_cleanly(corpus, tmp_path):
         _, err = proc.communicate(timeout=60)
     assert proc.returncode == 143, err
     assert "stopped by signal" in err and "worker" not in err
+    assert "saved in" not in err and err.count(f"saved {run / 'latest.npz'} (continue with") == 1  # said once
     assert checkpoint.load(run / "latest.npz").step > 0
 
 
