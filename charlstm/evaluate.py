@@ -112,7 +112,8 @@ def score_files(params, vocab, files, encoding="utf-8", unknown="error", warn=No
         if bar is not None:
             bar.close()
     if counts.sum() == 0:
-        raise DataError("nothing to score: each text needs at least two characters")
+        shown = ", ".join("stdin" if n == "-" else n for n in names[:3]) + (", ..." if len(names) > 3 else "")
+        raise DataError(f"nothing to score in {shown}: each text needs at least two characters")
     owner = np.array(owner, np.intp)
     each = []
     for j, name in enumerate(names):

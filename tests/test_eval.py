@@ -71,6 +71,9 @@ def test_several_files_are_reported_one_by_one_and_together(cli, four_run, texts
     rows = [line.split() for line in out.splitlines()]
     assert rows[0] == ["file", "chars", "nats/char", "bits/char", "perplexity"]
     assert [r[0] for r in rows[1:]] == [str(a), str(empty), str(b), "all"] and rows[2][1:] == ["0", "-", "-", "-"]
+    code, _, err = cli("eval", "-c", four_run, empty)
+    assert code == 1 and err == f"error: nothing to score in {empty}: each text needs at least two characters\n"
+    assert "nothing to score in stdin:" in cli("eval", "-c", four_run, "-", stdin="a")[2]
     report = json.loads(cli("eval", "-c", four_run, a, empty, b, "--format", "json")[1])
     assert [f["file"] for f in report["files"]] == [str(a), str(empty), str(b)]
     assert report["files"][1] == {"file": str(empty), "chars": 0, "nats_per_char": None, "bits_per_char": None,
