@@ -146,7 +146,7 @@ class StreamBatches:
         needed = batch * (window + 1) + (window - 1 if random_offset else 0)
         if len(ids) < needed:
             raise DataError(
-                f"the training text has {len(ids):,} character{'s' * (len(ids) != 1)}; batch {batch} x window "
+                f"the training text has {len(ids)} character{'s' * (len(ids) != 1)}; batch {batch} x window "
                 f"{window} needs at least "
                 f"{needed} (lower data.batch or data.window, or give more text)"
             )
