@@ -102,10 +102,10 @@ class Reporter:
         return {**record, "elapsed": round(progress.elapsed, 2)}
 
     def _postfix(self):
-        val = f"{self.val:.3f}" if math.isfinite(self.val) else "-"
-        bpc = f"{self.val / math.log(2):.3f}" if math.isfinite(self.val) else "-"
+        """The bar's figures: before the first validation, "val pending" (dashes read as a fault)."""
+        val = f"val {self.val:.3f} bpc {self.val / math.log(2):.3f}" if math.isfinite(self.val) else "val pending"
         cloze = "" if self.cloze is None else f" cloze {self.cloze:.3f}"
-        return f"loss {self.loss:.3f} val {val} bpc {bpc}{cloze} {self.speed:,.0f} chars/s"
+        return f"loss {self.loss:.3f} {val}{cloze} {self.speed:,.0f} chars/s"
 
     def summary(self, progress, stopped_by, epoch, steps, run_dir, eval_every):
         """Say how the session ended, and return it as a dict: where the run is, how fast it went, the best."""

@@ -1,6 +1,7 @@
 """`charlstm train`: the run directory, determinism, resume, stops and failures."""
 
 import json
+import math
 import os
 import pty
 import signal
@@ -740,3 +741,13 @@ def test_time_steps_spreads_its_windows_over_the_run_when_asked(monkeypatch):
             assert seen[0] == 100 and len(set(seen)) == 9 and min(seen) >= 100 and max(seen) > 1200
         else:
             assert seen == list(range(100, 109))
+
+
+def test_the_bar_says_validation_is_pending_until_the_first_one():
+    from charlstm.report import Reporter
+
+    r = Reporter(True, None)
+    r.loss, r.speed = 3.25, 1234.0
+    assert r._postfix() == "loss 3.250 val pending 1,234 chars/s"
+    r.val = math.log(2)
+    assert r._postfix() == "loss 3.250 val 0.693 bpc 1.000 1,234 chars/s"
