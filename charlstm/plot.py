@@ -86,6 +86,8 @@ def braille_plot(curves, width=72, height=16, colour=True, x_label="step", y_lab
             previous = (px, py)
     marks = {name: "⣿" if i == 0 else MARKS[(i - 1) % len(MARKS)] for i, name in enumerate(curves)}
     ticks = {r: _fmt(y1 - (y1 - y0) * r / max(height - 1, 1)) for r in (0, height // 2, height - 1)}
+    if max(ys) > y1:  # the first steps' losses were drawn on the top row: say that they lie at or above it
+        ticks[0] = "≥" + ticks[0]
     label_w = max(len(t) for t in ticks.values()) + 1
     lines = [y_label] if y_label else []
     for r in range(height):

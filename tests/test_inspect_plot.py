@@ -209,6 +209,16 @@ def test_braille_points_land_where_the_values_are():
     assert lines[0].endswith("┤" + chr(0x2800 | 0x40 | 0x20) + chr(0x2800 | 0x02 | 0x08))
 
 
+def test_the_top_tick_says_when_the_first_losses_lie_above_the_scale():
+    steep = {"a": ("train loss", "34", list(range(20)), [9.0] + [2.0 - 0.05 * i for i in range(19)])}
+    ticks = [line.split("┤")[0].strip() for line in plot.braille_plot(steep, width=20, height=4, colour=False)
+             if "┤" in line]
+    assert ticks[0] == "≥1.95"  # 9.0 and 2.0 (the first tenth) are drawn on the top row, whose value is 1.95
+    rising = {"a": ("validation loss", "34", list(range(20)), [1.0 + 0.05 * i for i in range(20)])}  # nothing above
+    assert [line.split("┤")[0].strip() for line in plot.braille_plot(rising, width=20, height=4, colour=False)
+            if "┤" in line][0] == "1.95"
+
+
 def test_without_colour_each_curve_has_its_own_mark_and_an_accuracy_its_own_scale():
     """In a pipe (no colour) the validation curve is drawn with • and keyed so, where both curves were
     braille dots; an accuracy's scale is 0 to 1 whatever it scored (one point gave ticks of -0.5 and 0.5);
