@@ -181,7 +181,8 @@ class Trainer:
         for line in choice.lines():
             self.report.say(line)
         if self.origins is not None:
-            self.origins.update({key: "model.size auto" for key in ("model.size", *choice.keys)})
+            self.origins.update({key: "model.size auto" for key in choice.keys})
+            self.origins["model.size"] = "model.size auto chose the shape above; fixed from here"
         self.inputs = rebatched(self.inputs, cfg)
 
     def run(self):

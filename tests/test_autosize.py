@@ -157,7 +157,8 @@ def test_dry_run_names_auto_as_the_origin_of_what_it_chose(corpus):
     assert code == 0, err
     origin = {line.split(":")[0].strip(): line.split("# ")[-1] for line in out.splitlines() if "# " in line}
     assert origin["hidden"] == origin["steps"] == origin["decoder_dropout"] == "model.size auto"
-    assert origin["lr"] == "--set" and origin["size"] == "model.size auto"
+    assert origin["lr"] == "--set" and origin["size"] == "model.size auto chose the shape above; fixed from here"
+    assert "  size: fixed  " in out  # what config.yaml records, so that a resumed run keeps the shape
     assert "model.size auto:" in err
     assert "stopped after 60 s (train.time_budget)" in out  # the budget in seconds, however it was written
 
