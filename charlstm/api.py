@@ -107,7 +107,8 @@ class Model:
                     progress=None):
         """`charlstm eval FILES`: each file (or directory, or - for stdin) scored as one text, or line by
         line for a model trained on lines (data.mode lines), the characters pooled: the dict of score, with
-        "files", the same figures for each file (None where one has nothing to score). progress(total) may return a bar (update(n), close())."""
+        "files", the same figures for each file (None where one has nothing to score). progress(total) may
+        return a bar (update(n), close())."""
         c = self.checkpoint
         return evaluate.score_files(c.params, c.vocab, files, encoding, unknown, warn, self.scoring_window(window),
                                     progress, c.spec, errors, lines=self._lines)
