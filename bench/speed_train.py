@@ -11,7 +11,8 @@ characters per second, as a median over single calls, printed as one JSON line.
   torch  PyTorch: one-hot input, nn.LSTM, nn.Linear, cross-entropy, clip_grad_norm_, Adam, state carried
          and detached;
   bound  the GEMM bound: T*B characters over the time the window's matrix products alone take at the
-         float32 GEMM speed NumPy reaches on the same shapes; and the FLOPs per character.
+         float32 GEMM speed NumPy reaches on the same shapes, shared out as `ours` shares them (a worker's
+         B/P streams on one BLAS thread, when it starts P workers); and the FLOPs per character.
 """
 
 import os
@@ -19,6 +20,7 @@ import statistics
 import sys
 import tempfile
 import time
+import types
 
 from timing import V, Clock, child_parser, run_child, timed  # bench/timing.py, beside this script
 
@@ -94,9 +96,36 @@ def torch_train(a, torch, H, L, B, T):
 
 def gemm_bound(a, H, L, B, T):
     """Characters per second if a training window took only its matrix products, each at the speed
-    NumPy's float32 GEMM reaches on that shape here; and the FLOPs per character."""
+    NumPy's float32 GEMM reaches on that shape here, shared out as `charlstm train` shares them: with P
+    worker processes (parallel.auto_workers, or --workers), each worker's products (B/P streams) on one
+    BLAS thread, the P workers running side by side on their own cores; with one process, the products
+    of all B streams on --threads threads. And the FLOPs per character."""
+    from threadpoolctl import threadpool_limits
+
+    workers, streams, threads = bound_split(a, H, B)
+    with threadpool_limits(threads):
+        seconds, flops = _products_time(H, L, streams, T, a.seconds, a.warmup)
+    return {"seconds_per_call": seconds, "chars_per_call": T * B, "chars_per_s": T * B / seconds,
+            "gflop_per_char": flops / (T * streams) / 1e9, "bound_workers": workers}
+
+
+def bound_split(a, H, B):
+    """(workers, streams a worker's products are timed for, BLAS threads to time them on): as `charlstm
+    train` would run a model of H units on B streams, given --workers (0: its own choice) and --threads."""
+    from charlstm import parallel
+
+    workers = a.workers or parallel.auto_workers(types.SimpleNamespace(hidden=H), B)  # all it reads of a spec
+    return workers, B // workers, 1 if workers > 1 else a.threads
+
+
+def _products_time(H, L, B, T, seconds, warmup):
+    """(seconds, FLOPs) of one window's products for B streams, each shape timed alone (median of calls),
+    after the one large product every engine runs at start-up (charlstm/blaswarmup.py)."""
     import numpy as np
 
+    from charlstm import blaswarmup
+
+    blaswarmup.warm_up()
     G, N = 4 * H, T * B
     shapes = []  # (m, k, n, count): (m, k) @ (k, n)
     for k in range(L):
@@ -113,12 +142,11 @@ def gemm_bound(a, H, L, B, T):
             x = rng.standard_normal((m, k)).astype(np.float32)
             w = rng.standard_normal((k, n)).astype(np.float32)
             out = np.empty((m, n), np.float32)
-            clock = timed(lambda: np.matmul(x, w, out=out), a.seconds / len(shapes), a.warmup / len(shapes))
+            clock = timed(lambda: np.matmul(x, w, out=out), seconds / len(shapes), warmup / len(shapes))
             cache[(m, k, n)] = statistics.median(clock.times)
         total_time += count * cache[(m, k, n)]
         flops += count * 2.0 * m * k * n
-    return {"seconds_per_call": total_time, "chars_per_call": N, "chars_per_s": N / total_time,
-            "gflop_per_char": flops / N / 1e9}
+    return total_time, flops
 
 
 def measure(a, torch, H, L, B, T):

@@ -190,3 +190,19 @@ def test_no_bench_module_over_400_lines_and_no_import_cycles():
                 found.add(node.module)
         graph[path.stem] = found & names - {path.stem}
     assert not cycles(graph), cycles(graph)
+
+
+# ---------------------------------------------------------------- the GEMM bound, shared out as the step is
+
+
+def test_the_gemm_bound_times_a_workers_share_of_the_streams_on_one_thread(monkeypatch, bench):
+    """With two workers a worker's products are those of half the streams on one BLAS thread, each on its
+    own core; timing all the streams' products on two threads read below the step's own speed on L."""
+    from argparse import Namespace
+
+    speed_train = bench("speed_train")
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    a = Namespace(workers=0, threads=2)
+    assert speed_train.bound_split(a, 512, 64) == (2, 32, 1)  # L: two workers, as charlstm train starts
+    assert speed_train.bound_split(a, 64, 32) == (1, 32, 2)  # too small for workers: one process, two threads
+    assert speed_train.bound_split(Namespace(workers=1, threads=2), 512, 64) == (1, 64, 2)  # --workers 1
