@@ -89,7 +89,7 @@ def _optim_fields():
             ("decay_steps", int, _doc(0, "step schedule: steps between decays; 0 counts decay_every epochs")),
             ("decay_rate", float, _doc(0.5, "step schedule: factor per decay")),
             ("warmup", int, _doc(0, "cosine schedule: steps of linear warmup")),
-            ("min_lr", float, _doc(0.0, "cosine schedule: the rate at train.steps, or where a time budget ends first")),
+            ("min_lr", float, _doc(0.0, "cosine schedule: the rate the cosine reaches at train.steps")),
             ("ema", float, _doc(0.0, "keep an exponential moving average of the weights, this decay per step (e.g. "
                                      "0.998, warmed up as min(ema, (1+t)/(10+t)) at step t); validation, cloze "
                                      "scores and checkpoints use the average; 0: off"))]

@@ -29,7 +29,6 @@ from .data import Corpus, load_corpus, make_batches
 from .dropout import dropout_at
 from .errors import ConfigError, DataError, Interrupted, TrainingError
 from .optim import learning_rate
-from .pace import Pace
 from .report import Reporter
 from .rundir import Follower, Metrics, RunDirectory, check_free, write_text
 from .stops import Routed, StopRequests
@@ -248,7 +247,6 @@ class Trainer:
         self.report.begin(self.spec, self.inputs, p, total, self.out, self.engine.described)
         self._announce_validation()
         start, elapsed_before, steps, stopped_by = time.monotonic(), p.elapsed, 0, None
-        pace = Pace(total, budget if cfg.optim.schedule == "cosine" else None, p.step)
         try:
             while p.step < total:
                 wanted = ("signal" if self.stops.signal is not None
@@ -260,11 +258,7 @@ class Trainer:
                 if batches.starts_sequence(n):
                     ts.state = model.zero_state(self.spec, cfg.data.batch)
                 window = batches.window(epoch, n, p.step)
-                span = pace.span(p.step)
-                if pace.shortened_at == p.step:
-                    self.report.say(f"slower than the time budget's plan: the learning rate's cosine now ends where "
-                                    f"the budget will, near step {span:,} of {total:,}")
-                lr = learning_rate(cfg.optim, p.step, epoch, span)
+                lr = learning_rate(cfg.optim, p.step, epoch, total)
                 loss, norm = train_step(self.engine, ts, window, lr, cfg.optim.clip, dropout_at(cfg, p.step))
                 if not math.isfinite(loss):
                     self._diverged(f"the training loss became {loss}")
