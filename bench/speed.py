@@ -266,7 +266,7 @@ def measure_config(runner, name, run):
                     "gemm_fraction": _ratio(ours, bound), "torch_gemm_fraction": _ratio(theirs, bound),
                     "gflop_per_char": reports.get("bound", {}).get("gflop_per_char"),
                     "train_workers": reports.get("ours", {}).get("workers")})
-        if ours and bound and ours > bound:  # small products with two BLAS threads on a busy machine spin
+        if ours and bound and ours > bound:  # the bound's products ran slow: a busy or disturbed machine
             log(f"WARNING: {name}: the GEMM bound ({bound:,.0f} chars/s) is below the training speed: "
                 "was the machine busy?")
         check_kernels(runner, run, reports)
