@@ -445,6 +445,18 @@ def test_every_float_option_of_every_command_refuses_nan():
     assert floats == []
 
 
+def test_prompts_from_stdin_end_at_the_end_of_their_line_in_jsonl_too(four_run):
+    """--format jsonl changes how the completions are written, not where they end: the same completions
+    as the text output, each stopped at its line's end (jsonl ran on for all of --length)."""
+    stdin = "the\na dog\n"
+    code, text, err = run_cli("sample", "-c", four_run, "-n", 300, "--seed", 2, "-", input=stdin)
+    assert code == 0, err
+    code, jsonl, err = run_cli("sample", "-c", four_run, "-n", 300, "--seed", 2, "--format", "jsonl", "-", input=stdin)
+    assert code == 0, err
+    records = [json.loads(line) for line in jsonl.splitlines()]
+    assert [r["text"] for r in records] == text.splitlines() and all("\n" not in r["completion"] for r in records)
+
+
 def test_an_empty_stdin_says_no_prompt_was_read(four_run):
     for args in [(), ("-",)]:
         code, out, err = run_cli("sample", "-c", four_run, *args, input="")

@@ -101,7 +101,7 @@ def sample(prompts, ckpt_path, length, temperature, top_k, top_p, greedy, seed, 
     if interactive:
         warn("note: stdin is not a terminal, so -i reads the prompts from it, one per line")
     options = sample_mod.Options(length=length, temperature=temperature, top_k=top_k, top_p=top_p, greedy=greedy,
-                                 until=until, stop_at_newline=from_stdin and fmt == "text", unknown=unknown)
+                                 until=until, stop_at_newline=from_stdin, unknown=unknown)
     if separator is None:
         separator = "" if from_stdin else "\n"
     if from_stdin:
