@@ -317,7 +317,7 @@ def _choose(logits, options, u):
         chosen = z.argmax(axis=1)
         return chosen, z[rows, chosen] - log_total
     if options.temperature != 1.0:
-        p = np.exp(z / options.temperature)  # the distribution sampled from
+        p = np.exp(np.divide(z, options.temperature, dtype=np.float64))  # in float64: -t 1e-300 is 0 in float32
     if 0 < options.top_k < V:
         kth = np.partition(p, V - options.top_k, axis=1)[:, V - options.top_k][:, None]
         p[p < kth] = 0.0

@@ -457,6 +457,14 @@ def test_prompts_from_stdin_end_at_the_end_of_their_line_in_jsonl_too(four_run):
     assert [r["text"] for r in records] == text.splitlines() and all("\n" not in r["completion"] for r in records)
 
 
+def test_a_temperature_too_small_for_float32_samples_the_likeliest_without_a_warning(four_run):
+    """-t 1e-300 divided the float32 logits by a float32 zero: a NumPy warning on stderr and NaN in the
+    distribution."""
+    code, out, err = run_cli("sample", "-c", four_run, "-n", 40, "--seed", 1, "-t", "1e-300", "the", "a dog")
+    assert code == 0 and err == "", err
+    assert out == run_cli("sample", "-c", four_run, "-n", 40, "--greedy", "the", "a dog")[1]
+
+
 def test_an_empty_stdin_says_no_prompt_was_read(four_run):
     for args in [(), ("-",)]:
         code, out, err = run_cli("sample", "-c", four_run, *args, input="")
