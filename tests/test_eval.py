@@ -238,3 +238,16 @@ def test_line_streams_score_a_newline_only_where_the_text_has_one():
     ids = np.array([5, 0, 0, 6, 7, 0, 8], np.uint8)  # "a\n\nbc\nd" with 0 the newline: a blank line, no final newline
     assert [s.tolist() for s in line_streams(ids, 0)] == [[0, 5, 0], [0, 6, 7, 0], [0, 8]]
     assert all(s.dtype == ids.dtype for s in line_streams(ids, 0)) and line_streams(ids[:0], 0) == []
+
+
+def test_a_run_directory_given_without_c_is_refused_with_the_fix(four_run, tmp_path):
+    """`charlstm eval runs/x text.txt` scored the run's config.yaml and metrics.jsonl with the shipped model,
+    and `charlstm sample runs/x 'The'` completed the path as a prompt: both now say to give it with -c."""
+    text = tmp_path / "t.txt"
+    text.write_text("the cat sat on the mat.\n")
+    for command, what in (("eval", "a text to score"), ("sample", "a prompt")):
+        code, out, err = run_cli(command, four_run, str(text) if command == "eval" else "the")
+        assert code == 2 and out == "", err
+        assert f"{four_run} is a run directory, not {what}: give it with -c, as in charlstm {command} -c" in err
+    code, out, err = run_cli("eval", "-c", four_run, tmp_path)  # a directory of texts, no run: scored
+    assert code == 0 and "is a run directory" not in err, err

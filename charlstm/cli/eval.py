@@ -9,7 +9,8 @@ import sys
 
 import click
 
-from .shared import CHECKPOINT_HELP, ERRORS, ERRORS_HELP, UNKNOWN, UNKNOWN_HELP, load_model, warn
+from .shared import (CHECKPOINT_HELP, ERRORS, ERRORS_HELP, UNKNOWN, UNKNOWN_HELP, load_model,
+                     refuse_run_directories, warn)
 
 
 @click.command("eval")
@@ -42,6 +43,7 @@ def eval_(files, ckpt_path, cloze_path, fmt, verbose, unknown, encoding, errors,
     """
     from .. import evaluate
 
+    refuse_run_directories(files, "a text to score", "eval")
     model = load_model(ckpt_path, quiet)
     if not files and not cloze_path:
         if sys.stdin.isatty():

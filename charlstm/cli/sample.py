@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from .shared import CHECKPOINT_HELP, UNKNOWN, UNKNOWN_HELP, FiniteFloat, load_model, warn
+from .shared import CHECKPOINT_HELP, UNKNOWN, UNKNOWN_HELP, FiniteFloat, load_model, refuse_run_directories, warn
 
 GREEDY_HINT = "--greedy always takes the likeliest character"  # what -t 0 means elsewhere
 
@@ -85,6 +85,7 @@ def sample(prompts, ckpt_path, length, temperature, top_k, top_p, greedy, seed, 
     _check_choices(greedy, temperature, top_k, top_p, num_samples, until)
     if interactive and prompts:
         raise click.UsageError("-i reads prompts at the terminal: give PROMPTS or -i, not both")
+    refuse_run_directories(prompts, "a prompt", "sample")
     model = load_model(ckpt_path)
     for n, p in enumerate(prompts, 1):
         check_text(p, f"prompt {n}")

@@ -6,6 +6,7 @@ as one line that says how to see the traceback).
 
 import math
 import os
+import shlex
 import sys
 
 import click
@@ -52,6 +53,21 @@ def load_model(path, quiet=False):
     from .. import api
 
     return api.load(path, None if quiet else warn)
+
+
+def refuse_run_directories(arguments, what, command):
+    """A usage error for an argument that names a run directory (a latest.npz or best.npz in it): a
+    checkpoint given without -c, which would otherwise be scored as text or completed as a prompt by the
+    shipped model."""
+    for argument in arguments:
+        try:
+            found = argument != "-" and any(os.path.isfile(os.path.join(argument, name))
+                                             for name in ("latest.npz", "best.npz"))
+        except (OSError, ValueError):  # not a path this system can look up (too long, a NUL in it)
+            found = False
+        if found:
+            raise click.UsageError(f"{argument} is a run directory, not {what}: give it with -c, as in "
+                                   f"charlstm {command} -c {shlex.quote(argument)} ...")
 
 
 def warn(message):
