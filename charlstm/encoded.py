@@ -34,7 +34,7 @@ import sys
 import numpy as np
 
 from .errors import DataError
-from .reading import invalid_byte, open_source
+from .reading import invalid_byte, looks_like_text, open_source
 from .vocab import CHUNK, codepoints
 
 try:
@@ -207,7 +207,8 @@ class Mapped:
                         text = decoder.decode(raw, final=not raw)
                     except UnicodeDecodeError as e:
                         at = offset - (len(e.object) - len(raw)) + e.start  # e.object: bytes held back, then raw
-                        raise invalid_byte(name, self.encoding, e.object[e.start], at, _line_at(path, at)) from None
+                        raise invalid_byte(name, self.encoding, e.object[e.start], at, _line_at(path, at),
+                                           binary=not looks_like_text(path)) from None
                     offset += len(raw)
                     for start in range(0, len(text), CHUNK):
                         yield codepoints(text[start : start + CHUNK])

@@ -47,13 +47,19 @@ def decode(raw, name, encoding="utf-8", errors="strict"):
     except LookupError:
         raise DataError(f"unknown encoding {encoding!r}") from None
     except UnicodeDecodeError as e:
-        raise invalid_byte(name, encoding, raw[e.start], e.start, raw.count(b"\n", 0, e.start) + 1) from None
+        raise invalid_byte(name, encoding, raw[e.start], e.start, raw.count(b"\n", 0, e.start) + 1,
+                           binary=b"\0" in raw[:BINARY_SNIFF]) from None
 
 
-def invalid_byte(name, encoding, byte, offset, line):
-    """The DataError for a byte that is not valid in the encoding, wherever the text was decoded."""
-    return DataError(f"{name}: invalid {encoding} byte 0x{byte:02x} at byte offset {offset} (line {line}); "
-                     f"use --encoding to name the right encoding or --errors replace to substitute U+FFFD")
+def invalid_byte(name, encoding, byte, offset, line, binary=False):
+    """The DataError for a byte that is not valid in the encoding, wherever the text was decoded. binary:
+    the file holds NUL bytes, as a directory's binary files do (skipped there): not text, so --errors
+    replace is not offered, which would train on the file's bytes."""
+    where = f"{name}: invalid {encoding} byte 0x{byte:02x} at byte offset {offset} (line {line})"
+    if binary:
+        return DataError(f"{where}; it holds NUL bytes, so it looks like a binary file, not text (text in UTF-16 "
+                         f"needs --encoding utf-16)")
+    return DataError(f"{where}; use --encoding to name the right encoding or --errors replace to substitute U+FFFD")
 
 
 def expand_sources(sources, say=None):
@@ -66,7 +72,7 @@ def expand_sources(sources, say=None):
             for root, dirs, names in os.walk(source):
                 dirs[:] = sorted(d for d in dirs if not d.startswith("."))
                 found += [os.path.join(root, n) for n in names if not n.startswith(".")]
-            text_files = [p for p in sorted(found) if _looks_like_text(p)]
+            text_files = [p for p in sorted(found) if looks_like_text(p)]
             if not text_files:
                 raise DataError(f"directory {source} holds no text files")
             skipped = sorted(set(found) - set(text_files))
@@ -81,7 +87,8 @@ def expand_sources(sources, say=None):
     return files
 
 
-def _looks_like_text(path):
+def looks_like_text(path):
+    """No NUL byte in the first BINARY_SNIFF bytes (False for a file that cannot be read)."""
     try:
         with open(path, "rb") as fh:
             return b"\0" not in fh.read(BINARY_SNIFF)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from charlstm import checkpoint
-from conftest import CONFIGS, ROOT
+from conftest import CONFIGS, ROOT, run_cli
 
 CLOZE = ROOT / "data" / "rooms-cloze.tsv"
 WRITERS = [("sample", "-n", "5", "--seed", "1", "Mady"), ("eval", "--cloze", "cloze.tsv"),
@@ -231,3 +231,14 @@ def test_a_validation_loss_rising_three_times_in_a_row_is_a_warning_naming_the_b
                         "model is learning the training text by heart (overfitting); best.npz holds step 5, "
                         "validation loss 1.4000 (a smaller model, more dropout or more text would do better)"]
     assert checkpoint.read(tmp_path / "run" / "best.npz")[1]["step"] == 5
+
+
+def test_a_binary_file_given_as_a_corpus_is_called_binary_and_not_offered_errors_replace(tmp_path):
+    """A file with NUL bytes, as a directory's binary files (skipped there): the advice to substitute U+FFFD
+    led to training on an executable's bytes."""
+    binary = tmp_path / "prog.bin"
+    binary.write_bytes(b"\x7fELF\x02\x01\x01\x00\x00\x00\xd0\x9f\xff\x00" * 50)
+    code, out, err = run_cli("train", binary, "--steps", 1, "--out", tmp_path / "run")
+    assert code == 1 and out == "", err
+    assert "prog.bin: invalid utf-8 byte 0xff at byte offset 12" in err and "it holds NUL bytes, so it looks like a binary file" in err
+    assert "--errors replace" not in err and len(err.strip().splitlines()) == 1
