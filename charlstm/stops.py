@@ -27,9 +27,12 @@ class StopRequests:
         self.phase = "training"  # then saving, validating, done (when nothing is left to abort)
         self.aborted = False
 
+    FIRST = "stopping: finishing this step, then saving latest.npz and validating"
+
     def handle(self, signum, frame):
-        if self.signal is None:
+        if self.signal is None:  # said at once: the step, the save and a long validation can take a while
             self.signal = signum
+            self._tell(self.FIRST)
             return
         if signum != signal.SIGINT or self.aborted or self.phase == "done":
             return

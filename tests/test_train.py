@@ -490,6 +490,16 @@ def test_a_third_ctrl_c_aborts_the_save_and_the_run_still_resumes(cli, corpus, t
     assert checkpoint.load(run / "latest.npz").step == 5
 
 
+def test_the_first_signal_says_at_once_that_the_run_is_stopping(tmp_path):
+    """The step, the save and the last validation can take half a minute on a busy machine: the first
+    Ctrl-C or SIGTERM says what is coming (it was silent until the summary); -q keeps it quiet."""
+    for quiet, said in ((False, "stopping: finishing this step, then saving latest.npz and validating\n"), (True, "")):
+        path = tmp_path / f"err{quiet}"
+        with open(path, "w") as stream:
+            StopRequests(stream, quiet=quiet).handle(signal.SIGTERM, None)
+        assert path.read_text() == said
+
+
 @pytest.mark.parametrize("phase", ["training", "saving", "validating"])
 def test_a_second_ctrl_c_says_what_a_third_would_do_and_the_save_completes(phase):
     """Whatever the stop is doing when the second Ctrl-C comes (finishing the step, saving, validating),

@@ -84,8 +84,8 @@ def train(corpus, config_path, out, resume, init_from, steps, time_budget, seed,
     The hidden state is carried from window to window (truncated backpropagation through time).
     Checkpoints go to the run directory: latest.npz every train.save_every steps and at the end,
     best.npz at the lowest validation loss (the validation where a run stops counts too). Ctrl-C
-    saves latest.npz and exits (a second one asks before a third aborts the save); --resume
-    continues bit for bit where the run stopped.
+    finishes the step, saves latest.npz, validates and exits; a second says what a third would
+    abort (the save, or that last validation); --resume continues bit for bit where it stopped.
     """
     import signal
 
