@@ -19,7 +19,8 @@ from .shared import (CHECKPOINT_HELP, ERRORS, ERRORS_HELP, UNKNOWN, UNKNOWN_HELP
 @click.option("--cloze", "cloze_path", metavar="FILE",
               help="Score greedy blank filling on PROMPT<TAB>ANSWER lines: the prompt holds one ___, the "
                    "answer is one word (letters, digits, ' and -: a fill ends at anything else).")
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
+              help="text: lines for a person; json: one JSON object with every figure.")
 @click.option("--verbose", "-v", is_flag=True,
               help="With --cloze: list every line's answer and the model's fill (a table with a header line; with "
                    "--format json, an \"items\" list in the JSON object).")

@@ -13,8 +13,10 @@ from .shared import COLOUR, use_colour
               help="Horizontal axis: optimizer steps or seconds of training.")
 @click.option("--png", "png_path", metavar="FILE",
               help="Write a PNG instead (needs matplotlib: pip install matplotlib).")
-@click.option("--width", default=72, show_default=True, type=click.IntRange(min=20))
-@click.option("--height", default=16, show_default=True, type=click.IntRange(min=4))
+@click.option("--width", default=72, show_default=True, type=click.IntRange(min=20),
+              help="Characters across the terminal plot (not --png).")
+@click.option("--height", default=16, show_default=True, type=click.IntRange(min=4),
+              help="Lines of the terminal plot (not --png).")
 @click.option("--color", "color", type=COLOUR, default="auto", show_default=True)
 def plot(run_dir, x_axis, png_path, width, height, color):
     """Draw a run's training and validation loss (and cloze accuracy) from its metrics.jsonl."""

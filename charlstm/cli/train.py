@@ -63,7 +63,7 @@ def _preset_help():
 @click.option("--seed", type=click.IntRange(min=0), help="Random seed (train.seed).")
 @click.option("--val", "val_path", metavar="FILE", help="Validate on FILE instead of the end of the corpus.")
 @click.option("--encoding", help="Text encoding of the corpus (data.encoding) [default: utf-8].")
-@click.option("--errors", type=click.Choice(["strict", "replace"]), help="Invalid bytes: stop, or replace by U+FFFD.")
+@click.option("--errors", type=click.Choice(["strict", "replace"]), help="Invalid bytes: stop, or replace by U+FFFD (data.errors) [default: strict].")
 @click.option("--set", "overrides", multiple=True, metavar="SECTION.KEY=VALUE",
               help="Override any config key, e.g. --set optim.lr=3e-3 (repeatable; applied last).")
 @click.option("--force", is_flag=True, help="Start over in an --out that already holds a run, deleting it.")
