@@ -91,6 +91,8 @@ def resume_config(run_dir, overrides, say=None):
     if pathlib.Path(run_dir).is_file():  # a checkpoint or a corpus given for the run directory
         raise ConfigError(f"--resume takes a run's directory, and {run_dir} is a file"
                           + (f" (its run: {pathlib.Path(run_dir).parent})" if str(run_dir).endswith(".npz") else ""))
+    if not pathlib.Path(run_dir).exists():
+        raise ConfigError(f"--resume: no run directory {run_dir}")
     latest = checkpoint.load(pathlib.Path(run_dir) / "latest.npz")
     saved = latest.config
     cfg = copy.deepcopy(saved)

@@ -36,7 +36,8 @@ def read_metrics(run_dir):
         except ValueError:
             if n == len(lines):  # being written right now, or cut short by a crash
                 break
-            raise DataError(f"{path} line {n} is not JSON") from None
+            raise DataError(f"{path} line {n} is not JSON" + ("" if path.name == "metrics.jsonl" else
+                            "; plot takes a run directory, its metrics.jsonl or a checkpoint")) from None
     return records
 
 

@@ -79,6 +79,8 @@ def test_a_resumed_run_says_where_it_resumes_and_a_file_is_not_a_run(cli, corpus
     for given, said in [(run / "best.npz", f"{run / 'best.npz'} is a file (its run: {run})"), (corpus, f"{corpus} is a file")]:
         code, _, err = cli("train", "--resume", given)
         assert code == 1 and err == f"error: --resume takes a run's directory, and {said}\n", err
+    code, _, err = cli("train", "--resume", tmp_path / "typo")  # it said: no checkpoint at typo/latest.npz
+    assert code == 1 and err == f"error: --resume: no run directory {tmp_path / 'typo'}\n", err
 
 
 def test_greedy_refuses_several_samples_and_notes_the_knobs_it_ignores(cli):

@@ -306,3 +306,11 @@ def test_top_adds_units_below_the_surprisal_unless_show_replaces_it(four_run):
     code, out, err = run_cli("inspect", "-c", four_run, TEXT, "--top", 3, "--show", "forget", "--width", 80)
     headers = [line for line in out.splitlines() if "scale:" in line]
     assert len(headers) == 4 and "forget gate" in headers[0] and "surprisal" not in out
+
+
+def test_plot_of_a_text_file_says_what_plot_takes(tmp_path):
+    """`charlstm plot small.txt` said only "small.txt line 1 is not JSON"."""
+    text = tmp_path / "small.txt"
+    text.write_text("the cat sat on the mat.\nthe dog lay on the rug.\n")
+    with pytest.raises(Exception, match="small.txt line 1 is not JSON; plot takes a run directory, its metrics.jsonl"):
+        plot.read_metrics(text)
