@@ -75,7 +75,7 @@ def _preset_help():
 @click.option("--dry-run", is_flag=True,
               help="Print the configuration (each value with its origin), the corpus and model sizes and the "
                    "time per 1,000 steps (a few steps timed), and exit; nothing is written.")
-@click.option("--quiet", "-q", is_flag=True, help="No progress bar or messages; errors only.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar or messages: errors only, and where a run stopped by Ctrl-C saved.")
 def train(corpus, config_path, out, resume, init_from, steps, time_budget, seed, val_path, encoding, errors, overrides,
           force, engine, device, dry_run, quiet):
     """Train a model on CORPUS: text files, directories of text files, or - for stdin.
