@@ -63,7 +63,8 @@ def _preset_help():
 @click.option("--seed", type=click.IntRange(min=0), help="Random seed (train.seed).")
 @click.option("--val", "val_path", metavar="FILE", help="Validate on FILE instead of the end of the corpus.")
 @click.option("--encoding", help="Text encoding of the corpus (data.encoding) [default: utf-8].")
-@click.option("--errors", type=click.Choice(["strict", "replace"]), help="Invalid bytes: stop, or replace by U+FFFD (data.errors) [default: strict].")
+@click.option("--errors", type=click.Choice(["strict", "replace"]),
+              help="Invalid bytes: stop, or replace by U+FFFD (data.errors) [default: strict].")
 @click.option("--set", "overrides", multiple=True, metavar="SECTION.KEY=VALUE",
               help="Override any config key, e.g. --set optim.lr=3e-3 (repeatable; applied last).")
 @click.option("--force", is_flag=True, help="Start over in an --out that already holds a run, deleting it.")
@@ -75,7 +76,8 @@ def _preset_help():
 @click.option("--dry-run", is_flag=True,
               help="Print the configuration (each value with its origin), the corpus and model sizes and the "
                    "time per 1,000 steps (a few steps timed), and exit; nothing is written.")
-@click.option("--quiet", "-q", is_flag=True, help="No progress bar or messages: errors only, and where a run stopped by Ctrl-C saved.")
+@click.option("--quiet", "-q", is_flag=True,
+              help="No progress bar or messages: errors only, and where a run stopped by Ctrl-C saved.")
 def train(corpus, config_path, out, resume, init_from, steps, time_budget, seed, val_path, encoding, errors, overrides,
           force, engine, device, dry_run, quiet):
     """Train a model on CORPUS: text files, directories of text files, or - for stdin.
