@@ -251,3 +251,10 @@ def test_a_run_directory_given_without_c_is_refused_with_the_fix(four_run, tmp_p
         assert f"{four_run} is a run directory, not {what}: give it with -c, as in charlstm {command} -c" in err
     code, out, err = run_cli("eval", "-c", four_run, tmp_path)  # a directory of texts, no run: scored
     assert code == 0 and "is a run directory" not in err, err
+
+
+def test_verbose_without_cloze_is_refused(four_run, tmp_path):
+    text = tmp_path / "t.txt"
+    text.write_text("the cat sat on the mat.\n")
+    code, out, err = run_cli("eval", "-c", four_run, "-v", text)
+    assert code == 2 and out == "" and "--verbose lists the --cloze lines one by one: give --cloze FILE" in err, err

@@ -45,6 +45,8 @@ def eval_(files, ckpt_path, cloze_path, fmt, verbose, unknown, encoding, errors,
     from .. import evaluate
 
     refuse_run_directories(files, "a text to score", "eval")
+    if verbose and not cloze_path:  # it lists the cloze lines; without them it was silently ignored
+        raise click.UsageError("--verbose lists the --cloze lines one by one: give --cloze FILE")
     model = load_model(ckpt_path, quiet)
     if not files and not cloze_path:
         if sys.stdin.isatty():
