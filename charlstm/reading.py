@@ -48,7 +48,7 @@ def decode(raw, name, encoding="utf-8", errors="strict"):
         raise DataError(f"unknown encoding {encoding!r}") from None
     except UnicodeDecodeError as e:
         raise invalid_byte(name, encoding, raw[e.start], e.start, raw.count(b"\n", 0, e.start) + 1,
-                           binary=b"\0" in raw[:BINARY_SNIFF]) from None
+                           binary=holds_nul(raw)) from None
 
 
 def invalid_byte(name, encoding, byte, offset, line, binary=False):
@@ -87,11 +87,16 @@ def expand_sources(sources, say=None):
     return files
 
 
+def holds_nul(head):
+    """Whether the first BINARY_SNIFF bytes hold a NUL: a binary file (or UTF-16 or UTF-32 text)."""
+    return b"\0" in head[:BINARY_SNIFF]
+
+
 def looks_like_text(path):
     """No NUL byte in the first BINARY_SNIFF bytes (False for a file that cannot be read)."""
     try:
         with open(path, "rb") as fh:
-            return b"\0" not in fh.read(BINARY_SNIFF)
+            return not holds_nul(fh.read(BINARY_SNIFF))
     except OSError:
         return False
 

@@ -165,13 +165,19 @@ def remove_stale_temporaries(directory):
             pass
 
 
+def holds_run(path):
+    """Whether path is a run directory: a latest.npz or best.npz in it."""
+    path = pathlib.Path(path)
+    return (path / "latest.npz").is_file() or (path / "best.npz").is_file()
+
+
 def default_run_dir(sources, root="runs", name=None):
     """runs/<name>, by default the first corpus file's name, numbered -2, -3 ... if that holds a run."""
     first = sources[0] if sources else "stdin"
     name = name or ("stdin" if first == "-" else pathlib.Path(first).stem or "run")
     base = pathlib.Path(root) / name
     candidate, n = base, 1
-    while (candidate / "latest.npz").exists() or (candidate / "best.npz").exists():
+    while holds_run(candidate):
         n += 1
         candidate = base.with_name(f"{name}-{n}")
     return candidate

@@ -60,9 +60,10 @@ def refuse_run_directories(arguments, what, command):
     checkpoint given without -c, which would otherwise be scored as text or completed as a prompt by the
     shipped model."""
     for argument in arguments:
+        from ..rundir import holds_run
+
         try:
-            found = argument != "-" and any(os.path.isfile(os.path.join(argument, name))
-                                             for name in ("latest.npz", "best.npz"))
+            found = argument != "-" and holds_run(argument)
         except (OSError, ValueError):  # not a path this system can look up (too long, a NUL in it)
             found = False
         if found:
